@@ -1,0 +1,1 @@
+"""Example programs for raylite; each runs unchanged on real Ray (``--backend ray``)."""
