@@ -11,7 +11,8 @@
 Module map: ``tensor`` (the Tensor class), ``function`` + ``ops/`` (primitives with
 forward and backward side by side), ``autograd`` (grad mode and the backward engine),
 ``functional`` (composites: softmax, losses, conv2d, ...), ``creation`` (zeros, randn,
-...), ``graph`` (text tree and DOT export), ``backend`` (numpy/cupy), ``nn``, ``optim``.
+...), ``graph`` (text tree and DOT export), ``backend`` (numpy/cupy), ``gradcheck``
+(finite differences), ``nn``, ``optim``.
 """
 
 import numpy as _np
@@ -47,6 +48,7 @@ from raylite.tensor.functional import (
     stack,
     where,
 )
+from raylite.tensor.gradcheck import gradcheck
 from raylite.tensor.graph import format_graph, to_dot
 from raylite.tensor.tensor import Tensor
 
@@ -79,6 +81,7 @@ __all__ = [
     "from_numpy",
     "full",
     "generator",
+    "gradcheck",
     "int32",
     "int64",
     "is_grad_enabled",

@@ -13,6 +13,7 @@ Build an MLP policy for evolution strategies::
 from raylite.tensor import functional
 from raylite.tensor.functional import cross_entropy, mse_loss
 from raylite.tensor.nn import init
+from raylite.tensor.nn.conv import Conv2d, MaxPool2d
 from raylite.tensor.nn.layers import (
     CrossEntropyLoss,
     Embedding,
@@ -28,17 +29,22 @@ from raylite.tensor.nn.layers import (
     Tanh,
 )
 from raylite.tensor.nn.module import Module, Parameter
+from raylite.tensor.nn.recurrent import LSTM, RNN
 
 __all__ = [
+    "Conv2d",
     "CrossEntropyLoss",
     "Embedding",
     "Flatten",
     "Identity",
+    "LSTM",
     "Linear",
     "LogSoftmax",
     "MSELoss",
+    "MaxPool2d",
     "Module",
     "Parameter",
+    "RNN",
     "ReLU",
     "Sequential",
     "Sigmoid",

@@ -32,10 +32,12 @@ class MatMul(Function):
         # undo the promotion on the way out.
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
-        if a.ndim == 1:
-            g = g[..., None, :]
+        # The output lost b's column axis (last) and/or a's row axis (second to last):
+        # restore the last one first so the row axis lands in the right place.
         if b.ndim == 1:
             g = g[..., None]
+        if a.ndim == 1:
+            g = g[..., None, :]
         ga = gb = None
         if self.needs[0]:
             ga = unbroadcast(g @ _swap(b2), a2.shape)
