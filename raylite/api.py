@@ -1,0 +1,239 @@
+"""The public API: init/shutdown/remote/get/put/wait/cancel/kill/get_actor/...
+
+Mirrors Ray's names, signatures, defaults and exceptions so that
+``import raylite as ray`` runs ordinary Ray scripts.
+"""
+from __future__ import annotations
+
+import atexit
+import inspect
+import os
+import threading
+
+from raylite import exceptions as exc
+from raylite.core import global_state
+from raylite.core.object_ref import ObjectRef
+from raylite.runtime_context import get_runtime_context  # noqa: F401 (re-exported)
+
+_lock = threading.RLock()
+_cluster = None
+
+
+def is_initialized() -> bool:
+    return _cluster is not None
+
+
+def init(address: str | None = None, *, num_cpus: int | None = None, num_gpus: int | None = None,
+         resources: dict | None = None, object_store_memory: int | None = None,
+         namespace: str | None = None, runtime_env: dict | None = None,
+         ignore_reinit_error: bool = False, include_dashboard=None, dashboard_host=None,
+         dashboard_port=None, logging_level=None, log_to_driver: bool = True,
+         configure_logging: bool = True, _system_config: dict | None = None,
+         _temp_dir: str | None = None, _token: str | None = None, _node_ip_address: str | None = None):
+    """Start a local cluster (no address) or connect to a running one.
+
+    ``address`` is None/"local" (start an embedded Redis GCS, node scheduler and
+    workers on 127.0.0.1), "auto" (the cluster `raylite start` left running here) or
+    "host:port" of a cluster's GCS. Raises RuntimeError when already initialized
+    (unless ignore_reinit_error), ValueError for resources given while connecting,
+    ConnectionError when the cluster cannot be reached.
+    """
+    global _cluster
+    from raylite.cluster import connect_cluster, start_embedded_cluster
+    with _lock:
+        if _cluster is not None:
+            if ignore_reinit_error:
+                return _cluster.context()
+            raise RuntimeError("Maybe you called ray.init twice by accident? This error can be "
+                               "suppressed by passing in 'ignore_reinit_error=True' or by calling "
+                               "'ray.shutdown()' prior to 'ray.init()'.")
+        address = address or os.environ.get("RAYLITE_ADDRESS") or os.environ.get("RAY_ADDRESS")
+        if resources is not None:
+            from raylite.options import validate
+            validate({"resources": resources}, "task")
+        if address in (None, "", "local"):
+            _cluster = start_embedded_cluster(
+                num_cpus=num_cpus, num_gpus=num_gpus, resources=resources,
+                object_store_memory=object_store_memory, namespace=namespace,
+                log_to_driver=log_to_driver, host=_node_ip_address or "127.0.0.1")
+        else:
+            if num_cpus is not None or num_gpus is not None or resources or object_store_memory:
+                raise ValueError("When connecting to an existing cluster, num_cpus, num_gpus, "
+                                 "resources and object_store_memory must not be provided.")
+            _cluster = connect_cluster(address, namespace=namespace, log_to_driver=log_to_driver,
+                                       token=_token)
+        atexit.register(shutdown)
+        return _cluster.context()
+
+
+def shutdown(_exiting_interpreter: bool = False) -> None:
+    """Disconnect; stop every process the embedded cluster started. Never raises."""
+    global _cluster
+    with _lock:
+        cluster, _cluster = _cluster, None
+    if cluster is not None:
+        cluster.shutdown()
+
+
+def _worker():
+    return global_state.get_worker()
+
+
+def remote(*args, **kwargs):
+    """Decorate a function (task) or class (actor), bare or with options.
+
+    Raises ValueError/TypeError for unknown or invalid options, TypeError for misuse.
+    """
+    from raylite.remote_function import RemoteFunction
+
+    def make(target, options):
+        if inspect.isclass(target):
+            from raylite.actor import ActorClass
+            return ActorClass(target, options)
+        if callable(target):
+            return RemoteFunction(target, options)
+        raise TypeError("The @ray.remote decorator must be applied to either a function or a class.")
+
+    if len(args) == 1 and not kwargs and callable(args[0]):
+        return make(args[0], {})
+    if args:
+        raise TypeError("The @ray.remote decorator must be applied either with no arguments and no "
+                        "parentheses, for example '@ray.remote', or it must be applied using some "
+                        "of the arguments in the list ['num_returns', 'num_cpus', 'num_gpus', "
+                        "'resources', 'max_retries', ...], for example '@ray.remote(num_returns=2)'.")
+    return lambda target: make(target, kwargs)
+
+
+def method(*, num_returns: int | None = None, concurrency_group=None, max_task_retries=None,
+           retry_exceptions=None, **kwargs):
+    """Annotate an actor method with options (``@ray.method(num_returns=2)``)."""
+    options = {k: v for k, v in dict(num_returns=num_returns, concurrency_group=concurrency_group,
+                                     max_task_retries=max_task_retries,
+                                     retry_exceptions=retry_exceptions, **kwargs).items()
+               if v is not None}
+    from raylite.options import validate
+    validate(options, "method")
+
+    def annotate(fn):
+        fn.__raylite_method_options__ = options
+        return fn
+    return annotate
+
+
+def put(value, *, _owner=None) -> ObjectRef:
+    """Store ``value`` in the object store; returns its ObjectRef.
+
+    Raises TypeError when the value cannot be serialized (or is an ObjectRef) and
+    ObjectStoreFullError when the store cannot make room.
+    """
+    return _worker().put(value)
+
+
+def get(object_refs, *, timeout: float | None = None):
+    """The value(s) of an ObjectRef or a list of them.
+
+    Raises GetTimeoutError after ``timeout`` seconds, the task's error (an instance
+    of RayTaskError and of the user's exception type), WorkerCrashedError,
+    TaskCancelledError, RayActorError or ObjectLostError.
+    """
+    if timeout is not None and timeout < 0:
+        raise ValueError("'timeout' must be a non-negative number or None")
+    worker = _worker()
+    if isinstance(object_refs, ObjectRef):
+        return worker.get([object_refs], timeout)[0]
+    if isinstance(object_refs, (list, tuple)):
+        return worker.get(list(object_refs), timeout)
+    raise ValueError("'object_refs' must either be an ObjectRef or a list of ObjectRefs.")
+
+
+def wait(object_refs, *, num_returns: int = 1, timeout: float | None = None,
+         fetch_local: bool = True):
+    """Split refs into (ready, not_ready), each in input order, once ``num_returns``
+    are ready or ``timeout`` passes. Raises TypeError/ValueError for bad arguments."""
+    if isinstance(object_refs, ObjectRef):
+        raise TypeError("wait() expected a list of ray.ObjectRef, got a single ray.ObjectRef")
+    if not isinstance(object_refs, (list, tuple)):
+        raise TypeError(f"wait() expected a list of ray.ObjectRef, got {type(object_refs)}")
+    object_refs = list(object_refs)
+    for ref in object_refs:
+        if not isinstance(ref, ObjectRef):
+            raise TypeError(f"wait() expected a list of ray.ObjectRef, got list containing {type(ref)}")
+    if timeout is not None and timeout < 0:
+        raise ValueError(f"The 'timeout' argument must be nonnegative. Received {timeout}")
+    if len(set(object_refs)) != len(object_refs):
+        raise ValueError("Wait requires a list of unique object refs.")
+    if num_returns <= 0:
+        raise ValueError("Invalid number of objects to return %d." % num_returns)
+    if num_returns > len(object_refs):
+        raise ValueError("num_returns cannot be greater than the number of objects provided to ray.wait.")
+    if not object_refs:
+        return [], []
+    return _worker().wait(object_refs, num_returns, timeout, fetch_local)
+
+
+def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
+    """Cancel the task that produces ``object_ref``.
+
+    A queued task never runs; a running one gets KeyboardInterrupt (``force=True``
+    kills its worker). ``get`` then raises TaskCancelledError (WorkerCrashedError when
+    forced). Raises TypeError when given something other than an ObjectRef.
+    """
+    if not isinstance(object_ref, ObjectRef):
+        raise TypeError(f"ray.cancel() only supported for object refs. Got: {type(object_ref)}.")
+    worker = _worker()
+    actor_cancel = getattr(worker, "cancel_actor_task", None)
+    if actor_cancel is not None and actor_cancel(object_ref, force):
+        return
+    worker.cancel(object_ref, force)
+
+
+def kill(actor, *, no_restart: bool = True) -> None:
+    """Forcefully stop an actor; its pending and later calls raise RayActorError.
+
+    Raises ValueError when given something other than an actor handle.
+    """
+    from raylite.actor import ActorHandle
+    if not isinstance(actor, ActorHandle):
+        raise ValueError(f"ray.kill() only supported for actors. For tasks, try ray.cancel(). "
+                         f"Got: {type(actor)}.")
+    actor._kill(no_restart)
+
+
+def get_actor(name: str, namespace: str | None = None):
+    """The handle of a named actor. Raises ValueError when no live actor has that name."""
+    from raylite.actor import get_actor as _get_actor
+    return _get_actor(name, namespace)
+
+
+def cluster_resources() -> dict:
+    """Total resources of the alive nodes."""
+    return _cluster_or_raise().resources(available=False)
+
+
+def available_resources() -> dict:
+    """Resources not currently in use on the alive nodes."""
+    return _cluster_or_raise().resources(available=True)
+
+
+def nodes() -> list[dict]:
+    """One dict per node: NodeID, Alive, NodeManagerAddress, Resources, ..."""
+    return _cluster_or_raise().node_list()
+
+
+def get_gpu_ids() -> list:
+    """GPU ids assigned to the calling worker (empty on the driver)."""
+    return list(getattr(_worker(), "gpu_ids", []))
+
+
+def timeline(filename: str | None = None):
+    """Not recorded by raylite yet: returns an empty trace."""
+    if filename:
+        with open(filename, "w") as f:
+            f.write("[]")
+    return []
+
+
+def _cluster_or_raise():
+    if _cluster is None:
+        raise exc.RaySystemError("raylite is not initialized: call raylite.init() first")
+    return _cluster

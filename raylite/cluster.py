@@ -1,0 +1,300 @@
+"""Bringing a driver up: start the embedded cluster or join a running one, and tear
+it down again. Used by ``raylite.init``/``shutdown``."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import time
+import uuid
+
+from raylite.core import global_state
+from raylite.session import CURRENT_CLUSTER_FILE, new_session, session_from_root
+
+
+def detect_gpus() -> int:
+    """Count NVIDIA GPUs visible to this process without importing CUDA libraries."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+    try:
+        return len(os.listdir("/proc/driver/nvidia/gpus"))
+    except OSError:
+        return 0
+
+
+class ClusterHandle:
+    """What a driver holds while initialized."""
+
+    def __init__(self, *, worker, gcs, session, embedded: bool, procs=(), log_printer=None,
+                 watch_task=None, gcs_address: str = ""):
+        self.worker = worker
+        self.gcs = gcs
+        self.session = session
+        self.embedded = embedded
+        self.procs = list(procs)
+        self.log_printer = log_printer
+        self.watch_task = watch_task
+        self.gcs_address = gcs_address
+
+    def context(self) -> "RayContext":
+        return RayContext(self)
+
+    def node_list(self) -> list[dict]:
+        out = []
+        for node_id, info in self.gcs.nodes().items():
+            alive = info.get("alive", True) and time.time() - info.get("last_heartbeat", 0) < 30
+            out.append({"NodeID": node_id, "Alive": alive, "alive": alive,
+                        "NodeManagerAddress": info.get("host"),
+                        "NodeManagerPort": int(info.get("address", ":0").rsplit(":", 1)[1]),
+                        "NodeName": info.get("host"), "Resources": dict(info.get("resources", {})),
+                        "ObjectStoreSocketName": info.get("store_dir"),
+                        "IsHead": bool(info.get("is_head"))})
+        return out
+
+    def resources(self, available: bool) -> dict:
+        from raylite.protocol import common_pb2
+        totals: dict = {}
+        nodes = self.gcs.nodes()
+        for node_id, info in nodes.items():
+            if not info.get("alive", True) or time.time() - info.get("last_heartbeat", 0) > 30:
+                continue
+            if available:
+                if node_id == self.worker.node_id:
+                    live = self.worker.scheduler.GetNodeInfo(common_pb2.Empty())
+                    amounts = dict(live.available)
+                    store_free = live.store_capacity - live.store_used
+                else:
+                    amounts = dict(info.get("available", info.get("resources", {})))
+                    store_free = info.get("store_capacity", 0)
+            else:
+                amounts = dict(info.get("resources", {}))
+                store_free = info.get("store_capacity", 0)
+            amounts["object_store_memory"] = float(store_free)
+            amounts[f"node:{info.get('host')}"] = 1.0
+            for key, value in amounts.items():
+                totals[key] = totals.get(key, 0.0) + float(value)
+        if available:
+            totals = {k: v for k, v in totals.items() if v > 1e-9}
+        return totals
+
+    def shutdown(self) -> None:
+        from raylite.protocol import node_pb2
+        if self.log_printer is not None:
+            time.sleep(0.02)  # let the last worker lines arrive
+            self.log_printer.stop()
+        worker = self.worker
+        if self.embedded:
+            try:
+                worker.scheduler.Shutdown(node_pb2.ShutdownRequest(), timeout=2)
+            except Exception:
+                pass
+        worker.shutdown()
+        global_state.set_worker(None)
+        for proc in self.procs:
+            _stop(proc)
+        self.gcs.close()
+        if self.embedded:
+            _remove_session_files(self.session)
+
+
+class RayContext(dict):
+    """What ``init`` returns (dict-like, as in Ray)."""
+
+    def __init__(self, cluster: ClusterHandle):
+        super().__init__(address=cluster.gcs_address, node_id=cluster.worker.node_id,
+                         session_dir=cluster.session.root)
+        self.address_info = dict(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        from raylite.api import shutdown
+        shutdown()
+
+    def disconnect(self):
+        from raylite.api import shutdown
+        shutdown()
+
+
+def _stop(proc: subprocess.Popen, grace: float = 3.0) -> None:
+    if proc.poll() is None:
+        try:
+            proc.terminate()
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=2)
+        except ProcessLookupError:
+            pass
+
+
+def _remove_session_files(session) -> None:
+    import shutil
+    for path in (session.sockets, session.spill, session.redis_dir):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _log_tail(session, name: str) -> str:
+    try:
+        with open(os.path.join(session.logs, name), "rb") as f:
+            return f.read()[-2000:].decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def start_embedded_cluster(*, num_cpus, num_gpus, resources, object_store_memory, namespace,
+                           log_to_driver: bool, host: str) -> ClusterHandle:
+    """Start redis + one node scheduler + workers on this machine and connect to them.
+
+    Raises RuntimeError (with the log tail) when a component fails to start.
+    """
+    from raylite.gcs.redis_server import start_redis
+    from raylite.scheduler.launch import start_scheduler
+
+    session = new_session()
+    token = secrets.token_hex(16)
+    password = secrets.token_hex(16)
+    node_id = uuid.uuid4().hex
+    total = {"CPU": float(num_cpus if num_cpus is not None else (os.cpu_count() or 1)),
+             "GPU": float(num_gpus if num_gpus is not None else detect_gpus())}
+    total.update({k: float(v) for k, v in (resources or {}).items()})
+    total = {k: v for k, v in total.items() if v}
+    # Both processes boot in parallel with this driver's own imports below.
+    redis_proc, port, redis_sock = start_redis(session.redis_dir, password, host)
+    gcs_address = f"{host}:{port}"
+    sched = start_scheduler(session=session, node_id=node_id, token=token, gcs_address=gcs_address,
+                            redis_password=password, gcs_socket=redis_sock, host=host,
+                            resources=total, object_store_memory=int(object_store_memory or 0),
+                            embedded_driver_pid=os.getpid(), redis_pid=redis_proc.pid)
+    import raylite.core.core_worker  # noqa: F401  (the slow import, overlapped with the boot)
+    from raylite.gcs.client import GcsClient
+    try:
+        gcs = GcsClient(gcs_address, password, unix_socket=redis_sock)
+    except Exception as err:
+        _stop(sched)
+        _stop(redis_proc)
+        raise RuntimeError(f"redis-server did not start: {err}\n"
+                           f"{_log_tail(session, '../redis/redis.log')}") from err
+    try:
+        handle = _attach_driver(session=session, node_id=node_id, token=token, gcs=gcs,
+                                host=host, namespace=namespace, log_to_driver=log_to_driver,
+                                embedded=True, procs=[sched, redis_proc], gcs_address=gcs_address,
+                                watch_proc=sched)
+    except Exception:
+        _stop(sched)
+        _stop(redis_proc)
+        gcs.close()
+        raise
+    return handle
+
+
+def _attach_driver(*, session, node_id, token, gcs, host, namespace, log_to_driver, embedded,
+                   procs, gcs_address, watch_proc=None, scheduler_target=None, store_dir=None):
+    from raylite.core.core_worker import DRIVER, CoreWorker
+    from raylite.core.log_forward import DriverLogPrinter
+    from raylite.protocol import node_pb2
+
+    scheduler_target = scheduler_target or "unix:" + session.scheduler_socket(node_id)
+    job_id = os.urandom(4)
+    worker = CoreWorker(DRIVER, node_id=node_id, session=session, token=token, gcs=gcs,
+                        scheduler_target=scheduler_target, job_id=job_id,
+                        store_dir=store_dir or session.shm_dir(node_id), host=host,
+                        namespace=namespace or uuid.uuid4().hex)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            reply = worker.scheduler.RegisterWorker(
+                node_pb2.WorkerInfo(address=worker.address, is_driver=True, job_id=job_id),
+                wait_for_ready=True, timeout=0.5)
+            break
+        except Exception as err:
+            if watch_proc is not None and watch_proc.poll() is not None or time.monotonic() > deadline:
+                worker.shutdown()
+                raise RuntimeError(f"the node scheduler did not start: {err}\n"
+                                   f"{_log_tail(session, f'scheduler-{node_id[:8]}.log')}") from err
+    worker.io.store_dir = reply.store_dir
+    global_state.set_worker(worker)
+    watch = worker.run_sync(_open_watch(worker))
+    gcs.register_job(job_id.hex(), {"driver_pid": os.getpid(), "start": time.time(),
+                                    "namespace": worker.namespace})
+    printer = DriverLogPrinter(gcs, job_id.hex()) if log_to_driver else None
+    return ClusterHandle(worker=worker, gcs=gcs, session=session, embedded=embedded, procs=procs,
+                         log_printer=printer, watch_task=watch, gcs_address=gcs_address)
+
+
+async def _open_watch(worker):
+    import asyncio
+
+    from raylite.protocol import node_pb2
+    call = worker.scheduler_aio.WatchDriver(node_pb2.WorkerInfo(address=worker.address, is_driver=True))
+
+    async def hold():
+        try:
+            async for _ in call:
+                pass
+        except Exception:
+            pass
+    return asyncio.get_running_loop().create_task(hold())
+
+
+def read_current_cluster() -> dict:
+    """What `raylite start --head` recorded for drivers on this machine.
+
+    Raises ConnectionError when no cluster was started here.
+    """
+    try:
+        with open(CURRENT_CLUSTER_FILE) as f:
+            return json.load(f)
+    except (OSError, ValueError) as err:
+        raise ConnectionError("Could not find any running raylite instance. Start one with "
+                              "`raylite start --head`, or call raylite.init() with no address "
+                              "to start a local cluster.") from err
+
+
+def connect_cluster(address: str, *, namespace, log_to_driver: bool, token: str | None) -> ClusterHandle:
+    """Join a running cluster as a driver. Raises ConnectionError when it is unreachable."""
+    import socket
+
+    from raylite.gcs.client import GcsClient
+    info = {}
+    if address == "auto":
+        info = read_current_cluster()
+        address = info["gcs_address"]
+    else:
+        try:
+            local = read_current_cluster()
+            if local.get("gcs_address") == address:
+                info = local
+        except ConnectionError:
+            pass
+    token = token or os.environ.get("RAYLITE_TOKEN") or info.get("token")
+    password = os.environ.get("RAYLITE_GCS_PASSWORD") or info.get("password") or token
+    if not token:
+        raise ConnectionError(f"no cluster token for {address}: set RAYLITE_TOKEN or pass _token=")
+    gcs = GcsClient(address, password)
+    nodes = gcs.nodes()
+    me = socket.gethostname()
+    chosen = None
+    for node_id, node in nodes.items():
+        if not node.get("alive", True) or time.time() - node.get("last_heartbeat", 0) > 10:
+            continue
+        uds = node.get("uds", "")
+        if uds and os.path.exists(uds[len("unix:"):]):
+            chosen = (node_id, node, uds)
+            break
+        if chosen is None or node.get("host") == me:
+            chosen = (node_id, node, node["address"])
+    if chosen is None:
+        gcs.close()
+        raise ConnectionError(f"the cluster at {address} has no alive node")
+    node_id, node, target = chosen
+    session = session_from_root(node["session"]) if os.path.isdir(node.get("session", "")) \
+        else new_session()
+    return _attach_driver(session=session, node_id=node_id, token=token, gcs=gcs,
+                          host=node.get("host", "127.0.0.1"), namespace=namespace,
+                          log_to_driver=log_to_driver, embedded=False, procs=[],
+                          gcs_address=address, scheduler_target=target,
+                          store_dir=node.get("store_dir"))

@@ -1,0 +1,1 @@
+"""The core worker that lives in every driver and worker process."""

@@ -1,0 +1,513 @@
+"""The core worker: present in every driver and worker process.
+
+It owns the objects its process creates (an in-process table of values), submits
+tasks, fetches borrowed values from their owners, and serves its peers over gRPC
+(tasks pushed by lease holders, object requests from borrowers). Network work runs
+on one asyncio loop in a background thread; user code calls in from its own thread.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import sys
+import threading
+import uuid
+
+import grpc
+
+from raylite import exceptions as exc
+from raylite.core.executor import ArgPlaceholder, Executor
+from raylite.core.function_manager import FunctionManager
+from raylite.core.memory_store import MemoryStore
+from raylite.core.object_io import ObjectIO
+from raylite.core.object_ref import ObjectRef
+from raylite.core.reference_counter import ReferenceCounter
+from raylite.core.submitter import TaskEntry, TaskSubmitter
+from raylite.ids import object_id_for, random_id, return_ids
+from raylite.protocol import common_pb2, node_pb2, node_pb2_grpc, objects_pb2_grpc, worker_pb2, \
+    worker_pb2_grpc
+from raylite.protocol.channels import AuthedStub, aio_channel, bind, make_server, pick_target, \
+    sync_channel
+from raylite.serialization import dumps_exception, serialize
+
+DRIVER = "driver"
+WORKER = "worker"
+_RAYLITE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
+
+    def __init__(self, mode: str, *, node_id: str, session, token: str, gcs, scheduler_target: str,
+                 job_id: bytes, store_dir: str, host: str = "127.0.0.1", worker_id: str | None = None,
+                 namespace: str = ""):
+        self.mode = mode
+        self.node_id = node_id
+        self.session = session
+        self.token = token
+        self.gcs = gcs
+        self.job_id = job_id
+        self.namespace = namespace
+        self.host = host
+        self.worker_id = worker_id or uuid.uuid4().hex
+        self.shutting_down = False
+        self.memory = MemoryStore()
+        self.refs = ReferenceCounter(self._free_object)
+        self.functions = FunctionManager(gcs)
+        self._put_prefix = random_id()
+        self._put_counter = itertools.count(1)
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._fetching: set[bytes] = set()
+        self._to_delete: list[bytes] = []
+        self._owner_cache: dict[bytes, common_pb2.Address] = {}
+        self._infeasible_warned: set = set()
+        self.task_context = threading.local()
+        self.current_spec = None
+        self.executor = Executor(self) if mode == WORKER else None
+
+        self.loop = asyncio.new_event_loop()
+        self._loop_thread = threading.Thread(target=self._run_loop, daemon=True, name="raylite-io")
+        self._loop_thread.start()
+        self._scheduler_sync = sync_channel(scheduler_target)
+        self.scheduler = AuthedStub(node_pb2_grpc.NodeSchedulerStub(self._scheduler_sync), token)
+        self.store_stub = AuthedStub(objects_pb2_grpc.ObjectStoreStub(self._scheduler_sync), token)
+        self.io = ObjectIO(node_id, store_dir, self.store_stub)
+        self.address = self.run_sync(self._start(scheduler_target))
+        self.address_bytes = self.address.SerializeToString()
+        self.submitter = TaskSubmitter(self)
+
+    # ---- event loop -----------------------------------------------------------------
+    def _run_loop(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def run_sync(self, coro, timeout: float | None = None):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    async def _start(self, scheduler_target: str) -> common_pb2.Address:
+        self.server = make_server(self.token)
+        worker_pb2_grpc.add_CoreWorkerServicer_to_server(self, self.server)
+        uds_path = self.session.worker_socket(self.worker_id)
+        tcp, uds = bind(self.server, self.host, uds_path)
+        self._uds_path = uds_path
+        await self.server.start()
+        self.scheduler_aio = AuthedStub(node_pb2_grpc.NodeSchedulerStub(self.channel(scheduler_target)),
+                                        self.token)
+        return common_pb2.Address(node_id=self.node_id, worker_id=self.worker_id, tcp=tcp, uds=uds,
+                                  pid=os.getpid())
+
+    def channel(self, target: str) -> grpc.aio.Channel:
+        """A cached asyncio channel to ``target`` (loop thread only)."""
+        ch = self._channels.get(target)
+        if ch is None:
+            ch = self._channels[target] = aio_channel(target)
+        return ch
+
+    def scheduler_stub_for(self, address: str):
+        return AuthedStub(node_pb2_grpc.NodeSchedulerStub(self.channel(address)), self.token)
+
+    def peer_stub(self, address: common_pb2.Address):
+        target = pick_target(address, self.node_id)
+        return AuthedStub(worker_pb2_grpc.CoreWorkerStub(self.channel(target)), self.token)
+
+    # ---- objects --------------------------------------------------------------------
+    def put(self, value) -> ObjectRef:
+        """Store ``value``; raises TypeError if unserializable, ObjectStoreFullError if no room."""
+        if isinstance(value, ObjectRef):
+            raise TypeError("Calling 'put' on an ObjectRef is not allowed. If you really want to "
+                            "do this, you can wrap the ObjectRef in a list and call 'put' on it.")
+        oid = object_id_for(self._put_prefix, next(self._put_counter))
+        ser = serialize(value)
+        self._pin_nested(ser.contained_refs)
+        stored = self.io.to_value(oid, None, serialized=ser)
+        self.refs.add_owned(oid)
+        self.memory.put(oid, stored)
+        return ObjectRef(oid, self.address_bytes)
+
+    def _pin_nested(self, refs) -> None:
+        # A ref that leaves this process inside a value stays pinned: the receiver may
+        # ask its owner for it at any time.
+        for ref in refs:
+            self.refs.pin(ref.binary())
+
+    def error_value(self, object_id: bytes, error: BaseException) -> common_pb2.ObjectValue:
+        from raylite.serialization import serialize as ser
+        try:
+            s = ser(error)
+            data = s.to_bytes()
+        except TypeError:
+            data = ser(exc.RaySystemError(f"{type(error).__name__}: {error}")).to_bytes()
+        return common_pb2.ObjectValue(id=object_id, data=data, size=len(data), is_error=True)
+
+    def store_owned_value(self, value: common_pb2.ObjectValue) -> None:
+        oid = value.id
+        if not self.refs.in_use(oid):
+            # Nobody holds a ref any more: drop it right away.
+            if value.in_store:
+                self.free_store([oid])
+            return
+        self.memory.put(oid, value)
+
+    def _free_object(self, object_id: bytes, owned: bool) -> None:
+        value = self.memory.delete(object_id)
+        if owned and value is not None and value.in_store and value.node_id == self.node_id:
+            self.free_store([object_id])
+
+    def free_store(self, object_ids: list[bytes]) -> None:
+        if self.shutting_down:
+            return
+        first = not self._to_delete
+        self._to_delete.extend(object_ids)
+        if first:
+            try:
+                self.loop.call_soon_threadsafe(self._flush_deletes)
+            except RuntimeError:
+                pass
+
+    def _flush_deletes(self) -> None:
+        ids, self._to_delete = self._to_delete, []
+        if ids:
+            from raylite.protocol import objects_pb2
+            stub = AuthedStub(objects_pb2_grpc.ObjectStoreStub(self.channel(self.scheduler_target_uds())),
+                              self.token)
+            self.loop.create_task(_quiet(stub.Delete(objects_pb2.ObjectIds(ids=ids))))
+
+    def scheduler_target_uds(self) -> str:
+        return "unix:" + self.session.scheduler_socket(self.node_id)
+
+    def _is_local(self, ref: ObjectRef) -> bool:
+        return ref._owner == self.address_bytes or self.refs.is_owned(ref._id) or not ref._owner
+
+    def when_ready(self, ref: ObjectRef, callback) -> None:
+        """Call ``callback(ObjectValue)`` (on any thread) once ``ref``'s value is known."""
+        oid = ref._id
+        value = self.memory.get(oid)
+        if value is not None:
+            callback(value)
+            return
+        self.memory.on_ready(oid, lambda _oid, v: callback(v))
+        if not self._is_local(ref) and oid not in self._fetching:
+            self._fetching.add(oid)
+            self.loop.call_soon_threadsafe(self._start_fetch, ref)
+
+    def _start_fetch(self, ref: ObjectRef) -> None:
+        self.loop.create_task(self._fetch(ref))
+
+    async def _fetch(self, ref: ObjectRef) -> None:
+        oid = ref._id
+        owner = self._owner_cache.get(ref._owner)
+        if owner is None:
+            owner = common_pb2.Address.FromString(ref._owner)
+            self._owner_cache[ref._owner] = owner
+        try:
+            reply = await self.peer_stub(owner).GetObject(worker_pb2.GetObjectRequest(id=oid))
+            if reply.found:
+                value = reply.value
+            else:
+                value = self.error_value(oid, exc.ObjectLostError(
+                    oid.hex(), f"Object {oid.hex()} was freed by its owner or never existed."))
+        except grpc.RpcError as err:
+            value = self.error_value(oid, exc.OwnerDiedError(
+                oid.hex(), f"The owner of object {oid.hex()} (worker {owner.worker_id[:8]}, pid "
+                           f"{owner.pid}) died: {err.code().name}"))
+        finally:
+            self._fetching.discard(oid)
+        self.memory.put(oid, value)
+
+    def get(self, refs: list, timeout: float | None = None) -> list:
+        """Values of ``refs`` in order. Raises GetTimeoutError, or the task's error."""
+        values = [self.memory.get(r._id) if isinstance(r, ObjectRef) else _bad_ref(r) for r in refs]
+        missing = [i for i, v in enumerate(values) if v is None]
+        if missing:
+            self._wait_values(refs, values, missing, timeout)
+        return [self._materialize(v) for v in values]
+
+    def _wait_values(self, refs, values, missing, timeout) -> None:
+        done = threading.Event()
+        remaining = [len(missing)]
+        lock = threading.Lock()
+
+        def ready(index, value):
+            values[index] = value
+            with lock:
+                remaining[0] -= 1
+                if remaining[0] == 0:
+                    done.set()
+
+        for i in missing:
+            self.when_ready(refs[i], lambda v, i=i: ready(i, v))
+        blocked = self._notify_blocked(True)
+        try:
+            if not done.wait(timeout):
+                raise exc.GetTimeoutError(f"Get timed out: some object(s) not ready after {timeout}s.")
+        finally:
+            if blocked:
+                self._notify_blocked(False)
+
+    def _notify_blocked(self, blocked: bool) -> bool:
+        # A worker waiting inside a task lends its CPU back so nested tasks can run.
+        if self.mode != WORKER or self.current_spec is None or self.current_spec.type != 0:
+            return False
+        try:
+            self.scheduler.NotifyBlocked(node_pb2.BlockedRequest(worker_id=self.worker_id,
+                                                                 blocked=blocked))
+        except grpc.RpcError:
+            pass
+        return True
+
+    def _materialize(self, value: common_pb2.ObjectValue):
+        obj = self.io.from_value(value)
+        if value.is_error:
+            if isinstance(obj, exc.RayTaskError):
+                raise obj.as_instanceof_cause()
+            raise obj
+        return obj
+
+    def get_async(self, ref: ObjectRef, callback) -> None:
+        """Call ``callback(value, error)`` once ``ref`` is ready (for asyncio futures)."""
+        def ready(value):
+            try:
+                callback(self._materialize(value), None)
+            except BaseException as err:  # noqa: BLE001
+                callback(None, err)
+        self.when_ready(ref, ready)
+
+    def wait(self, refs: list, num_returns: int, timeout: float | None, fetch_local: bool):
+        ready_ids: set = set()
+        done = threading.Event()
+        lock = threading.Lock()
+
+        def mark(oid):
+            with lock:
+                ready_ids.add(oid)
+                if len(ready_ids) >= num_returns:
+                    done.set()
+
+        for ref in refs:
+            if self.memory.contains(ref._id):
+                mark(ref._id)
+        if len(ready_ids) < num_returns:
+            for ref in refs:
+                if ref._id not in ready_ids:
+                    self.when_ready(ref, lambda v, oid=ref._id: mark(oid))
+            blocked = self._notify_blocked(True)
+            try:
+                done.wait(timeout)
+            finally:
+                if blocked:
+                    self._notify_blocked(False)
+        with lock:
+            snapshot = set(ready_ids)
+        ready, not_ready = [], []
+        for ref in refs:
+            if ref._id in snapshot and len(ready) < num_returns:
+                ready.append(ref)
+            else:
+                not_ready.append(ref)
+        return ready, not_ready
+
+    # ---- tasks ------------------------------------------------------------------------
+    def submit_task(self, fn, name: str, args, kwargs, *, num_returns: int, resources: dict,
+                    max_retries: int, retry_exceptions, call_site: str):
+        """Submit a normal task; returns its ObjectRefs.
+
+        Raises TypeError at the call site when an argument cannot be serialized.
+        """
+        fid = self.functions.export(fn)
+        task_id = random_id()
+        deps = []
+        if any(isinstance(a, ObjectRef) for a in args) or any(isinstance(v, ObjectRef)
+                                                              for v in kwargs.values()):
+            args, kwargs = _replace_refs(args, kwargs, deps)
+        try:
+            ser = serialize((args, kwargs))
+        except TypeError as err:
+            raise TypeError(f"Could not serialize the arguments of {name}(): {err}. "
+                            "Pass only picklable values (or ObjectRefs) to remote calls.") from None
+        self._pin_nested(ser.contained_refs)
+        args_value = self.io.to_value(object_id_for(task_id, 0), None, serialized=ser)
+        ids = return_ids(task_id, num_returns)
+        spec = common_pb2.TaskSpec(
+            task_id=task_id, job_id=self.job_id, function_id=fid, name=name, args=args_value,
+            num_returns=num_returns, call_site=call_site, return_ids=b"".join(ids))
+        spec.caller.CopyFrom(self.address)
+        for oid in ids:
+            self.refs.add_owned(oid)
+        out = [ObjectRef(oid, self.address_bytes) for oid in ids]
+        key = tuple(sorted(resources.items()))
+        self.submitter.submit(TaskEntry(spec, key, resources, max_retries, retry_exceptions, deps))
+        return out
+
+    def cancel(self, ref: ObjectRef, force: bool) -> None:
+        self.submitter.cancel(ref.task_id(), force)
+
+    def warn_if_infeasible(self, resources: dict) -> None:
+        """Print one loud warning when no node in the cluster has these resources."""
+        from raylite.scheduler.resources import missing
+        try:
+            nodes = self.gcs.nodes()
+        except Exception:
+            return
+        alive = [n for n in nodes.values() if n.get("alive", True)]
+        if any(not missing(resources, n.get("resources", {})) for n in alive):
+            return
+        totals: dict = {}
+        for n in alive:
+            for k, v in n.get("resources", {}).items():
+                totals[k] = totals.get(k, 0) + v
+        lack = missing(resources, totals) or resources
+        sys.stderr.write(
+            f"WARNING raylite: a task requires {resources}, but no node in the cluster has "
+            f"{lack}; the cluster has {totals} in total. The task stays pending until a node "
+            f"with these resources joins.\n")
+        sys.stderr.flush()
+
+    def report_system_error(self, text: str) -> None:
+        sys.stderr.write(f"raylite: {text}\n")
+
+    # ---- task context (worker side) ------------------------------------------------------
+    def set_task_context(self, spec) -> None:
+        self.current_spec = spec
+        sink = getattr(self, "log_sink", None)
+        if sink is not None:
+            sink.set_context(spec.job_id.hex(), spec.name)
+
+    def clear_task_context(self) -> None:
+        self.current_spec = None
+
+    def current_job_id(self) -> bytes:
+        spec = self.current_spec
+        return spec.job_id if spec is not None else self.job_id
+
+    # ---- CoreWorker service -------------------------------------------------------------
+    async def PushTasks(self, request_iterator, context):
+        if self.executor is None:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "drivers do not run tasks")
+        outbox: list = []
+        wake = asyncio.Event()
+        state = {"pending": 0, "closed": False}
+        loop = self.loop
+
+        def reply(result):
+            loop.call_soon_threadsafe(deliver, result)
+
+        def deliver(result):
+            state["pending"] -= 1
+            outbox.append(result)
+            wake.set()
+
+        async def read():
+            try:
+                async for request in request_iterator:
+                    for task_id in request.cancel_task_ids:
+                        self.executor.cancel(task_id)
+                    for spec in request.tasks:
+                        state["pending"] += 1
+                        self.executor.queue.put((reply, spec))
+            finally:
+                state["closed"] = True
+                wake.set()
+
+        reader = loop.create_task(read())
+        try:
+            while True:
+                await wake.wait()
+                wake.clear()
+                if outbox:
+                    batch = outbox[:]
+                    del outbox[:]
+                    yield worker_pb2.PushReply(results=batch)
+                if state["closed"] and state["pending"] <= 0 and not outbox:
+                    return
+        finally:
+            reader.cancel()
+
+    async def GetObject(self, request, context):
+        oid = request.id
+        value = self.memory.get(oid)
+        if value is None:
+            if not self.refs.in_use(oid):
+                return worker_pb2.GetObjectReply(found=False)
+            fut = self.loop.create_future()
+
+            def ready(_oid, v):
+                self.loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(v))
+
+            self.memory.on_ready(oid, ready)
+            try:
+                value = await asyncio.wait_for(fut, request.timeout) if request.timeout > 0 else await fut
+            except asyncio.TimeoutError:
+                self.memory.remove_waiter(oid, ready)
+                return worker_pb2.GetObjectReply(found=True, ready=False)
+        return worker_pb2.GetObjectReply(found=True, ready=True, value=value)
+
+    async def UpdateBorrows(self, request, context):
+        for oid in request.add_ids:
+            self.refs.add_borrower(oid, request.borrower)
+        for oid in request.remove_ids:
+            self.refs.remove_borrower(oid, request.borrower)
+        return common_pb2.Empty()
+
+    async def Exit(self, request, context):
+        if self.executor is not None:
+            self.loop.call_later(0.05, os._exit, 0)
+        return common_pb2.Empty()
+
+    # ---- lifecycle ------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        self.shutting_down = True
+
+        async def stop():
+            self.submitter.shutdown()
+            await self.server.stop(0.1)
+            for ch in self._channels.values():
+                await ch.close()
+
+        try:
+            self.run_sync(stop(), timeout=3)
+        except Exception:
+            pass
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._loop_thread.join(timeout=2)
+        try:
+            self._scheduler_sync.close()
+        except Exception:
+            pass
+        try:
+            os.unlink(self._uds_path)
+        except OSError:
+            pass
+
+
+async def _quiet(awaitable) -> None:
+    try:
+        await awaitable
+    except grpc.RpcError:
+        pass
+
+
+def _bad_ref(value):
+    raise TypeError(f"get() expects ObjectRefs, got {type(value).__name__}: {value!r}")
+
+
+def _replace_refs(args, kwargs, deps: list):
+    def swap(value):
+        if isinstance(value, ObjectRef):
+            deps.append(value)
+            return ArgPlaceholder(len(deps) - 1)
+        return value
+    return [swap(a) for a in args], {k: swap(v) for k, v in kwargs.items()}
+
+
+def caller_site() -> str:
+    """'file:line in function' of the first frame outside raylite (the user's call)."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_RAYLITE_DIR):
+        frame = frame.f_back
+    if frame is None:
+        return ""
+    return f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
+
+
+def dumps_error(error: BaseException) -> bytes:
+    return dumps_exception(error)

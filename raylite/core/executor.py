@@ -1,0 +1,170 @@
+"""Running tasks inside a worker process: load the function, resolve arguments,
+execute on the main thread, package returns or the error, honour cancellation."""
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+
+from raylite.exceptions import RayTaskError
+from raylite.protocol import common_pb2
+
+
+class ArgPlaceholder:
+    """Stands in for a top-level ObjectRef argument; the worker swaps in its value."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int):
+        self.index = index
+
+    def __reduce__(self):
+        return (ArgPlaceholder, (self.index,))
+
+
+def split_return_ids(spec) -> list[bytes]:
+    raw = spec.return_ids
+    return [raw[i:i + 20] for i in range(0, len(raw), 20)]
+
+
+_IP = None
+
+
+def node_ip() -> str:
+    global _IP
+    if _IP is None:
+        _IP = os.environ.get("RAYLITE_HOST") or "127.0.0.1"
+    return _IP
+
+
+class Executor:
+    """Executes tasks one at a time on the thread that calls ``run``."""
+
+    def __init__(self, worker):
+        self.worker = worker
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.current: bytes | None = None
+        self.cancelled: set[bytes] = set()
+        self._lock = threading.Lock()
+
+    def install_signal_handler(self) -> None:
+        signal.signal(signal.SIGINT, self._on_sigint)
+
+    def _on_sigint(self, signum, frame):
+        # Only a cancel aimed at the running task interrupts it; stray signals are ignored.
+        with self._lock:
+            if self.current is not None and self.current in self.cancelled:
+                raise KeyboardInterrupt
+
+    def cancel(self, task_id: bytes) -> None:
+        """Called from the I/O thread: drop a queued task or interrupt the running one."""
+        with self._lock:
+            self.cancelled.add(task_id)
+            running = self.current == task_id
+        if running:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def run(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            reply_to, spec = item
+            result = self.execute(spec)
+            reply_to(result)
+
+    def execute(self, spec) -> common_pb2.TaskResult:
+        task_id = spec.task_id
+        with self._lock:
+            if task_id in self.cancelled:
+                self.cancelled.discard(task_id)
+                return common_pb2.TaskResult(task_id=task_id, status=common_pb2.TASK_CANCELLED)
+            self.current = task_id
+        worker = self.worker
+        started = time.perf_counter()
+        worker.set_task_context(spec)
+        try:
+            fn = worker.functions.load(spec.function_id)
+            args, kwargs = self.load_args(spec)
+            value = fn(*args, **kwargs)
+            returns = self.pack_returns(spec, value)
+            result = common_pb2.TaskResult(task_id=task_id, returns=returns)
+        except KeyboardInterrupt:
+            with self._lock:
+                was_cancelled = task_id in self.cancelled
+            if not was_cancelled:
+                result = self.error_result(spec, KeyboardInterrupt())
+            else:
+                result = common_pb2.TaskResult(task_id=task_id, status=common_pb2.TASK_CANCELLED)
+        except BaseException as err:  # noqa: BLE001 - every user error travels back
+            result = self.error_result(spec, err)
+        finally:
+            with self._lock:
+                self.current = None
+                self.cancelled.discard(task_id)
+            worker.clear_task_context()
+            _flush_stdio()
+        result.duration = time.perf_counter() - started
+        return result
+
+    def load_args(self, spec):
+        io = self.worker.io
+        args, kwargs = io.from_value(spec.args)
+        if spec.deps:
+            values = [io.from_value(v) for v in spec.deps]
+            args = [values[a.index] if type(a) is ArgPlaceholder else a for a in args]
+            kwargs = {k: values[v.index] if type(v) is ArgPlaceholder else v
+                      for k, v in kwargs.items()}
+        return args, kwargs
+
+    def pack_returns(self, spec, value) -> list:
+        ids = split_return_ids(spec)
+        if spec.num_returns == 1:
+            values = [value]
+        elif spec.num_returns == 0:
+            values = []
+        else:
+            try:
+                values = list(value)
+            except TypeError:
+                raise ValueError(f"Task {spec.name} declared num_returns={spec.num_returns} "
+                                 f"but returned a non-iterable {type(value).__name__}") from None
+            if len(values) != spec.num_returns:
+                raise ValueError(f"Task {spec.name} declared num_returns={spec.num_returns} "
+                                 f"but returned {len(values)} values")
+        return [self.worker.io.to_value(oid, v) for oid, v in zip(ids, values)]
+
+    def error_result(self, spec, err: BaseException) -> common_pb2.TaskResult:
+        tb = err.__traceback__
+        # Hide the executor's own frames: the user wants to see their code.
+        while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+            tb = tb.tb_next
+        text = "".join(traceback.format_exception(type(err), err, tb))
+        if isinstance(err, RayTaskError):
+            cause = err.cause if err.cause is not None else err
+        else:
+            cause = err
+        wrapped = RayTaskError(spec.name, text, cause, os.getpid(), node_ip(), spec.call_site)
+        returns = [self.worker.error_value(oid, wrapped) for oid in split_return_ids(spec)]
+        if not returns:
+            returns = [self.worker.error_value(spec.task_id + b"\0\0\0\0", wrapped)]
+        return common_pb2.TaskResult(task_id=spec.task_id, returns=returns, app_error=True,
+                                     error_type=f"{type(cause).__module__}.{type(cause).__qualname__}",
+                                     message=str(err)[:1000])
+
+
+def _flush_stdio() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+
+
+def hostname() -> str:
+    return socket.gethostname()

@@ -1,0 +1,94 @@
+"""Writing values into, and reading them out of, the node's shared-memory store.
+
+Small values stay inline (bytes in messages, kept by their owner). Large ones are
+written once into a file under the store directory and read back through mmap, so
+numpy arrays are zero-copy, read-only views shared by every reader on the node.
+"""
+from __future__ import annotations
+
+import mmap
+import os
+
+from raylite.exceptions import ObjectLostError, ObjectStoreFullError
+from raylite.protocol import common_pb2, objects_pb2
+from raylite.serialization import deserialize, serialize
+
+INLINE_THRESHOLD = 100 * 1024
+
+
+class ObjectIO:
+    """Store client bound to one node's store (sync stub over the scheduler socket)."""
+
+    def __init__(self, node_id: str, store_dir: str, store_stub, pull=None):
+        self.node_id = node_id
+        self.store_dir = store_dir
+        self.stub = store_stub
+        self.pull = pull  # callable(ObjectValue) -> path, for objects on other nodes
+
+    def to_value(self, object_id: bytes, value, is_error: bool = False,
+                 serialized=None) -> common_pb2.ObjectValue:
+        """Serialize ``value`` inline or into the store.
+
+        Raises TypeError when it cannot be serialized and ObjectStoreFullError when
+        the store has no room even after spilling.
+        """
+        ser = serialized if serialized is not None else serialize(value)
+        nested = [r.binary() for r in ser.contained_refs]
+        if ser.total_size <= INLINE_THRESHOLD:
+            return common_pb2.ObjectValue(id=object_id, data=ser.to_bytes(), size=ser.total_size,
+                                          is_error=is_error, nested_ids=nested)
+        self.write(object_id, ser)
+        return common_pb2.ObjectValue(id=object_id, in_store=True, node_id=self.node_id,
+                                      size=ser.total_size, is_error=is_error, nested_ids=nested)
+
+    def write(self, object_id: bytes, ser) -> None:
+        reply = self.stub.Create(objects_pb2.CreateRequest(id=object_id, size=ser.total_size))
+        if reply.error:
+            raise ObjectStoreFullError(reply.error)
+        fd = os.open(reply.path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        try:
+            ser.write_to_fd(fd)
+        finally:
+            os.close(fd)
+        self.stub.Seal(objects_pb2.SealRequest(id=object_id, size=ser.total_size))
+
+    def write_raw(self, object_id: bytes, data_chunks, size: int) -> str:
+        """Store bytes received from another node; returns the local path."""
+        reply = self.stub.Create(objects_pb2.CreateRequest(id=object_id, size=size))
+        if reply.error:
+            raise ObjectStoreFullError(reply.error)
+        with open(reply.path, "wb") as f:
+            for chunk in data_chunks:
+                f.write(chunk)
+        self.stub.Seal(objects_pb2.SealRequest(id=object_id, size=size))
+        return reply.path
+
+    def from_value(self, value: common_pb2.ObjectValue):
+        """Deserialize an ObjectValue. Raises ObjectLostError when its bytes are gone."""
+        if not value.in_store:
+            return deserialize(value.data)
+        return deserialize(self.map(value))
+
+    def map(self, value: common_pb2.ObjectValue):
+        hex_id = value.id.hex()
+        if value.node_id and value.node_id != self.node_id:
+            path = os.path.join(self.store_dir, hex_id)
+            if not os.path.exists(path):
+                if self.pull is None:
+                    raise ObjectLostError(hex_id, f"Object {hex_id} lives on node "
+                                                  f"{value.node_id[:8]}, which cannot be reached.")
+                self.pull(value)
+        for _ in range(3):
+            path = os.path.join(self.store_dir, hex_id)
+            try:
+                with open(path, "rb") as f:
+                    return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            except (FileNotFoundError, ValueError):
+                # Spilled (or being restored): ask the store to bring it back.
+                reply = self.stub.Locate(objects_pb2.PullRequest(id=value.id))
+                if not reply.path:
+                    break
+        raise ObjectLostError(hex_id)
+
+    def delete(self, object_ids: list[bytes]) -> None:
+        self.stub.Delete(objects_pb2.ObjectIds(ids=object_ids))

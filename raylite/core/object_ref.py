@@ -1,0 +1,86 @@
+"""ObjectRef: a handle to a value that exists (or will) somewhere in the cluster.
+
+It carries the object id and the address of its owner (the process that created
+it), so any process holding it can find the value. Creating one adds a local
+reference; garbage-collecting it removes one.
+"""
+from __future__ import annotations
+
+import asyncio
+
+from raylite.core import global_state
+from raylite.serialization import note_serialized_ref
+
+
+class ObjectRef:
+    __slots__ = ("_id", "_owner", "_counted", "__weakref__")
+
+    def __init__(self, object_id: bytes, owner: bytes = b"", _count: bool = True):
+        self._id = object_id
+        self._owner = owner      # serialized Address of the owner; b"" means unknown
+        self._counted = False
+        if _count:
+            worker = global_state.get_worker(required=False)
+            if worker is not None:
+                worker.refs.add_local(object_id)
+                self._counted = True
+
+    def binary(self) -> bytes:
+        return self._id
+
+    def hex(self) -> str:
+        return self._id.hex()
+
+    def task_id(self) -> bytes:
+        return self._id[:16]
+
+    @property
+    def owner_address(self) -> bytes:
+        return self._owner
+
+    def __hash__(self) -> int:
+        return hash(self._id)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, ObjectRef) and other._id == self._id
+
+    def __repr__(self) -> str:
+        return f"ObjectRef({self._id.hex()})"
+
+    def __reduce__(self):
+        note_serialized_ref(self)
+        return (_rebuild, (self._id, self._owner))
+
+    def __del__(self):
+        if self._counted:
+            worker = global_state.get_worker(required=False)
+            if worker is not None:
+                try:
+                    worker.refs.remove_local(self._id)
+                except Exception:
+                    pass
+
+    # ---- asyncio -----------------------------------------------------------------
+    def future(self) -> asyncio.Future:
+        """An asyncio future (of the running loop) resolved with the value."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        worker = global_state.get_worker()
+
+        def done(value, error):
+            if fut.done():
+                return
+            if error is not None:
+                fut.set_exception(error)
+            else:
+                fut.set_result(value)
+
+        worker.get_async(self, lambda v, e: loop.call_soon_threadsafe(done, v, e))
+        return fut
+
+    def __await__(self):
+        return self.future().__await__()
+
+
+def _rebuild(object_id: bytes, owner: bytes) -> ObjectRef:
+    return ObjectRef(object_id, owner)

@@ -1,0 +1,54 @@
+"""Entry point of a worker process: ``python -m raylite.core.worker_main``.
+
+Started by the node scheduler with its settings in the environment. Serves the
+CoreWorker service on a background loop and runs tasks on the main thread.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+
+
+def _die_with_parent() -> None:
+    # If the node scheduler dies (even by SIGKILL), its workers must not linger.
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+    if os.getppid() == 1:
+        os._exit(1)
+
+
+def main() -> int:
+    _die_with_parent()
+    env = os.environ
+    from raylite.core import global_state
+    from raylite.core.core_worker import WORKER, CoreWorker
+    from raylite.core.log_forward import LogSink, install
+    from raylite.gcs.client import GcsClient
+    from raylite.protocol import common_pb2, node_pb2
+    from raylite.session import session_from_root
+
+    session = session_from_root(env["RAYLITE_SESSION"])
+    gcs = GcsClient(env["RAYLITE_GCS"], env["RAYLITE_GCS_PASSWORD"], env.get("RAYLITE_GCS_SOCKET") or None)
+    worker = CoreWorker(WORKER, node_id=env["RAYLITE_NODE_ID"], session=session,
+                        token=env["RAYLITE_TOKEN"], gcs=gcs, scheduler_target=env["RAYLITE_SCHEDULER"],
+                        job_id=b"", store_dir=env["RAYLITE_STORE_DIR"],
+                        host=env.get("RAYLITE_HOST", "127.0.0.1"), worker_id=env["RAYLITE_WORKER_ID"])
+    global_state.set_worker(worker)
+    worker.log_sink = LogSink(gcs)
+    install(worker.log_sink)
+    worker.executor.install_signal_handler()
+    worker.scheduler.RegisterWorker(node_pb2.WorkerInfo(address=worker.address), wait_for_ready=True,
+                                    timeout=30)
+    try:
+        worker.executor.run()
+    finally:
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

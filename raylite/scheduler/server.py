@@ -1,0 +1,309 @@
+"""The node scheduler process: a gRPC shell around SchedulerState and the object store.
+
+It grants worker leases (the submitter then streams tasks straight to the worker),
+starts and reaps worker processes, serves the node's shared-memory store, beats a
+heartbeat into the GCS, and — for the embedded cluster — tears everything down
+when the driver that started it goes away.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import signal
+import time
+import uuid
+
+import grpc
+
+from raylite.exceptions import ObjectStoreFullError
+from raylite.gcs.client import GcsClient
+from raylite.object_store.store import SharedMemoryStore
+from raylite.protocol import common_pb2, node_pb2, node_pb2_grpc, objects_pb2, objects_pb2_grpc
+from raylite.protocol.channels import bind, make_server
+from raylite.scheduler import resources as res
+from raylite.scheduler.state import Grant, KillWorker, LeaseAsk, Reject, SchedulerState, StartWorker
+from raylite.scheduler.worker_pool import WorkerProcesses, worker_env
+
+log = logging.getLogger("raylite.scheduler")
+
+CHUNK = 4 << 20
+HEARTBEAT_S = 1.0
+IDLE_WORKER_TIMEOUT_S = 10.0
+
+
+class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer, objects_pb2_grpc.ObjectStoreServicer):
+
+    def __init__(self, cfg, procs: WorkerProcesses | None = None, prestarted: list | None = None):
+        self.cfg = cfg
+        self.node_id = cfg.node_id
+        self.state = SchedulerState(cfg.resources)
+        self.store = SharedMemoryStore(cfg.session.shm_dir(cfg.node_id), cfg.object_store_memory,
+                                       os.path.join(cfg.session.spill, cfg.node_id[:8]))
+        self.procs = procs or WorkerProcesses(worker_env(cfg), cfg.session.logs)
+        self.addresses: dict[str, common_pb2.Address] = {}
+        self.waiters: dict[int, asyncio.Future] = {}
+        self.unregistered: set[str] = set(prestarted or ())
+        for _ in self.unregistered:
+            self.state.worker_starting()
+        self.request_ids = itertools.count(1)
+        self.gcs: GcsClient | None = None
+        self.stopping = asyncio.Event()
+        self.tcp_address = ""
+        self.drivers: dict[str, int] = {}
+
+    # ---- actions -------------------------------------------------------------------
+    def apply(self, actions: list) -> None:
+        for action in actions:
+            if isinstance(action, Grant):
+                fut = self.waiters.pop(action.request_id, None)
+                if fut is None or fut.done():
+                    self.apply(self.state.lease_returned(action.lease_id, now=time.monotonic()))
+                else:
+                    fut.set_result(action)
+            elif isinstance(action, StartWorker):
+                self.start_worker()
+            elif isinstance(action, KillWorker):
+                self.procs.kill(action.worker_id)
+                self.addresses.pop(action.worker_id, None)
+            elif isinstance(action, Reject):
+                fut = self.waiters.pop(action.request_id, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(action)
+
+    def start_worker(self) -> None:
+        worker_id = uuid.uuid4().hex
+        try:
+            self.procs.spawn(worker_id)
+            self.unregistered.add(worker_id)
+        except OSError as exc:
+            log.error("could not start a worker: %s", exc)
+            self.apply(self.state.worker_start_failed())
+
+    # ---- NodeScheduler service ----------------------------------------------------------
+    async def RegisterWorker(self, request, context):
+        reply = node_pb2.RegisterReply(node_id=self.node_id, store_dir=self.store.directory,
+                                       store_capacity=self.store.capacity)
+        if request.is_driver:
+            return reply
+        wid = request.address.worker_id
+        self.unregistered.discard(wid)
+        self.addresses[wid] = request.address
+        self.apply(self.state.worker_registered(wid, request.address.pid, time.monotonic()))
+        return reply
+
+    async def RequestLease(self, request, context):
+        resources = dict(request.resources)
+        missing = self.state.infeasible(resources)
+        if missing and not request.spilled:
+            target = self._spill_target(resources)
+            if target:
+                return node_pb2.LeaseReply(spill_to=target)
+        rid = next(self.request_ids)
+        fut = asyncio.get_running_loop().create_future()
+        self.waiters[rid] = fut
+        ask = LeaseAsk(rid, resources,
+                       dict(request.running_resources) if request.for_actor else None,
+                       request.for_actor, request.owner_worker_id, request.job_id)
+        self.apply(self.state.request(ask))
+        try:
+            outcome = await fut
+        except asyncio.CancelledError:
+            self.waiters.pop(rid, None)
+            self.state.cancel_request(rid)
+            raise
+        if isinstance(outcome, Reject):
+            return node_pb2.LeaseReply(rejected=True, error=outcome.reason)
+        return node_pb2.LeaseReply(lease_id=outcome.lease_id, worker=self.addresses[outcome.worker_id],
+                                   gpu_ids=outcome.gpu_ids)
+
+    def _spill_target(self, resources: dict) -> str:
+        if self.gcs is None:
+            return ""
+        now = time.time()
+        for node_id, info in self.gcs.nodes().items():
+            if node_id == self.node_id or not info.get("alive", True):
+                continue
+            if now - info["last_heartbeat"] > 10:
+                continue
+            if res.feasible(resources, info.get("resources", {})):
+                return info["address"]
+        return ""
+
+    async def ReturnLease(self, request, context):
+        self.apply(self.state.lease_returned(request.lease_id, request.kill_worker, time.monotonic()))
+        return common_pb2.Empty()
+
+    async def NotifyBlocked(self, request, context):
+        self.apply(self.state.set_blocked(request.worker_id, request.blocked))
+        return common_pb2.Empty()
+
+    async def KillWorker(self, request, context):
+        wid = request.worker_id
+        if not wid and request.lease_id:
+            worker = self.state._by_lease(request.lease_id)
+            wid = worker.worker_id if worker else ""
+        if wid:
+            self.procs.kill(wid)
+        return common_pb2.Empty()
+
+    async def WatchDriver(self, request, context):
+        driver = request.address.worker_id
+        self.drivers[driver] = request.address.pid
+        try:
+            await self.stopping.wait()
+        finally:
+            self.drivers.pop(driver, None)
+            if not self.stopping.is_set():
+                self.apply(self.state.owner_died(driver))
+                if self.cfg.embedded_driver_pid and request.address.pid == self.cfg.embedded_driver_pid:
+                    log.info("embedding driver %s went away; shutting down", driver[:8])
+                    self.stopping.set()
+        if False:  # pragma: no cover - makes this an async generator
+            yield common_pb2.Empty()
+
+    async def GetNodeInfo(self, request, context):
+        return node_pb2.NodeInfoReply(
+            node_id=self.node_id, total=self.state.total, available=self.state.available,
+            num_workers=self.procs.count(), store_used=self.store.used,
+            store_capacity=self.store.capacity)
+
+    async def Shutdown(self, request, context):
+        asyncio.get_running_loop().call_later(0.01, self.stopping.set)
+        return common_pb2.Empty()
+
+    # ---- ObjectStore service ------------------------------------------------------
+    async def Create(self, request, context):
+        try:
+            path = self.store.create(request.id.hex(), request.size)
+        except ObjectStoreFullError as exc:
+            return objects_pb2.CreateReply(error=str(exc))
+        return objects_pb2.CreateReply(path=path)
+
+    async def Seal(self, request, context):
+        self.store.seal(request.id.hex(), request.size)
+        return common_pb2.Empty()
+
+    async def Delete(self, request, context):
+        for oid in request.ids:
+            self.store.delete(oid.hex())
+        return common_pb2.Empty()
+
+    async def Locate(self, request, context):
+        try:
+            path = self.store.locate(request.id.hex())
+        except ObjectStoreFullError:
+            path = None
+        if path is None:
+            return objects_pb2.LocateReply()
+        return objects_pb2.LocateReply(path=path, size=self.store.objects[request.id.hex()].size)
+
+    async def Pull(self, request, context):
+        path = self.store.locate(request.id.hex())
+        if path is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"object {request.id.hex()} not here")
+        with open(path, "rb") as f:
+            total = os.fstat(f.fileno()).st_size
+            offset = 0
+            while offset < total:
+                data = f.read(CHUNK)
+                yield objects_pb2.Chunk(offset=offset, total=total, data=data)
+                offset += len(data)
+
+    # ---- background loops -------------------------------------------------------------
+    async def watch_processes(self) -> None:
+        last_reap = time.monotonic()
+        while not self.stopping.is_set():
+            await asyncio.sleep(0.05)
+            for wid in self.procs.reap():
+                self.addresses.pop(wid, None)
+                if wid in self.unregistered:
+                    self.unregistered.discard(wid)
+                    self.apply(self.state.worker_start_failed())
+                else:
+                    self.apply(self.state.worker_died(wid))
+                    self.apply(self.state.owner_died(wid))
+            pid = self.cfg.embedded_driver_pid
+            if pid and not _pid_alive(pid):
+                log.info("embedding driver pid %d exited; shutting down", pid)
+                self.stopping.set()
+            now = time.monotonic()
+            if now - last_reap > 1.0:
+                last_reap = now
+                self.apply(self.state.idle_workers_to_reap(now, IDLE_WORKER_TIMEOUT_S))
+
+    async def heartbeat(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.gcs.heartbeat(self.node_id, dict(self.state.available))
+            except Exception as exc:  # the GCS may be restarting; keep beating
+                log.warning("heartbeat failed: %s", exc)
+            try:
+                await asyncio.wait_for(self.stopping.wait(), HEARTBEAT_S)
+            except asyncio.TimeoutError:
+                pass
+
+    def teardown(self) -> None:
+        self.procs.kill_all()
+        self.store.cleanup()
+        if self.gcs is not None:
+            try:
+                self.gcs.mark_node_dead(self.node_id)
+            except Exception:
+                pass
+        if self.cfg.redis_pid:
+            try:
+                os.kill(self.cfg.redis_pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child counts as gone.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+async def serve(cfg, procs: WorkerProcesses | None = None, prestarted: list | None = None) -> None:
+    scheduler = NodeScheduler(cfg, procs, prestarted)
+    server = make_server(cfg.token)
+    node_pb2_grpc.add_NodeSchedulerServicer_to_server(scheduler, server)
+    objects_pb2_grpc.add_ObjectStoreServicer_to_server(scheduler, server)
+    uds_path = cfg.session.scheduler_socket(cfg.node_id)
+    scheduler.tcp_address, uds = bind(server, cfg.host, uds_path)
+    await server.start()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, scheduler.stopping.set)
+    scheduler.gcs = GcsClient(cfg.gcs_address, cfg.redis_password, cfg.gcs_socket)
+    scheduler.gcs.register_node(cfg.node_id, {
+        "node_id": cfg.node_id, "address": scheduler.tcp_address, "uds": uds,
+        "host": cfg.host, "resources": cfg.resources, "alive": True, "pid": os.getpid(),
+        "store_dir": scheduler.store.directory, "store_capacity": scheduler.store.capacity,
+        "session": cfg.session.root, "is_head": cfg.is_head,
+    })
+    tasks = [asyncio.create_task(scheduler.watch_processes()),
+             asyncio.create_task(scheduler.heartbeat())]
+    if cfg.ready_file:
+        with open(cfg.ready_file + ".tmp", "w") as f:
+            f.write(scheduler.tcp_address)
+        os.replace(cfg.ready_file + ".tmp", cfg.ready_file)
+    try:
+        await scheduler.stopping.wait()
+    finally:
+        scheduler.teardown()
+        for task in tasks:
+            task.cancel()
+        await server.stop(0.2)
+        if os.path.exists(uds_path):
+            os.unlink(uds_path)

@@ -1,0 +1,235 @@
+"""The node scheduler's decisions as a pure state machine (no sockets, no processes).
+
+Inputs are events (a lease is requested or returned, a worker registers, dies,
+blocks); outputs are actions the server shell carries out (grant a lease, start a
+worker, spill a request, kill a worker). Unit-tested in tests/unit/test_scheduler_state.py.
+"""
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from dataclasses import dataclass, field
+
+from raylite.scheduler import resources as res
+
+
+@dataclass
+class LeaseAsk:
+    """A pending request for a worker."""
+    request_id: int
+    resources: dict
+    running_resources: dict | None = None   # actors: what they hold once placed
+    for_actor: bool = False
+    owner: str = ""                          # worker id of the requester
+    job_id: bytes = b""
+
+
+@dataclass
+class Worker:
+    worker_id: str
+    pid: int = 0
+    registered: bool = False
+    lease_id: bytes | None = None
+    held: dict = field(default_factory=dict)
+    gpu_ids: list = field(default_factory=list)
+    gpu_amount: float = 0.0
+    for_actor: bool = False
+    blocked: bool = False
+    owner: str = ""
+    idle_since: float = 0.0
+
+
+@dataclass
+class Grant:
+    request_id: int
+    worker_id: str
+    lease_id: bytes
+    gpu_ids: list
+
+
+@dataclass
+class StartWorker:
+    pass
+
+
+@dataclass
+class KillWorker:
+    worker_id: str
+
+
+@dataclass
+class Reject:
+    request_id: int
+    reason: str
+
+
+class SchedulerState:
+    """Resources, the worker pool and the lease queue of one node."""
+
+    def __init__(self, total: dict, max_workers: int | None = None, idle_keep: int | None = None):
+        self.total = dict(total)
+        self.available = dict(total)
+        self.gpus = GpuSlotsFor(total)
+        self.workers: dict[str, Worker] = {}
+        self.pending: deque[LeaseAsk] = deque()
+        self.starting = 0
+        cpus = int(total.get("CPU", 1))
+        self.idle_keep = idle_keep if idle_keep is not None else max(1, cpus)
+        self.max_workers = max_workers or max(64, 8 * max(1, cpus))
+        self._lease_counter = itertools.count(1)
+
+    # ---- events ------------------------------------------------------------------
+    def request(self, ask: LeaseAsk) -> list:
+        self.pending.append(ask)
+        return self.schedule()
+
+    def worker_starting(self) -> None:
+        self.starting += 1
+
+    def worker_start_failed(self) -> list:
+        self.starting = max(0, self.starting - 1)
+        return self.schedule()
+
+    def worker_registered(self, worker_id: str, pid: int, now: float = 0.0) -> list:
+        self.starting = max(0, self.starting - 1)
+        self.workers[worker_id] = Worker(worker_id, pid, registered=True, idle_since=now)
+        return self.schedule()
+
+    def lease_returned(self, lease_id: bytes, kill: bool = False, now: float = 0.0) -> list:
+        worker = self._by_lease(lease_id)
+        if worker is None:
+            return []
+        self._release(worker)
+        actions: list = []
+        if kill or worker.for_actor:
+            actions.append(KillWorker(worker.worker_id))
+            worker.registered = False
+            self.workers.pop(worker.worker_id, None)
+        else:
+            worker.idle_since = now
+        return actions + self.schedule()
+
+    def worker_died(self, worker_id: str) -> list:
+        worker = self.workers.pop(worker_id, None)
+        if worker is not None and worker.lease_id is not None:
+            self._release(worker)
+        return self.schedule()
+
+    def owner_died(self, owner: str) -> list:
+        """Reclaim the leases (and kill the workers) held by a dead owner."""
+        actions = []
+        for worker in list(self.workers.values()):
+            if worker.lease_id is not None and worker.owner == owner:
+                self._release(worker)
+                self.workers.pop(worker.worker_id, None)
+                actions.append(KillWorker(worker.worker_id))
+        survivors = deque(a for a in self.pending if a.owner != owner)
+        for ask in self.pending:
+            if ask.owner == owner:
+                actions.append(Reject(ask.request_id, "owner died"))
+        self.pending = survivors
+        return actions + self.schedule()
+
+    def cancel_request(self, request_id: int) -> None:
+        self.pending = deque(a for a in self.pending if a.request_id != request_id)
+
+    def set_blocked(self, worker_id: str, blocked: bool) -> list:
+        """A worker blocked in get lends its CPUs back, as Ray does, so nested tasks run."""
+        worker = self.workers.get(worker_id)
+        if worker is None or worker.lease_id is None or worker.blocked == blocked:
+            return []
+        worker.blocked = blocked
+        cpus = {"CPU": worker.held.get("CPU", 0.0)}
+        if blocked:
+            res.add(self.available, cpus)
+        else:
+            res.subtract(self.available, cpus)  # may go negative until it finishes
+        return self.schedule()
+
+    # ---- decisions ----------------------------------------------------------------
+    def schedule(self) -> list:
+        """Grant what fits, in arrival order, skipping asks that do not fit yet."""
+        actions: list = []
+        idle = [w for w in self.workers.values() if w.registered and w.lease_id is None]
+        still: deque[LeaseAsk] = deque()
+        needed_workers = 0
+        for ask in self.pending:
+            if not res.fits(ask.resources, self.available) or not self.gpus.can(ask.resources):
+                still.append(ask)
+                continue
+            if not idle:
+                needed_workers += 1
+                still.append(ask)
+                continue
+            worker = idle.pop()
+            actions.append(self._grant(ask, worker))
+        self.pending = still
+        live = len(self.workers) + self.starting
+        can_start = max(0, self.max_workers - live)
+        for _ in range(min(max(0, needed_workers - self.starting), can_start)):
+            self.starting += 1
+            actions.append(StartWorker())
+        return actions
+
+    def _grant(self, ask: LeaseAsk, worker: Worker) -> Grant:
+        held = dict(ask.running_resources if ask.for_actor and ask.running_resources is not None
+                    else ask.resources)
+        gpu_amount = ask.resources.get("GPU", 0.0)
+        gpu_ids = self.gpus.assign(gpu_amount) if gpu_amount else []
+        res.subtract(self.available, held)
+        worker.lease_id = next(self._lease_counter).to_bytes(8, "little")
+        worker.held = held
+        worker.gpu_ids = gpu_ids or []
+        worker.gpu_amount = gpu_amount
+        worker.for_actor = ask.for_actor
+        worker.owner = ask.owner
+        worker.blocked = False
+        return Grant(ask.request_id, worker.worker_id, worker.lease_id, worker.gpu_ids)
+
+    def _release(self, worker: Worker) -> None:
+        held = dict(worker.held)
+        if worker.blocked:
+            held["CPU"] = 0.0  # already lent back
+        res.add(self.available, held)
+        self.gpus.release(worker.gpu_ids, worker.gpu_amount)
+        worker.lease_id = None
+        worker.held = {}
+        worker.gpu_ids = []
+        worker.gpu_amount = 0.0
+        worker.blocked = False
+
+    def _by_lease(self, lease_id: bytes) -> Worker | None:
+        for worker in self.workers.values():
+            if worker.lease_id == lease_id:
+                return worker
+        return None
+
+    def idle_workers_to_reap(self, now: float, idle_timeout: float) -> list:
+        """Kill idle workers beyond the kept pool once they idled ``idle_timeout`` s."""
+        idle = sorted((w for w in self.workers.values() if w.registered and w.lease_id is None),
+                      key=lambda w: w.idle_since)
+        excess = len(idle) - self.idle_keep
+        actions = []
+        for worker in idle[:max(0, excess)]:
+            if now - worker.idle_since >= idle_timeout:
+                self.workers.pop(worker.worker_id, None)
+                actions.append(KillWorker(worker.worker_id))
+        return actions
+
+    def infeasible(self, resources: dict) -> dict:
+        return res.missing(resources, self.total)
+
+
+class GpuSlotsFor(res.GpuSlots):
+    """GPU slots sized from a node's total resources."""
+
+    def __init__(self, total: dict):
+        super().__init__(int(total.get("GPU", 0)))
+
+    def can(self, request: dict) -> bool:
+        amount = request.get("GPU", 0.0)
+        if amount <= 0:
+            return True
+        if amount < 1:
+            return any(f + res.EPS >= amount for f in self.free)
+        return sum(1 for f in self.free if f >= 1 - res.EPS) >= int(round(amount))
