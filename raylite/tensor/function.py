@@ -58,11 +58,37 @@ class Function:
                 datas.append(a.data)
             else:
                 datas.append(a)
-        out = fn.forward(*datas, **kwargs)
-        result = Tensor._wrap(out, device)
+        result = Tensor._wrap(fn.forward(*datas, **kwargs), device)
         if record and grad_mode.enabled:
-            fn.parents = tuple(a if isinstance(a, Tensor) else None for a in args)
-            fn.needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+            fn._record(result, args)
+        return result
+
+    def _record(self, result, args) -> None:
+        """Attach this op to ``result`` so backward can walk from it to ``args``."""
+        self.parents = tuple(a if isinstance(a, Tensor) else None for a in args)
+        self.needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        result.requires_grad = True
+        result._op = self
+
+
+class UnaryFunction(Function):
+    """A primitive with exactly one Tensor input (tanh, exp, reshape, ...).
+
+    Its ``apply`` skips the generic argument loop: unary ops are most of what a
+    small policy network runs, and at batch size 1 the per-op Python overhead is
+    the whole cost.
+    """
+
+    @classmethod
+    def apply(cls, a, **kwargs):
+        """Run the op on Tensor ``a``. Raises TypeError if ``a`` is not a Tensor."""
+        if not isinstance(a, Tensor):
+            raise TypeError(f"{cls.__name__} expects a Tensor, got {type(a).__name__}")
+        fn = cls()
+        result = Tensor._wrap(fn.forward(a.data, **kwargs), a.device)
+        if a.requires_grad and grad_mode.enabled:
+            fn.parents = (a,)
+            fn.needs = (True,)
             result.requires_grad = True
             result._op = fn
         return result

@@ -47,7 +47,9 @@ class Tensor:
     Raises ValueError for an unknown device and RuntimeError for "cuda" without cupy.
     """
 
-    __slots__ = ("data", "device", "requires_grad", "grad", "_op", "name", "retains_grad")
+    # ``_name`` and ``_retain`` are rarely set, so they stay unset (read through
+    # properties with a default): every op result then costs five slot writes.
+    __slots__ = ("data", "device", "requires_grad", "grad", "_op", "_name", "_retain")
 
     # Make numpy defer to our reflected operators (ndarray + Tensor -> Tensor.__radd__).
     __array_ufunc__ = None
@@ -72,8 +74,6 @@ class Tensor:
             self.device = device
         self.grad = None
         self._op = None
-        self.name = None
-        self.retains_grad = False
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -89,8 +89,6 @@ class Tensor:
         t.requires_grad = False
         t.grad = None
         t._op = None
-        t.name = None
-        t.retains_grad = False
         return t
 
     # ----------------------------------------------------------------- metadata
@@ -105,6 +103,19 @@ class Tensor:
     @property
     def dtype(self) -> np.dtype:
         return self.data.dtype
+
+    @property
+    def name(self):
+        """Optional label shown by graph() and to_dot()."""
+        return getattr(self, "_name", None)
+
+    @name.setter
+    def name(self, value):
+        self._name = value
+
+    @property
+    def retains_grad(self) -> bool:
+        return getattr(self, "_retain", False)
 
     @property
     def is_leaf(self) -> bool:
@@ -196,7 +207,7 @@ class Tensor:
 
     def retain_grad(self) -> Tensor:
         """Keep ``.grad`` on this non-leaf tensor after ``backward``."""
-        self.retains_grad = True
+        self._retain = True
         return self
 
     def detach(self) -> Tensor:
@@ -408,7 +419,7 @@ class Tensor:
 
     def __getitem__(self, index) -> Tensor:
         """Index with ints, slices, None, Ellipsis, and integer/bool arrays or tensors."""
-        return _mv.GetItem.apply(self, index=_index_data(index))
+        return _mv.GetItem.apply(self, index=_index_data(index, self.device))
 
     # ------------------------------------------------------------- unary math
     def exp(self) -> Tensor:
@@ -451,14 +462,16 @@ class Tensor:
         return _graph.to_dot(self, names)
 
 
-def _index_data(index):
-    """Replace Tensors and lists inside an index by backend arrays."""
+def _index_data(index, device):
+    """Replace Tensors and lists inside an index by arrays on ``device``."""
     if isinstance(index, tuple):
-        return tuple(_index_data(i) for i in index)
+        return tuple(_index_data(i, device) for i in index)
     if isinstance(index, Tensor):
-        return index.data
-    if isinstance(index, list):
-        return np.asarray(index)
+        index = index.data
+    elif isinstance(index, list):
+        index = np.asarray(index)
+    if device != backend.CPU and isinstance(index, np.ndarray):
+        index = backend.to_device(index, device)  # cupy does not index with numpy arrays
     return index
 
 

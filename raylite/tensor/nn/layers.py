@@ -6,13 +6,14 @@ import math
 
 import numpy as np
 
-from raylite.tensor import creation
+from raylite.tensor import backend, creation
 from raylite.tensor import functional as F
 from raylite.tensor.nn import init
 from raylite.tensor.nn.module import Module, Parameter
 from raylite.tensor.ops import elementwise as _ew
 from raylite.tensor.ops import linalg as _la
 from raylite.tensor.ops import movement as _mv
+from raylite.tensor.tensor import Tensor
 
 
 def _empty(*shape, dtype=np.float32, device="cpu"):
@@ -104,10 +105,10 @@ class Embedding(Module):
         init.normal_(self.weight)
 
     def forward(self, ids):
-        index = ids.data if hasattr(ids, "data") and not isinstance(ids, np.ndarray) else np.asarray(ids)
+        index = ids.data if isinstance(ids, Tensor) else np.asarray(ids)
         if index.dtype.kind not in "iu":
             raise TypeError(f"Embedding expects integer ids, got {index.dtype}")
-        return _mv.GetItem.apply(self.weight, index=index)
+        return _mv.GetItem.apply(self.weight, index=backend.to_device(index, self.weight.device))
 
     def extra_repr(self):
         return f"{self.num_embeddings}, {self.embedding_dim}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from raylite.tensor.backend import xp_of
-from raylite.tensor.function import Function
+from raylite.tensor.function import Function, UnaryFunction
 
 _shape = np.shape  # works for numpy arrays, cupy arrays and Python scalars
 
@@ -104,7 +104,7 @@ class Where(Function):
 
 
 # ------------------------------------------------------------------- unary
-class Neg(Function):
+class Neg(UnaryFunction):
     def forward(self, a):
         return -a
 
@@ -112,7 +112,7 @@ class Neg(Function):
         return (-g,)
 
 
-class Exp(Function):
+class Exp(UnaryFunction):
     def forward(self, a):
         self.out = xp_of(a).exp(a)
         return self.out
@@ -121,7 +121,7 @@ class Exp(Function):
         return (g * self.out,)
 
 
-class Log(Function):
+class Log(UnaryFunction):
     def forward(self, a):
         self.a = a
         return xp_of(a).log(a)
@@ -130,7 +130,7 @@ class Log(Function):
         return (g / self.a,)
 
 
-class Sqrt(Function):
+class Sqrt(UnaryFunction):
     def forward(self, a):
         self.out = xp_of(a).sqrt(a)
         return self.out
@@ -139,7 +139,7 @@ class Sqrt(Function):
         return (g / (2 * self.out),)
 
 
-class Abs(Function):
+class Abs(UnaryFunction):
     def forward(self, a):
         self.a = a
         return abs(a)
@@ -148,7 +148,7 @@ class Abs(Function):
         return (g * xp_of(g).sign(self.a),)
 
 
-class Tanh(Function):
+class Tanh(UnaryFunction):
     def forward(self, a):
         self.out = xp_of(a).tanh(a)
         return self.out
@@ -158,7 +158,7 @@ class Tanh(Function):
         return (g * (1 - out * out),)
 
 
-class Sigmoid(Function):
+class Sigmoid(UnaryFunction):
     def forward(self, a):
         # 0.5 * (1 + tanh(x / 2)) equals 1 / (1 + exp(-x)) but never overflows.
         self.out = 0.5 * (1 + xp_of(a).tanh(0.5 * a))
@@ -169,7 +169,7 @@ class Sigmoid(Function):
         return (g * out * (1 - out),)
 
 
-class Relu(Function):
+class Relu(UnaryFunction):
     def forward(self, a):
         self.mask = a > 0
         return a * self.mask
@@ -178,7 +178,7 @@ class Relu(Function):
         return (g * self.mask,)
 
 
-class Clamp(Function):
+class Clamp(UnaryFunction):
     """Clip into [low, high] (either may be None); gradient flows inside the range."""
 
     def forward(self, a, low=None, high=None):

@@ -7,7 +7,9 @@ backward skips the input gradient when the input is data (the first layer).
 
 from __future__ import annotations
 
+from raylite.tensor.autograd import grad_mode
 from raylite.tensor.function import Function
+from raylite.tensor.tensor import Tensor
 from raylite.tensor.ops.elementwise import unbroadcast
 
 
@@ -51,6 +53,24 @@ class MatMul(Function):
 class Linear(Function):
     """``x @ weight.T + bias`` with x of shape (..., in), weight (out, in), bias (out,)."""
 
+    @classmethod
+    def apply(cls, x, weight, bias=None):
+        """``Function.apply`` specialised to (x, weight, bias), the MLP hot path.
+
+        Raises TypeError for non-Tensor inputs, ValueError for mixed devices or shapes.
+        """
+        if not (isinstance(x, Tensor) and isinstance(weight, Tensor)):
+            raise TypeError("linear expects Tensors for the input and the weight")
+        device = x.device
+        if weight.device != device or (bias is not None and bias.device != device):
+            raise ValueError(f"linear: input, weight and bias must be on one device, got {device} and {weight.device}")
+        fn = cls()
+        result = Tensor._wrap(fn.forward(x.data, weight.data, None if bias is None else bias.data), device)
+        if grad_mode.enabled and (x.requires_grad or weight.requires_grad
+                                  or (bias is not None and bias.requires_grad)):
+            fn._record(result, (x, weight, bias))
+        return result
+
     def forward(self, x, weight, bias=None):
         if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
             raise ValueError(
@@ -65,13 +85,10 @@ class Linear(Function):
 
     def backward(self, g):
         x, w = self.x, self.weight
-        gx = gw = gb = None
-        if self.needs[0]:
-            gx = g @ w
-        if self.needs[1] or (len(self.needs) > 2 and self.needs[2]):
-            g2 = g.reshape(-1, g.shape[-1])
-            if self.needs[1]:
-                gw = g2.T @ x.reshape(-1, x.shape[-1])
-            if len(self.needs) > 2 and self.needs[2]:
-                gb = g2.sum(axis=0)
+        need_x, need_w, need_b = self.needs
+        gx = g @ w if need_x else None
+        # Weight and bias gradients sum over every leading (batch, time, ...) axis.
+        g2 = g.reshape(-1, g.shape[-1])
+        gw = g2.T @ x.reshape(-1, x.shape[-1]) if need_w else None
+        gb = g2.sum(axis=0) if need_b else None
         return gx, gw, gb

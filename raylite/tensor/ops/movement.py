@@ -12,10 +12,10 @@ import numpy as np
 
 from raylite.tensor import backend
 from raylite.tensor.backend import xp_of
-from raylite.tensor.function import Function
+from raylite.tensor.function import Function, UnaryFunction
 
 
-class Reshape(Function):
+class Reshape(UnaryFunction):
     def forward(self, a, shape):
         self.in_shape = a.shape
         try:
@@ -30,7 +30,7 @@ class Reshape(Function):
         return (g.reshape(self.in_shape),)
 
 
-class Permute(Function):
+class Permute(UnaryFunction):
     def forward(self, a, dims):
         if sorted(dims) != list(range(a.ndim)):
             raise ValueError(f"permute dims {tuple(dims)} are not a permutation of {a.ndim} axes")
@@ -41,10 +41,10 @@ class Permute(Function):
         return f"Permute{self.dims}"
 
     def backward(self, g):
-        return (g.transpose(tuple(np.argsort(self.dims))),)
+        return (g.transpose(tuple(int(d) for d in np.argsort(self.dims))),)
 
 
-class Expand(Function):
+class Expand(UnaryFunction):
     """Broadcast to a larger shape (a read-only view); backward sums back."""
 
     def forward(self, a, shape):
@@ -60,13 +60,17 @@ class Expand(Function):
         return (unbroadcast(g, self.in_shape),)
 
 
-def _is_advanced(index) -> bool:
-    """True if the index selects with arrays (a gather), not just ints and slices."""
+def _gathers(index) -> bool:
+    """True if the index selects with integer arrays, which may repeat elements.
+
+    Ints, slices, None, Ellipsis and boolean masks never pick an element twice, so
+    their backward can assign instead of scatter-add.
+    """
     parts = index if isinstance(index, tuple) else (index,)
-    return any(not (p is None or p is Ellipsis or isinstance(p, (int, slice))) for p in parts)
+    return any(hasattr(p, "dtype") and p.dtype.kind in "iu" and p.ndim > 0 for p in parts)
 
 
-class GetItem(Function):
+class GetItem(UnaryFunction):
     """``a[index]`` with ints, slices, None, Ellipsis, and integer/boolean arrays."""
 
     def forward(self, a, index):
@@ -82,10 +86,10 @@ class GetItem(Function):
     def backward(self, g):
         xp = xp_of(g)
         full = xp.zeros(self.in_shape, dtype=g.dtype)
-        if _is_advanced(self.index):
+        if _gathers(self.index):
             backend.scatter_add(full, self.index, g)
         else:
-            full[self.index] = g  # basic slicing never selects an element twice
+            full[self.index] = g
         return (full,)
 
 
@@ -121,7 +125,7 @@ class Stack(Function):
         return tuple(g.take(i, axis=self.dim) for i in range(g.shape[self.dim]))
 
 
-class ToDevice(Function):
+class ToDevice(UnaryFunction):
     """Copy to another device and/or dtype; the gradient goes back the same way."""
 
     def forward(self, a, device, dtype=None):

@@ -8,7 +8,7 @@ shape: with keepdim=False the reduced axes are first put back as size-1 axes.
 from __future__ import annotations
 
 from raylite.tensor.backend import xp_of
-from raylite.tensor.function import Function
+from raylite.tensor.function import UnaryFunction
 
 
 def normalize_dims(dim, ndim: int):
@@ -40,7 +40,7 @@ def _expand_back(g, in_shape, dims, keepdim):
     return g
 
 
-class Sum(Function):
+class Sum(UnaryFunction):
     def forward(self, a, dim=None, keepdim=False):
         self.in_shape = a.shape
         self.dims = normalize_dims(dim, a.ndim) if a.ndim else ()
@@ -55,7 +55,7 @@ class Sum(Function):
         return (xp_of(g).broadcast_to(g, self.in_shape),)
 
 
-class Max(Function):
+class Max(UnaryFunction):
     """Maximum values; the gradient is shared equally between tied maxima."""
 
     def forward(self, a, dim=None, keepdim=False):

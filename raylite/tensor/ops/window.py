@@ -9,10 +9,10 @@ and copies strided slices, which is fast in numpy and runs unchanged on cupy.
 from __future__ import annotations
 
 from raylite.tensor.backend import xp_of
-from raylite.tensor.function import Function
+from raylite.tensor.function import UnaryFunction
 
 
-class Pad2d(Function):
+class Pad2d(UnaryFunction):
     """Constant padding of the last two dimensions by (ph, pw) on each side."""
 
     def forward(self, a, padding, value=0.0):
@@ -34,7 +34,7 @@ def _window_slices(i, j, oh, ow, sh, sw):
     return slice(i, i + sh * (oh - 1) + 1, sh), slice(j, j + sw * (ow - 1) + 1, sw)
 
 
-class Unfold(Function):
+class Unfold(UnaryFunction):
     """im2col: (N, C, H, W) -> (N, OH, OW, C, kh, kw) with the given stride."""
 
     def forward(self, a, kernel, stride):
