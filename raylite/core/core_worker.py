@@ -17,6 +17,7 @@ import uuid
 import grpc
 
 from raylite import exceptions as exc
+from raylite.core.actor_manager import ActorManager
 from raylite.core.executor import ArgPlaceholder, Executor
 from raylite.core.function_manager import FunctionManager
 from raylite.core.memory_store import MemoryStore
@@ -63,6 +64,10 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
         self._infeasible_warned: set = set()
         self.task_context = threading.local()
         self.current_spec = None
+        self.gpu_ids: list = []
+        self.actor_id = b""
+        self.actor_class_name = ""
+        self.actor_restarted = False
         self.executor = Executor(self) if mode == WORKER else None
 
         self.loop = asyncio.new_event_loop()
@@ -75,6 +80,7 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
         self.address = self.run_sync(self._start(scheduler_target))
         self.address_bytes = self.address.SerializeToString()
         self.submitter = TaskSubmitter(self)
+        self.actors = ActorManager(self)
 
     # ---- event loop -----------------------------------------------------------------
     def _run_loop(self) -> None:
@@ -307,6 +313,30 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
         return ready, not_ready
 
     # ---- tasks ------------------------------------------------------------------------
+    def build_spec(self, task_type, function_id: bytes, name: str, args, kwargs, num_returns: int,
+                   call_site: str, task_id: bytes):
+        """A TaskSpec with serialized arguments; returns (spec, top-level ref deps).
+
+        Raises TypeError at the call site when an argument cannot be serialized.
+        """
+        deps: list = []
+        if any(isinstance(a, ObjectRef) for a in args) or any(isinstance(v, ObjectRef)
+                                                              for v in kwargs.values()):
+            args, kwargs = _replace_refs(args, kwargs, deps)
+        try:
+            ser = serialize((list(args), kwargs))
+        except TypeError as err:
+            raise TypeError(f"Could not serialize the arguments of {name}(): {err}. "
+                            "Pass only picklable values (or ObjectRefs) to remote calls.") from None
+        self._pin_nested(ser.contained_refs)
+        args_value = self.io.to_value(object_id_for(task_id, 0), None, serialized=ser)
+        spec = common_pb2.TaskSpec(task_id=task_id, job_id=self.current_job_id(), type=task_type,
+                                   function_id=function_id, name=name, args=args_value,
+                                   num_returns=num_returns, call_site=call_site,
+                                   namespace=self.current_namespace())
+        spec.caller.CopyFrom(self.address)
+        return spec, deps
+
     def submit_task(self, fn, name: str, args, kwargs, *, num_returns: int, resources: dict,
                     max_retries: int, retry_exceptions, call_site: str):
         """Submit a normal task; returns its ObjectRefs.
@@ -315,28 +345,27 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
         """
         fid = self.functions.export(fn)
         task_id = random_id()
-        deps = []
-        if any(isinstance(a, ObjectRef) for a in args) or any(isinstance(v, ObjectRef)
-                                                              for v in kwargs.values()):
-            args, kwargs = _replace_refs(args, kwargs, deps)
-        try:
-            ser = serialize((args, kwargs))
-        except TypeError as err:
-            raise TypeError(f"Could not serialize the arguments of {name}(): {err}. "
-                            "Pass only picklable values (or ObjectRefs) to remote calls.") from None
-        self._pin_nested(ser.contained_refs)
-        args_value = self.io.to_value(object_id_for(task_id, 0), None, serialized=ser)
+        spec, deps = self.build_spec(common_pb2.NORMAL_TASK, fid, name, args, kwargs, num_returns,
+                                     call_site, task_id)
         ids = return_ids(task_id, num_returns)
-        spec = common_pb2.TaskSpec(
-            task_id=task_id, job_id=self.job_id, function_id=fid, name=name, args=args_value,
-            num_returns=num_returns, call_site=call_site, return_ids=b"".join(ids))
-        spec.caller.CopyFrom(self.address)
+        spec.return_ids = b"".join(ids)
         for oid in ids:
             self.refs.add_owned(oid)
         out = [ObjectRef(oid, self.address_bytes) for oid in ids]
         key = tuple(sorted(resources.items()))
         self.submitter.submit(TaskEntry(spec, key, resources, max_retries, retry_exceptions, deps))
         return out
+
+    def resolve_values(self, refs: list) -> list:
+        """The ObjectValues of refs, waiting for them (used for actor constructor args)."""
+        values = [self.memory.get(r._id) for r in refs]
+        missing = [i for i, v in enumerate(values) if v is None]
+        if missing:
+            self._wait_values(refs, values, missing, None)
+        return values
+
+    def cancel_actor_task(self, ref: ObjectRef, force: bool) -> bool:
+        return self.actors.cancel(ref, force)
 
     def cancel(self, ref: ObjectRef, force: bool) -> None:
         self.submitter.cancel(ref.task_id(), force)
@@ -370,7 +399,8 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
         self.current_spec = spec
         sink = getattr(self, "log_sink", None)
         if sink is not None:
-            sink.set_context(spec.job_id.hex(), spec.name)
+            name = self.actor_class_name if self.actor_id else spec.name
+            sink.set_context(spec.job_id.hex(), name)
 
     def clear_task_context(self) -> None:
         self.current_spec = None
@@ -378,6 +408,54 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
     def current_job_id(self) -> bytes:
         spec = self.current_spec
         return spec.job_id if spec is not None else self.job_id
+
+    def current_namespace(self) -> str:
+        spec = self.current_spec
+        return spec.namespace if spec is not None and spec.namespace else self.namespace
+
+    # ---- actors (worker side and lifecycle helpers) ----------------------------------------
+    def become_actor(self, spec) -> None:
+        self.actor_id = spec.actor_id
+        self.actor_class_name = spec.name
+        self.actor_restarted = spec.attempt > 0
+        self.namespace = spec.namespace or self.namespace
+        self.job_id = spec.job_id
+
+    def record_actor_exit(self, reason: str) -> None:
+        from raylite.gcs import keys
+        try:
+            self.gcs.redis.hset(keys.ACTOR_EXITS, self.actor_id.hex(), reason)
+        except Exception:
+            pass
+
+    def actor_exit_reason(self, actor_id: bytes) -> str | None:
+        from raylite.gcs import keys
+        try:
+            raw = self.gcs.redis.hget(keys.ACTOR_EXITS, actor_id.hex())
+        except Exception:
+            return None
+        return raw.decode() if raw else None
+
+    async def kill_worker_at(self, address) -> None:
+        """Ask the node scheduler of ``address`` to SIGKILL that worker."""
+        if address.node_id == self.node_id:
+            stub = self.scheduler_aio
+        else:
+            node = self.gcs.nodes().get(address.node_id)
+            if node is None:
+                return
+            stub = self.scheduler_stub_for(node["address"])
+        await _quiet(stub.KillWorker(node_pb2.KillWorkerRequest(worker_id=address.worker_id)))
+
+    def scheduler_knows(self, address) -> bool:
+        """False when ``address`` is a process on this node that no longer exists."""
+        if address.node_id != self.node_id or not address.pid:
+            return True
+        try:
+            os.kill(address.pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
 
     # ---- CoreWorker service -------------------------------------------------------------
     async def PushTasks(self, request_iterator, context):
@@ -399,6 +477,8 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
         async def read():
             try:
                 async for request in request_iterator:
+                    if request.has_gpu_ids:
+                        self.assign_gpus(list(request.gpu_ids))
                     for task_id in request.cancel_task_ids:
                         self.executor.cancel(task_id)
                     for spec in request.tasks:
@@ -421,6 +501,11 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
                     return
         finally:
             reader.cancel()
+
+    def assign_gpus(self, gpu_ids: list) -> None:
+        if gpu_ids:
+            self.gpu_ids = gpu_ids
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in gpu_ids)
 
     async def GetObject(self, request, context):
         oid = request.id
@@ -462,6 +547,11 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
             await self.server.stop(0.1)
             for ch in self._channels.values():
                 await ch.close()
+            me = asyncio.current_task()
+            pending = [t for t in asyncio.all_tasks() if t is not me]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
         try:
             self.run_sync(stop(), timeout=3)

@@ -2,6 +2,8 @@
 execute on the main thread, package returns or the error, honour cancellation."""
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import queue
 import signal
@@ -11,6 +13,7 @@ import threading
 import time
 import traceback
 
+from raylite.core.actor_runtime import TERMINATE, ActorExit, ActorRuntime
 from raylite.exceptions import RayTaskError
 from raylite.protocol import common_pb2
 
@@ -51,6 +54,8 @@ class Executor:
         self.current: bytes | None = None
         self.cancelled: set[bytes] = set()
         self._lock = threading.Lock()
+        self.actor = ActorRuntime()
+        self.exiting = False
 
     def install_signal_handler(self) -> None:
         signal.signal(signal.SIGINT, self._on_sigint)
@@ -63,6 +68,10 @@ class Executor:
 
     def cancel(self, task_id: bytes) -> None:
         """Called from the I/O thread: drop a queued task or interrupt the running one."""
+        task = self.actor.async_tasks.get(task_id)
+        if task is not None:
+            self.actor.loop.call_soon_threadsafe(task.cancel)
+            return
         with self._lock:
             self.cancelled.add(task_id)
             running = self.current == task_id
@@ -75,8 +84,77 @@ class Executor:
             if item is None:
                 return
             reply_to, spec = item
+            if spec.type == common_pb2.ACTOR_TASK and self.actor.concurrent() \
+                    and spec.method != TERMINATE:
+                self._dispatch_concurrent(reply_to, spec)
+                continue
             result = self.execute(spec)
             reply_to(result)
+            if self.exiting:
+                self._exit_process()
+
+    def _dispatch_concurrent(self, reply_to, spec) -> None:
+        if self.actor.is_async:
+            async def run():
+                async with self.actor.semaphore:
+                    task = asyncio.current_task()
+                    self.actor.async_tasks[spec.task_id] = task
+                    try:
+                        result = await self.execute_async(spec)
+                    finally:
+                        self.actor.async_tasks.pop(spec.task_id, None)
+                reply_to(result)
+                if self.exiting:
+                    self._exit_process()
+            asyncio.run_coroutine_threadsafe(run(), self.actor.loop)
+        else:
+            def run():
+                reply_to(self.execute(spec))
+                if self.exiting:
+                    self._exit_process()
+            self.actor.pool.submit(run)
+
+    def _exit_process(self) -> None:
+        # Let the reply reach the caller, then leave without running atexit hooks.
+        time.sleep(0.1)
+        _flush_stdio()
+        os._exit(0)
+
+    def _call(self, spec, args, kwargs):
+        """Run the function, constructor or method a spec names; returns its value."""
+        if spec.type == common_pb2.ACTOR_TASK:
+            if spec.method == TERMINATE:
+                raise ActorExit(0)
+            return getattr(self.actor.instance, spec.method)(*args, **kwargs)
+        target = self.worker.functions.load(spec.function_id)
+        if spec.type == common_pb2.ACTOR_CREATION_TASK:
+            self.worker.become_actor(spec)
+            instance = target(*args, **kwargs)
+            self.actor.created(instance, spec)
+            return None
+        return target(*args, **kwargs)
+
+    async def execute_async(self, spec) -> common_pb2.TaskResult:
+        """Run an async actor's method on the actor's event loop."""
+        started = time.perf_counter()
+        try:
+            args, kwargs = self.load_args(spec)
+            if spec.method == TERMINATE:
+                raise ActorExit(0)
+            value = getattr(self.actor.instance, spec.method)(*args, **kwargs)
+            if inspect.isawaitable(value):
+                value = await value
+            result = common_pb2.TaskResult(task_id=spec.task_id, returns=self.pack_returns(spec, value))
+        except asyncio.CancelledError:
+            result = common_pb2.TaskResult(task_id=spec.task_id, status=common_pb2.TASK_CANCELLED)
+        except ActorExit:
+            self.exiting = True
+            self.worker.record_actor_exit("exit_actor() was called")
+            result = common_pb2.TaskResult(task_id=spec.task_id, returns=self.pack_returns(spec, None))
+        except BaseException as err:  # noqa: BLE001
+            result = self.error_result(spec, err)
+        result.duration = time.perf_counter() - started
+        return result
 
     def execute(self, spec) -> common_pb2.TaskResult:
         task_id = spec.task_id
@@ -87,13 +165,25 @@ class Executor:
             self.current = task_id
         worker = self.worker
         started = time.perf_counter()
+        if spec.type == common_pb2.ACTOR_TASK and self.actor.failed is not None:
+            with self._lock:
+                self.current = None
+            return common_pb2.TaskResult(task_id=task_id, status=common_pb2.TASK_ACTOR_DEAD,
+                                         message=self.actor.failed)
         worker.set_task_context(spec)
         try:
-            fn = worker.functions.load(spec.function_id)
             args, kwargs = self.load_args(spec)
-            value = fn(*args, **kwargs)
+            value = self._call(spec, args, kwargs)
+            if spec.type == common_pb2.ACTOR_TASK and inspect.isawaitable(value):
+                value = asyncio.run(_await(value))
             returns = self.pack_returns(spec, value)
             result = common_pb2.TaskResult(task_id=task_id, returns=returns)
+        except ActorExit:
+            self.exiting = True
+            worker.record_actor_exit("exit_actor() was called" if spec.method != TERMINATE
+                                     else "__ray_terminate__ was called")
+            result = common_pb2.TaskResult(task_id=task_id, returns=self.pack_returns(spec, None)
+                                           if spec.num_returns == 1 else [])
         except KeyboardInterrupt:
             with self._lock:
                 was_cancelled = task_id in self.cancelled
@@ -103,6 +193,8 @@ class Executor:
                 result = common_pb2.TaskResult(task_id=task_id, status=common_pb2.TASK_CANCELLED)
         except BaseException as err:  # noqa: BLE001 - every user error travels back
             result = self.error_result(spec, err)
+            if spec.type == common_pb2.ACTOR_CREATION_TASK:
+                self.actor.failed = f"The actor's constructor raised: {err!r}"
         finally:
             with self._lock:
                 self.current = None
@@ -156,6 +248,10 @@ class Executor:
         return common_pb2.TaskResult(task_id=spec.task_id, returns=returns, app_error=True,
                                      error_type=f"{type(cause).__module__}.{type(cause).__qualname__}",
                                      message=str(err)[:1000])
+
+
+async def _await(value):
+    return await value
 
 
 def _flush_stdio() -> None:

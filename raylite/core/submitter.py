@@ -15,8 +15,8 @@ import time
 import grpc
 
 from raylite import exceptions as exc
-from raylite.protocol import common_pb2, node_pb2, worker_pb2, worker_pb2_grpc
-from raylite.protocol.channels import AuthedStub, pick_target
+from raylite.core.task_stream import TaskStream, describe
+from raylite.protocol import common_pb2, node_pb2
 
 LINGER_S = 0.05              # keep an idle lease this long for the next task
 MAX_LEASE_REQUESTS = 10      # outstanding lease requests per resource shape
@@ -52,14 +52,11 @@ class Lease:
         self.kq = key_queue
         self.lease_id = reply.lease_id
         self.worker = reply.worker
+        self.gpu_ids = list(reply.gpu_ids)
         self.scheduler = scheduler_stub
         self.in_flight: dict[bytes, TaskEntry] = {}
-        self.outbox: list = []
-        self.cancels: list = []
-        self.force_kill = False
-        self.wake = asyncio.Event()
+        self.stream: TaskStream | None = None
         self.alive = True
-        self.call = None
         self.linger = None
 
 
@@ -175,13 +172,11 @@ class TaskSubmitter:
                 entry = kq.queue.popleft()
                 entry.lease = lease
                 lease.in_flight[entry.spec.task_id] = entry
-                lease.outbox.append(entry.spec)
+                lease.stream.send(entry.spec)
                 sent = True
-            if sent:
-                if lease.linger is not None:
-                    lease.linger.cancel()
-                    lease.linger = None
-                lease.wake.set()
+            if sent and lease.linger is not None:
+                lease.linger.cancel()
+                lease.linger = None
         if kq.queue:
             wanted = min(MAX_LEASE_REQUESTS, -(-len(kq.queue) // depth))
             for _ in range(wanted - len(kq.requests)):
@@ -221,42 +216,11 @@ class TaskSubmitter:
         if reply.rejected:
             return
         lease = Lease(kq, reply, stub)
-        target = pick_target(reply.worker, self.worker.node_id)
-        channel = self.worker.channel(target)
-        lease.call = AuthedStub(worker_pb2_grpc.CoreWorkerStub(channel), self.worker.token).PushTasks()
+        lease.stream = TaskStream(self.worker, reply.worker,
+                                  lambda results: self._on_results(lease, results),
+                                  lambda error: self._lease_broken(lease, error), reply.gpu_ids)
         kq.leases.append(lease)
-        self.loop.create_task(self._writer(lease))
-        self.loop.create_task(self._reader(lease))
         self._pump(kq)
-
-    async def _writer(self, lease: Lease) -> None:
-        try:
-            while lease.alive:
-                await lease.wake.wait()
-                lease.wake.clear()
-                if lease.outbox or lease.cancels:
-                    message = worker_pb2.PushRequest(tasks=lease.outbox, cancel_task_ids=lease.cancels,
-                                                     force_kill=lease.force_kill)
-                    lease.outbox = []
-                    lease.cancels = []
-                    await lease.call.write(message)
-            await lease.call.done_writing()
-        except (grpc.RpcError, asyncio.InvalidStateError, RuntimeError):
-            pass  # the reader reports the broken stream
-
-    async def _reader(self, lease: Lease) -> None:
-        error = None
-        try:
-            while True:
-                reply = await lease.call.read()
-                if reply is grpc.aio.EOF:
-                    break
-                self._on_results(lease, reply.results)
-        except grpc.RpcError as err:
-            error = err
-        except asyncio.CancelledError:
-            return
-        self._lease_broken(lease, error)
 
     def _on_results(self, lease: Lease, results) -> None:
         kq = lease.kq
@@ -303,7 +267,6 @@ class TaskSubmitter:
         if not lease.alive:
             return
         lease.alive = False
-        lease.wake.set()
         kq = lease.kq
         if lease in kq.leases:
             kq.leases.remove(lease)
@@ -322,7 +285,7 @@ class TaskSubmitter:
             else:
                 self._fail(entry, exc.WorkerCrashedError(
                     f"The worker running {entry.spec.name} died unexpectedly "
-                    f"(max_retries exhausted): {_describe(error)}"))
+                    f"(max_retries exhausted): {describe(error)}"))
         if not self.worker.shutting_down:
             self.loop.create_task(self._return_lease(lease, kill=True))
             self._pump(kq)
@@ -334,7 +297,7 @@ class TaskSubmitter:
         lease.alive = False
         if lease in lease.kq.leases:
             lease.kq.leases.remove(lease)
-        lease.wake.set()
+        lease.stream.close()
         self.loop.create_task(self._return_lease(lease, kill=False))
 
     async def _return_lease(self, lease: Lease, kill: bool) -> None:
@@ -363,8 +326,7 @@ class TaskSubmitter:
         if force:
             self.loop.create_task(self._kill_lease_worker(lease))
         else:
-            lease.cancels.append(task_id)
-            lease.wake.set()
+            lease.stream.cancel(task_id)
 
     async def _kill_lease_worker(self, lease: Lease) -> None:
         try:
@@ -401,18 +363,10 @@ class TaskSubmitter:
                 task.cancel()
             for lease in kq.leases:
                 lease.alive = False
-                if lease.call is not None:
-                    lease.call.cancel()
+                if lease.stream is not None:
+                    lease.stream.abort()
 
 
 def _return_ids(spec) -> list[bytes]:
     raw = spec.return_ids
     return [raw[i:i + 20] for i in range(0, len(raw), 20)]
-
-
-def _describe(error) -> str:
-    if error is None:
-        return "the connection closed"
-    if isinstance(error, grpc.RpcError):
-        return f"{error.code().name}: {error.details()}"
-    return str(error)

@@ -11,6 +11,7 @@ HEARTBEATS = PREFIX + "heartbeats"       # hash node_id -> unix time of last bea
 JOBS = PREFIX + "jobs"                   # hash job_id -> job info
 ACTORS = PREFIX + "actors"               # hash actor_id -> actor record
 ACTOR_NAMES = PREFIX + "actor_names"     # hash "namespace/name" -> actor_id
+ACTOR_EXITS = PREFIX + "actor_exits"     # hash actor_id -> why it ended on purpose (no restart)
 NODE_CHANNEL = PREFIX + "channel:nodes"  # pubsub: node joined / died
 
 

@@ -126,11 +126,7 @@ def to_device(array, device: str, dtype=None):
 def scatter_add(target, index, values) -> None:
     """In place ``target[index] += values``, summing repeated indices.
 
-    numpy spells this ``np.add.at``; cupy spells it ``cupyx.scatter_add``.
+    Plain ``target[index] += values`` would add only once per repeated index; both
+    numpy and cupy (>= 13) spell the accumulating version ``xp.add.at``.
     """
-    if isinstance(target, np.ndarray):
-        np.add.at(target, index, values)
-    else:
-        import cupyx  # noqa: PLC0415 - only reachable when cupy is already loaded
-
-        cupyx.scatter_add(target, index, values)
+    xp_of(target).add.at(target, index, values)

@@ -126,7 +126,10 @@ def cross_entropy(logits, target, reduction="mean") -> Tensor:
     """
     if logits.ndim != 2:
         raise ValueError(f"cross_entropy expects logits of shape (N, C), got {logits.shape}")
-    target_data = target.data if isinstance(target, Tensor) else np.asarray(target)
+    if isinstance(target, Tensor):
+        target_data = target.data
+    else:
+        target_data = target if backend.is_backend_array(target) else np.asarray(target)
     if target_data.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy targets must be integer class indices, got {target_data.dtype}")
     if target_data.shape != (logits.shape[0],):

@@ -1,0 +1,178 @@
+"""Actors: ``@ray.remote`` on a class, handles, methods, get_actor and exit_actor."""
+from __future__ import annotations
+
+import inspect
+
+from raylite import options as opts
+from raylite.core import global_state
+from raylite.core.actor_runtime import TERMINATE, ActorExit, is_async_class
+
+
+def _method_meta(cls) -> dict:
+    meta = {}
+    for name, member in inspect.getmembers(cls):
+        if name.startswith("__") and name.endswith("__"):
+            continue
+        if not (inspect.isfunction(member) or inspect.ismethod(member)):
+            continue
+        options = getattr(member, "__raylite_method_options__", {})
+        meta[name] = {"num_returns": options.get("num_returns", 1),
+                      "max_task_retries": options.get("max_task_retries")}
+    meta[TERMINATE] = {"num_returns": 1, "max_task_retries": 0}
+    return meta
+
+
+class ActorClass:
+    """What ``@ray.remote`` makes of a class: ``.remote(...)`` starts an actor."""
+
+    def __init__(self, cls, options: dict):
+        self._cls = cls
+        self._options = opts.validate(dict(options), "actor")
+        self._name = cls.__name__
+        self._meta = _method_meta(cls)
+        self._is_async = is_async_class(cls)
+        self.__doc__ = cls.__doc__
+        self.__name__ = cls.__name__
+        self.__qualname__ = cls.__qualname__
+        self.__module__ = cls.__module__
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(f"Actors cannot be instantiated directly. Instead of '{self._name}()', "
+                        f"use '{self._name}.remote()'.")
+
+    def options(self, **options) -> "ActorClass":
+        """A copy with options overridden. Raises ValueError/TypeError for bad options."""
+        merged = dict(self._options)
+        merged.update(options)
+        return ActorClass(self._cls, merged)
+
+    def remote(self, *args, **kwargs) -> "ActorHandle":
+        """Start the actor; returns its handle at once (creation is asynchronous).
+
+        Raises ValueError when the name is taken (without get_if_exists) and
+        TypeError when an argument cannot be serialized.
+        """
+        from raylite.core.core_worker import caller_site
+        merged = dict(opts.ACTOR_DEFAULTS)
+        merged.update(self._options)
+        return global_state.get_worker().actors.create(self, args, kwargs, merged, caller_site())
+
+    def bind(self, *args, **kwargs):
+        from raylite.dag import ClassNode
+        return ClassNode(self, args, kwargs)
+
+
+class ActorHandle:
+    """A reference to a running actor; methods are called with ``handle.m.remote()``."""
+
+    def __init__(self, actor_id: bytes, meta: dict, class_name: str, *, _track: bool = True):
+        self._actor_id = actor_id
+        self._meta = meta
+        self._class_name = class_name
+        self._tracked = False
+        if _track:
+            worker = global_state.get_worker(required=False)
+            if worker is not None:
+                worker.actors.handle_created(actor_id)
+                self._tracked = True
+
+    def __getattr__(self, name):
+        if name.startswith("_") and name != TERMINATE:
+            raise AttributeError(name)
+        meta = self._meta.get(name)
+        if meta is None:
+            raise AttributeError(f"'ActorHandle' object has no attribute '{name}' "
+                                 f"(actor class {self._class_name} has no method '{name}')")
+        return ActorMethod(self, name, meta)
+
+    def __reduce__(self):
+        worker = global_state.get_worker(required=False)
+        if worker is not None:
+            worker.actors.handle_escaped(self._actor_id)
+        return (_rebuild_handle, (self._actor_id, self._meta, self._class_name))
+
+    def __del__(self):
+        if self._tracked:
+            worker = global_state.get_worker(required=False)
+            if worker is not None:
+                try:
+                    worker.actors.handle_deleted(self._actor_id)
+                except Exception:
+                    pass
+
+    def __hash__(self):
+        return hash(self._actor_id)
+
+    def __eq__(self, other):
+        return isinstance(other, ActorHandle) and other._actor_id == self._actor_id
+
+    def __repr__(self):
+        return f"Actor({self._class_name}, {self._actor_id.hex()})"
+
+    def _actor_id_hex(self) -> str:
+        return self._actor_id.hex()
+
+    def _kill(self, no_restart: bool) -> None:
+        global_state.get_worker().actors.kill(self._actor_id, no_restart)
+
+
+def _rebuild_handle(actor_id, meta, class_name):
+    return ActorHandle(actor_id, meta, class_name)
+
+
+class ActorMethod:
+    """``handle.method``: call ``.remote(...)`` to run it on the actor."""
+
+    def __init__(self, handle: ActorHandle, name: str, meta: dict, overrides: dict | None = None):
+        self._handle = handle
+        self._name = name
+        self._meta = meta
+        self._overrides = overrides or {}
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(f"Actor methods cannot be called directly. Instead of running "
+                        f"'object.{self._name}()', try 'object.{self._name}.remote()'.")
+
+    def options(self, **options) -> "ActorMethod":
+        opts.validate(options, "method")
+        merged = dict(self._overrides)
+        merged.update(options)
+        return ActorMethod(self._handle, self._name, self._meta, merged)
+
+    def remote(self, *args, **kwargs):
+        """Submit the call; returns an ObjectRef (a list for num_returns > 1)."""
+        from raylite.core.core_worker import caller_site
+        num_returns = self._overrides.get("num_returns", self._meta.get("num_returns", 1))
+        retries = self._overrides.get("max_task_retries", self._meta.get("max_task_retries"))
+        refs = global_state.get_worker().actors.submit(
+            self._handle, self._name, args, kwargs, num_returns, retries, caller_site())
+        if num_returns == 1:
+            return refs[0]
+        if num_returns == 0:
+            return None
+        return refs
+
+    def bind(self, *args, **kwargs):
+        from raylite.dag import ClassMethodNode
+        return ClassMethodNode(self._handle, self._name, args, kwargs)
+
+
+def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
+    """Handle of a live named actor. Raises ValueError when there is none."""
+    if not isinstance(name, str) or not name:
+        raise ValueError("Please supply a non-empty value to get_actor")
+    return global_state.get_worker().actors.lookup(name, namespace)
+
+
+def exit_actor() -> None:
+    """Inside an actor method: end the actor after this call (no restart).
+
+    Raises TypeError when called outside an actor.
+    """
+    worker = global_state.get_worker()
+    if not getattr(worker, "actor_id", None):
+        raise TypeError("exit_actor API is called on a non-actor worker.")
+    raise ActorExit(0)
+
+
+__all__ = ["ActorClass", "ActorHandle", "ActorMethod", "get_actor", "exit_actor"]

@@ -1,0 +1,162 @@
+"""The actor side of the core worker's public surface: create actors, submit their
+calls, count handles, look up named actors, kill. User-thread entry points that
+hand work to the ActorCallers on the event loop."""
+from __future__ import annotations
+
+import threading
+
+from raylite import options as opts
+from raylite.core.actor_submitter import DEAD, ActorCall, ActorCaller
+from raylite.core.object_ref import ObjectRef
+from raylite.ids import random_id, return_ids
+from raylite.protocol import common_pb2
+
+
+class ActorManager:
+
+    def __init__(self, worker):
+        self.worker = worker
+        self.callers: dict[bytes, ActorCaller] = {}
+        self.handles: dict[bytes, int] = {}
+        self.escaped: set[bytes] = set()
+        self.keep_alive: set[bytes] = set()     # named or detached: not collected with handles
+        self.max_task_retries: dict[bytes, int] = {}
+        self._lock = threading.RLock()
+
+    def _caller(self, actor_id: bytes) -> ActorCaller:
+        caller = self.callers.get(actor_id)
+        if caller is None:
+            with self._lock:
+                caller = self.callers.get(actor_id)
+                if caller is None:
+                    caller = self.callers[actor_id] = ActorCaller(self, actor_id)
+        return caller
+
+    # ---- creation --------------------------------------------------------------------
+    def create(self, actor_class, args, kwargs, options: dict, call_site: str):
+        from raylite.actor import ActorHandle
+        worker = self.worker
+        namespace = options.get("namespace") or worker.current_namespace()
+        name = options.get("name")
+        actor_id = random_id()
+        detached = options.get("lifetime") == "detached"
+        if detached and not name:
+            raise ValueError("Detached actors must be named (lifetime='detached' needs name=...)")
+        if name:
+            bound = worker.gcs.claim_actor_name(namespace, name, actor_id.hex())
+            if bound != actor_id.hex():
+                record = worker.gcs.get_actor(bound)
+                if record is not None and record["state"] != DEAD:
+                    if options.get("get_if_exists"):
+                        return self.lookup(name, namespace)
+                    raise ValueError(f"The name {name} (namespace={namespace}) is already taken. "
+                                     f"Please use a different name or get the existing actor using "
+                                     f"ray.get_actor('{name}', namespace='{namespace}')")
+                worker.gcs.redis.hset(_names_key(), f"{namespace}/{name}", actor_id.hex())
+        cpus = options.get("num_cpus")
+        placement = opts.resource_request(options, 1 if cpus is None else cpus)
+        running = opts.resource_request(options, 0 if cpus is None else cpus)
+        fid = worker.functions.export(actor_class._cls)
+        spec, deps = worker.build_spec(common_pb2.ACTOR_CREATION_TASK, fid, actor_class._name,
+                                       args, kwargs, 0, call_site, task_id=actor_id)
+        spec.actor_id = actor_id
+        spec.max_concurrency = options.get("max_concurrency") or 0
+        spec.is_async_actor = actor_class._is_async
+        if deps:
+            # Constructor arguments are resolved before placement, in the creating thread.
+            values = worker.resolve_values(deps)
+            spec.deps.extend(values)
+            bad = next((v for v in values if v.is_error), None)
+            if bad is not None:
+                worker.io.from_value(bad)
+        max_retries = options.get("max_task_retries") or 0
+        owner_info = {"placement": placement, "running": running, "creation_spec": spec,
+                      "class_name": actor_class._name, "name": name or "", "namespace": namespace,
+                      "meta": actor_class._meta, "max_restarts": options.get("max_restarts") or 0,
+                      "detached": detached, "deps": deps}
+        for meta in actor_class._meta.values():
+            if meta.get("max_task_retries") is None:
+                meta["max_task_retries"] = max_retries
+        caller = ActorCaller(self, actor_id, owner_info=owner_info)
+        with self._lock:
+            self.callers[actor_id] = caller
+            if name or detached:
+                self.keep_alive.add(actor_id)
+        worker.loop.call_soon_threadsafe(caller._ensure_connected)
+        return ActorHandle(actor_id, actor_class._meta, actor_class._name)
+
+    # ---- calls -----------------------------------------------------------------------
+    def submit(self, handle, method: str, args, kwargs, num_returns: int, max_task_retries,
+               call_site: str) -> list:
+        worker = self.worker
+        task_id = random_id()
+        spec, deps = worker.build_spec(common_pb2.ACTOR_TASK, b"", f"{handle._class_name}.{method}",
+                                       args, kwargs, num_returns, call_site, task_id=task_id)
+        spec.actor_id = handle._actor_id
+        spec.method = method
+        ids = return_ids(task_id, num_returns)
+        spec.return_ids = b"".join(ids)
+        for oid in ids:
+            worker.refs.add_owned(oid)
+        refs = [ObjectRef(oid, worker.address_bytes) for oid in ids]
+        caller = self._caller(handle._actor_id)
+        call = ActorCall(spec, deps, max_task_retries or 0)
+        worker.loop.call_soon_threadsafe(caller.submit, call)
+        return refs
+
+    def cancel(self, ref: ObjectRef, force: bool) -> bool:
+        """Cancel an actor call if ``ref`` came from one; False when it did not."""
+        task_id = ref.task_id()
+        for caller in list(self.callers.values()):
+            if task_id in caller.in_flight or any(c.spec.task_id == task_id for c in caller.queue):
+                self.worker.loop.call_soon_threadsafe(caller.cancel, task_id, force)
+                return True
+        return False
+
+    # ---- handles ---------------------------------------------------------------------------
+    def handle_created(self, actor_id: bytes) -> None:
+        with self._lock:
+            self.handles[actor_id] = self.handles.get(actor_id, 0) + 1
+
+    def handle_escaped(self, actor_id: bytes) -> None:
+        with self._lock:
+            self.escaped.add(actor_id)
+
+    def handle_deleted(self, actor_id: bytes) -> None:
+        with self._lock:
+            count = self.handles.get(actor_id, 0) - 1
+            if count > 0:
+                self.handles[actor_id] = count
+                return
+            self.handles.pop(actor_id, None)
+            caller = self.callers.get(actor_id)
+            if caller is None or caller.owner_info is None or actor_id in self.escaped \
+                    or actor_id in self.keep_alive or self.worker.shutting_down:
+                return
+        try:
+            self.worker.loop.call_soon_threadsafe(caller.terminate_when_idle)
+        except RuntimeError:
+            pass
+
+    def lookup(self, name: str, namespace: str | None):
+        from raylite.actor import ActorHandle
+        worker = self.worker
+        namespace = namespace or worker.current_namespace()
+        actor_hex = worker.gcs.lookup_actor_name(namespace, name)
+        record = worker.gcs.get_actor(actor_hex) if actor_hex else None
+        if record is None or record["state"] == DEAD:
+            raise ValueError(f"Failed to look up actor with name '{name}'. This could because 1. "
+                             f"You are trying to look up a named actor you didn't create. 2. The "
+                             f"named actor died. 3. You did not use a namespace matching the "
+                             f"namespace of the actor. (namespace={namespace!r})")
+        return ActorHandle(bytes.fromhex(actor_hex), record["meta"], record["class_name"])
+
+    def kill(self, actor_id: bytes, no_restart: bool) -> None:
+        caller = self._caller(actor_id)
+        self.worker.loop.call_soon_threadsafe(caller.kill, no_restart)
+
+
+def _names_key() -> str:
+    from raylite.gcs import keys
+    return keys.ACTOR_NAMES
+
