@@ -10,6 +10,9 @@ Rows:
   ES policy, batch 1   4 -> 64 tanh -> 64 tanh -> 2, ``policy(Tensor(obs)).numpy()``
                        under no_grad vs a hand-written numpy forward          target <= 3.0
 
+The targets are for the CPU; with --device cuda the matmul is 4096x4096 against
+cupy, and the other rows are printed for information.
+
 Each figure is the best of several repeats (the least disturbed by other processes),
 raylite and its baseline timed alternately. On a small shared machine, multithreaded
 BLAS is at the mercy of other processes: compare with OPENBLAS_NUM_THREADS=1 too.
@@ -114,7 +117,7 @@ def bench_mlp(device, sync):
     tsync = torch.cuda.synchronize if tdev == "cuda" else None
     ours, theirs = compare(ours_step, torch_step, 20, sync=sync, theirs_sync=tsync)
     label = f"torch {torch.__version__} ({torch.get_num_threads()} threads)" if tdev == "cpu" else "torch cuda"
-    return ("MLP 64-256-256-8 b256 train step", ours, theirs, label, 1.5)
+    return ("MLP 64-256-256-8 b256 train step", ours, theirs, label, 1.5 if tdev == "cpu" else None)
 
 
 def bench_policy(device, sync):
@@ -136,7 +139,10 @@ def bench_policy(device, sync):
     np.testing.assert_allclose(ours_forward(), numpy_forward(obs), rtol=1e-4, atol=1e-5)
     number = 20000 if device == "cpu" else 2000
     ours, theirs = compare(ours_forward, lambda: numpy_forward(obs), number)
-    return ("ES policy 4-64-64-2 batch 1 forward", ours, theirs, "numpy by hand (CPU)", 3.0)
+    # The 3x target is for CPU inference; on a GPU a batch-1 forward is dominated by
+    # host/device copies and kernel launches, so that row is informative only.
+    return ("ES policy 4-64-64-2 batch 1 forward", ours, theirs, "numpy by hand (CPU)",
+            3.0 if device == "cpu" else None)
 
 
 def fmt(seconds):
@@ -163,8 +169,9 @@ def main(argv=None):
     print("-" * 110)
     for name, ours, theirs, label, target in rows:
         ratio = f"{ours / theirs:6.2f}" if theirs else "     -"
-        verdict = "" if not theirs else ("ok" if ours / theirs <= target else "MISSED")
-        print(f"{name:38} {fmt(ours):>11} {fmt(theirs):>11}  {ratio}  <={target:<4}  {label} {verdict}")
+        verdict = "" if not (theirs and target) else ("ok" if ours / theirs <= target else "MISSED")
+        goal = f"<={target:<4}" if target else "  -   "
+        print(f"{name:38} {fmt(ours):>11} {fmt(theirs):>11}  {ratio}  {goal}  {label} {verdict}")
 
 
 if __name__ == "__main__":
