@@ -133,6 +133,11 @@ class Tensor:
             raise TypeError("len() of a 0-d tensor")
         return self.data.shape[0]
 
+    def __iter__(self):
+        # Without this, Python would iterate by calling __getitem__ until IndexError,
+        # which our indexing reports as ValueError.
+        return (self[i] for i in range(len(self)))
+
     def __repr__(self) -> str:
         body = np.array2string(backend.to_numpy(self.data), separator=", ", precision=4)
         extras = [f"dtype={self.dtype}"]

@@ -123,6 +123,14 @@ def test_matmul_reductions_and_movement_values():
     assert np.isfinite(rt.log_softmax(big).numpy()).all()  # stable for large logits
 
 
+def test_iteration_and_len():
+    x = rt.arange(6).reshape(3, 2)
+    rows = list(x)
+    assert len(x) == 3 and [r.tolist() for r in rows] == [[0, 1], [2, 3], [4, 5]]
+    with pytest.raises(TypeError):
+        len(rt.tensor(1.0))
+
+
 def test_comparisons_are_plain_bool_tensors():
     x = rt.tensor([1.0, 2.0, 3.0], requires_grad=True)
     for mask in (x > 1.5, x >= 2, x < 2, x <= 2, x == 2, x != 2):
