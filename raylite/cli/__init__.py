@@ -1,0 +1,1 @@
+"""The `raylite` command line: start, stop, status, memory, list."""

@@ -1,0 +1,267 @@
+"""`raylite start --head | --address`, `raylite stop`, `raylite status`, `raylite list actors`.
+
+`start` launches long-lived processes in their own session (they outlive the shell);
+the head records its address and secrets in a 0600 file so local drivers can
+`ray.init(address="auto")`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import sys
+import time
+import uuid
+
+from raylite.session import CURRENT_CLUSTER_FILE, SESSION_ROOT, new_session
+
+
+def _parse_resources(text: str) -> dict:
+    try:
+        value = json.loads(text or "{}")
+    except ValueError as err:
+        raise SystemExit(f"--resources must be JSON, e.g. '{{\"x\": 1}}': {err}")
+    if not isinstance(value, dict):
+        raise SystemExit("--resources must be a JSON object")
+    return value
+
+
+def cmd_start(args) -> int:
+    from raylite.cluster import detect_gpus
+    from raylite.gcs.client import GcsClient
+    from raylite.gcs.redis_server import start_redis
+    from raylite.scheduler.launch import start_scheduler
+
+    if not args.head and not args.address:
+        print("raylite start needs --head or --address=HOST:PORT", file=sys.stderr)
+        return 2
+    session = new_session()
+    total = {"CPU": float(args.num_cpus if args.num_cpus is not None else os.cpu_count() or 1),
+             "GPU": float(args.num_gpus if args.num_gpus is not None else detect_gpus())}
+    total.update({k: float(v) for k, v in _parse_resources(args.resources).items()})
+    total = {k: v for k, v in total.items() if v}
+    node_id = uuid.uuid4().hex
+    if args.head:
+        token = args.token or os.environ.get("RAYLITE_TOKEN") or secrets.token_hex(16)
+        redis_proc, port, sock = start_redis(session.redis_dir, token, args.host, args.port,
+                                             tie_to_parent=False)
+        gcs_address = f"{args.host}:{port}"
+        gcs_socket = sock
+    else:
+        token = args.token or os.environ.get("RAYLITE_TOKEN")
+        if not token:
+            print("joining a cluster needs its token: --token or RAYLITE_TOKEN", file=sys.stderr)
+            return 2
+        gcs_address, gcs_socket, redis_proc = args.address, "", None
+    try:
+        GcsClient(gcs_address, token, gcs_socket or None, connect_timeout=15).close()
+    except Exception as err:
+        print(f"cannot reach the GCS at {gcs_address}: {err}", file=sys.stderr)
+        return 1
+    ready = os.path.join(session.root, "scheduler.ready")
+    sched = start_scheduler(session=session, node_id=node_id, token=token, gcs_address=gcs_address,
+                            redis_password=token, gcs_socket=gcs_socket, host=args.host,
+                            resources=total, object_store_memory=args.object_store_memory or 0,
+                            head=args.head, detached=True, ready_file=ready)
+    deadline = time.monotonic() + 30
+    while not os.path.exists(ready):
+        if sched.poll() is not None or time.monotonic() > deadline:
+            print(f"the node scheduler failed to start; see {session.logs}", file=sys.stderr)
+            return 1
+        time.sleep(0.05)
+    with open(ready) as f:
+        address = f.read().strip()
+    _remember_session(session.root, redis_proc.pid if redis_proc else 0)
+    if args.head:
+        os.makedirs(SESSION_ROOT, mode=0o700, exist_ok=True)
+        fd = os.open(CURRENT_CLUSTER_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"gcs_address": gcs_address, "password": token, "token": token,
+                       "session": session.root, "redis_pid": redis_proc.pid}, f)
+        print(f"raylite head started: GCS at {gcs_address}, node scheduler at {address}")
+        print(f"  connect a driver here:   ray.init(address=\"auto\")")
+        print(f"  join another node:       RAYLITE_TOKEN={token} raylite start --address={gcs_address}")
+    else:
+        print(f"raylite node {node_id[:8]} joined {gcs_address} (scheduler at {address})")
+    if args.block:
+        try:
+            while sched.poll() is None:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            sched.send_signal(signal.SIGTERM)
+            sched.wait(10)
+    return 0
+
+
+STARTED_FILE = os.path.join(SESSION_ROOT, "started_sessions")
+
+
+def _remember_session(root: str, redis_pid: int) -> None:
+    with open(STARTED_FILE, "a") as f:
+        f.write(json.dumps({"session": root, "redis_pid": redis_pid}) + "\n")
+
+
+def _started() -> list[dict]:
+    try:
+        with open(STARTED_FILE) as f:
+            return [json.loads(line) for line in f if line.strip()]
+    except (OSError, ValueError):
+        return []
+
+
+def _started_sessions() -> list[str]:
+    return [entry["session"] for entry in _started()]
+
+
+def _our_processes(everything: bool) -> list[tuple[int, str]]:
+    """(pid, cmdline) of the schedulers and redis servers `raylite start` launched here
+    (with ``everything``: every raylite process, embedded clusters included)."""
+    sessions = _started_sessions()
+    redis_pids = {entry["redis_pid"] for entry in _started() if entry.get("redis_pid")}
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "redis-server" in cmd and int(entry) in redis_pids:
+            found.append((int(entry), cmd))
+            continue
+        ours = "raylite.scheduler" in cmd or "raylite.core.worker_main" in cmd
+        if ours and (everything or any(root + " " in cmd + " " for root in sessions)):
+            found.append((int(entry), cmd))
+    return found
+
+
+def cmd_stop(args) -> int:
+    procs = _our_processes(args.force)
+    sig = signal.SIGKILL if args.force else signal.SIGTERM
+    # Schedulers first: they tear down their workers and shared memory.
+    order = sorted(procs, key=lambda p: 0 if "raylite.scheduler " in p[1] else 1)
+    for pid, _ in order:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(pid) for pid, _ in procs):
+        time.sleep(0.1)
+    for pid, _ in procs:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    import glob
+    import shutil
+    from raylite.session import SHM_PREFIX, SHM_ROOT, session_from_root
+    if args.force:
+        leftovers = glob.glob(os.path.join(SHM_ROOT, SHM_PREFIX + "*"))
+    else:
+        leftovers = [p for root in _started_sessions()
+                     for p in glob.glob(session_from_root(root).shm_dir("") + "*")]
+    for path in leftovers:
+        shutil.rmtree(path, ignore_errors=True)
+    for path in (CURRENT_CLUSTER_FILE, STARTED_FILE):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+    print(f"stopped {len(procs)} raylite process(es)")
+    return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _gcs(args):
+    from raylite.cluster import read_current_cluster
+    from raylite.gcs.client import GcsClient
+    info = read_current_cluster()
+    address = args.address or info["gcs_address"]
+    return GcsClient(address, os.environ.get("RAYLITE_GCS_PASSWORD") or info["password"])
+
+
+def cmd_status(args) -> int:
+    try:
+        gcs = _gcs(args)
+    except ConnectionError as err:
+        print(err, file=sys.stderr)
+        return 1
+    now = time.time()
+    total: dict = {}
+    avail: dict = {}
+    print("======== raylite cluster status ========")
+    for node_id, info in gcs.nodes().items():
+        alive = info.get("alive", True) and now - info["last_heartbeat"] < 10
+        print(f"node {node_id[:8]}  {'ALIVE' if alive else 'DEAD '}  {info.get('address')}"
+              f"{'  (head)' if info.get('is_head') else ''}")
+        if alive:
+            for k, v in info.get("resources", {}).items():
+                total[k] = total.get(k, 0) + v
+            for k, v in info.get("available", info.get("resources", {})).items():
+                avail[k] = avail.get(k, 0) + v
+    print("Resources (used / total):")
+    for k, v in sorted(total.items()):
+        print(f"  {v - avail.get(k, 0):g}/{v:g} {k}")
+    gcs.close()
+    return 0
+
+
+def cmd_list(args) -> int:
+    gcs = _gcs(args)
+    if args.what == "actors":
+        for actor_id, record in gcs.all_actors().items():
+            print(f"{actor_id}  {record['state']:<16} {record['class_name']:<20} "
+                  f"name={record.get('name') or '-'} restarts={record.get('num_restarts', 0)}")
+    elif args.what == "nodes":
+        for node_id, info in gcs.nodes().items():
+            print(f"{node_id}  {info.get('address')}  {info.get('resources')}")
+    gcs.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="raylite", description="raylite cluster control")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("start", help="start a head node (--head) or join a cluster (--address)")
+    s.add_argument("--head", action="store_true")
+    s.add_argument("--address", default="", help="GCS address HOST:PORT of the head to join")
+    s.add_argument("--port", type=int, default=6379, help="GCS (Redis) port on the head")
+    s.add_argument("--host", default="127.0.0.1",
+                   help="address to bind and advertise (default loopback only)")
+    s.add_argument("--num-cpus", type=float, default=None)
+    s.add_argument("--num-gpus", type=float, default=None)
+    s.add_argument("--resources", default="{}", help="JSON dict of custom resources")
+    s.add_argument("--object-store-memory", type=int, default=0)
+    s.add_argument("--token", default="", help="cluster token (generated on the head if omitted)")
+    s.add_argument("--block", action="store_true", help="stay in the foreground")
+    s.set_defaults(fn=cmd_start)
+    s = sub.add_parser("stop", help="stop the raylite nodes `raylite start` launched here")
+    s.add_argument("--force", action="store_true",
+                   help="SIGKILL every raylite process on this machine, embedded clusters too")
+    s.set_defaults(fn=cmd_stop)
+    s = sub.add_parser("status", help="nodes and resource usage")
+    s.add_argument("--address", default="")
+    s.set_defaults(fn=cmd_status)
+    s = sub.add_parser("list", help="list actors or nodes")
+    s.add_argument("what", choices=["actors", "nodes"])
+    s.add_argument("--address", default="")
+    s.set_defaults(fn=cmd_list)
+    args = p.parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
