@@ -176,10 +176,10 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer, objects_pb2_grpc.Object
     # ---- ObjectStore service ------------------------------------------------------
     async def Create(self, request, context):
         try:
-            path = self.store.create(request.id.hex(), request.size)
+            path, reused = self.store.create(request.id.hex(), request.size)
         except ObjectStoreFullError as exc:
             return objects_pb2.CreateReply(error=str(exc))
-        return objects_pb2.CreateReply(path=path)
+        return objects_pb2.CreateReply(path=path, reused=reused)
 
     async def Seal(self, request, context):
         self.store.seal(request.id.hex(), request.size)
