@@ -304,6 +304,7 @@ class ActorCaller:
             self.worker.store_owned_value(value)
         if call.spec.args.in_store:
             self.worker.free_store([call.spec.args.id])
+        self.worker.task_done(call.spec.task_id)
         call.deps = None
 
     def _fail(self, call: ActorCall, error: BaseException) -> None:

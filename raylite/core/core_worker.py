@@ -61,6 +61,9 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
         self._fetching: set[bytes] = set()
         self._to_delete: list[bytes] = []
         self._owner_cache: dict[bytes, common_pb2.Address] = {}
+        self._borrowed: dict[bytes, bytes] = {}      # borrowed object id -> owner address
+        self._contained: dict[bytes, list] = {}      # put object id -> ids of refs inside it
+        self._sync_channels: dict = {}
         self._infeasible_warned: set = set()
         self.task_context = threading.local()
         self.current_spec = None
@@ -125,6 +128,9 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
         oid = object_id_for(self._put_prefix, next(self._put_counter))
         ser = serialize(value)
         self._pin_nested(ser.contained_refs)
+        if ser.contained_refs:
+            # Refs inside a stored value live as long as the value does.
+            self._contained[oid] = [r.binary() for r in ser.contained_refs]
         stored = self.io.to_value(oid, None, serialized=ser)
         self.refs.add_owned(oid)
         self.memory.put(oid, stored)
@@ -158,6 +164,53 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
         value = self.memory.delete(object_id)
         if owned and value is not None and value.in_store and value.node_id == self.node_id:
             self.free_store([object_id])
+        for inner in self._contained.pop(object_id, ()):
+            self.refs.unpin(inner)
+        owner = self._borrowed.pop(object_id, None)
+        if owner is not None and not self.shutting_down:
+            try:
+                self.loop.call_soon_threadsafe(self._send_unborrow, object_id, owner)
+            except RuntimeError:
+                pass
+
+    def register_borrow(self, object_id: bytes, owner_bytes: bytes) -> None:
+        """A ref owned elsewhere arrived here: tell its owner before using it.
+
+        Synchronous so the owner learns of us before the sender can drop its pin.
+        """
+        if not owner_bytes or owner_bytes == self.address_bytes or object_id in self._borrowed:
+            return
+        self._borrowed[object_id] = owner_bytes
+        owner = self._owner_address(owner_bytes)
+        try:
+            stub = self._sync_peer(owner)
+            stub.UpdateBorrows(worker_pb2.BorrowRequest(add_ids=[object_id], borrower=self.worker_id),
+                               timeout=10)
+        except grpc.RpcError:
+            pass  # the owner is gone; get() will report OwnerDiedError
+
+    def _send_unborrow(self, object_id: bytes, owner_bytes: bytes) -> None:
+        stub = self.peer_stub(self._owner_address(owner_bytes))
+        self.loop.create_task(_quiet(stub.UpdateBorrows(
+            worker_pb2.BorrowRequest(remove_ids=[object_id], borrower=self.worker_id))))
+
+    def _owner_address(self, owner_bytes: bytes) -> common_pb2.Address:
+        owner = self._owner_cache.get(owner_bytes)
+        if owner is None:
+            owner = self._owner_cache[owner_bytes] = common_pb2.Address.FromString(owner_bytes)
+        return owner
+
+    def _sync_peer(self, address: common_pb2.Address):
+        target = pick_target(address, self.node_id)
+        channel = self._sync_channels.get(target)
+        if channel is None:
+            channel = self._sync_channels[target] = sync_channel(target)
+        return AuthedStub(worker_pb2_grpc.CoreWorkerStub(channel), self.token)
+
+    def task_done(self, task_id: bytes) -> None:
+        """Unpin the refs that were serialized into a finished task's arguments."""
+        for inner in self._contained.pop(task_id, ()):
+            self.refs.unpin(inner)
 
     def free_store(self, object_ids: list[bytes]) -> None:
         if self.shutting_down:
@@ -201,10 +254,7 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
 
     async def _fetch(self, ref: ObjectRef) -> None:
         oid = ref._id
-        owner = self._owner_cache.get(ref._owner)
-        if owner is None:
-            owner = common_pb2.Address.FromString(ref._owner)
-            self._owner_cache[ref._owner] = owner
+        owner = self._owner_address(ref._owner)
         try:
             reply = await self.peer_stub(owner).GetObject(worker_pb2.GetObjectRequest(id=oid))
             if reply.found:
@@ -330,6 +380,9 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
                             "Pass only picklable values (or ObjectRefs) to remote calls.") from None
         self._pin_nested(ser.contained_refs)
         args_value = self.io.to_value(object_id_for(task_id, 0), None, serialized=ser)
+        if ser.contained_refs:
+            # Released when the task is done (its worker registers as a borrower first).
+            self._contained[task_id] = [r.binary() for r in ser.contained_refs]
         spec = common_pb2.TaskSpec(task_id=task_id, job_id=self.current_job_id(), type=task_type,
                                    function_id=function_id, name=name, args=args_value,
                                    num_returns=num_returns, call_site=call_site,
@@ -559,10 +612,11 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
             pass
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._loop_thread.join(timeout=2)
-        try:
-            self._scheduler_sync.close()
-        except Exception:
-            pass
+        for channel in [self._scheduler_sync, *self._sync_channels.values()]:
+            try:
+                channel.close()
+            except Exception:
+                pass
         try:
             os.unlink(self._uds_path)
         except OSError:

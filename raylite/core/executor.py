@@ -16,6 +16,7 @@ import traceback
 from raylite.core.actor_runtime import TERMINATE, ActorExit, ActorRuntime
 from raylite.exceptions import RayTaskError
 from raylite.protocol import common_pb2
+from raylite.serialization import serialize
 
 
 class ArgPlaceholder:
@@ -229,7 +230,13 @@ class Executor:
             if len(values) != spec.num_returns:
                 raise ValueError(f"Task {spec.name} declared num_returns={spec.num_returns} "
                                  f"but returned {len(values)} values")
-        return [self.worker.io.to_value(oid, v) for oid, v in zip(ids, values)]
+        out = []
+        for oid, v in zip(ids, values):
+            ser = serialize(v)
+            # A ref returned inside a value must outlive this task: keep it pinned here.
+            self.worker._pin_nested(ser.contained_refs)
+            out.append(self.worker.io.to_value(oid, None, serialized=ser))
+        return out
 
     def error_result(self, spec, err: BaseException) -> common_pb2.TaskResult:
         tb = err.__traceback__

@@ -83,4 +83,8 @@ class ObjectRef:
 
 
 def _rebuild(object_id: bytes, owner: bytes) -> ObjectRef:
-    return ObjectRef(object_id, owner)
+    ref = ObjectRef(object_id, owner)
+    worker = global_state.get_worker(required=False)
+    if worker is not None:
+        worker.register_borrow(object_id, owner)
+    return ref

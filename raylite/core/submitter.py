@@ -343,6 +343,7 @@ class TaskSubmitter:
             self.worker.store_owned_value(value)
         if entry.spec.args.in_store:
             self.worker.free_store([entry.spec.args.id])
+        self.worker.task_done(entry.spec.task_id)
         entry.deps = None
 
     def _finish_with_value_error(self, entry: TaskEntry, error_value) -> None:
