@@ -79,7 +79,7 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
         self._scheduler_sync = sync_channel(scheduler_target)
         self.scheduler = AuthedStub(node_pb2_grpc.NodeSchedulerStub(self._scheduler_sync), token)
         self.store_stub = AuthedStub(objects_pb2_grpc.ObjectStoreStub(self._scheduler_sync), token)
-        self.io = ObjectIO(node_id, store_dir, self.store_stub)
+        self.io = ObjectIO(node_id, store_dir, self.store_stub, pull=self._pull_remote)
         self.address = self.run_sync(self._start(scheduler_target))
         self.address_bytes = self.address.SerializeToString()
         self.submitter = TaskSubmitter(self)
@@ -172,6 +172,25 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
                 self.loop.call_soon_threadsafe(self._send_unborrow, object_id, owner)
             except RuntimeError:
                 pass
+
+    def _pull_remote(self, value: common_pb2.ObjectValue) -> None:
+        """Copy an object from the store of the node holding it into this node's store,
+        in chunks over the ObjectStore.Pull stream. Raises ObjectLostError if it is gone."""
+        from raylite.protocol import objects_pb2
+        node = self.gcs.nodes().get(value.node_id)
+        if node is None or not node.get("alive", True):
+            raise exc.ObjectLostError(value.id.hex(), f"Object {value.id.hex()} lived on node "
+                                                      f"{value.node_id[:8]}, which is gone.")
+        channel = self._sync_channels.get(node["address"])
+        if channel is None:
+            channel = self._sync_channels[node["address"]] = sync_channel(node["address"])
+        stub = AuthedStub(objects_pb2_grpc.ObjectStoreStub(channel), self.token)
+        try:
+            chunks = stub.Pull(objects_pb2.PullRequest(id=value.id))
+            self.io.write_raw(value.id, (c.data for c in chunks), value.size)
+        except grpc.RpcError as err:
+            raise exc.ObjectLostError(value.id.hex(), f"Could not fetch object {value.id.hex()} "
+                                                      f"from node {value.node_id[:8]}: {err.code().name}") from err
 
     def register_borrow(self, object_id: bytes, owner_bytes: bytes) -> None:
         """A ref owned elsewhere arrived here: tell its owner before using it.

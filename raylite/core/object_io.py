@@ -69,7 +69,8 @@ class ObjectIO:
         reply = self.stub.Create(objects_pb2.CreateRequest(id=object_id, size=size))
         if reply.error:
             raise ObjectStoreFullError(reply.error)
-        with open(reply.path, "wb") as f:
+        with open(reply.path, "r+b" if reply.reused else "wb") as f:
+            f.truncate(0)
             for chunk in data_chunks:
                 f.write(chunk)
         self.stub.Seal(objects_pb2.SealRequest(id=object_id, size=size))

@@ -18,6 +18,7 @@ import uuid
 import grpc
 
 from raylite.exceptions import ObjectStoreFullError
+from raylite.gcs import keys
 from raylite.gcs.client import GcsClient
 from raylite.object_store.store import SharedMemoryStore
 from raylite.protocol import common_pb2, node_pb2, node_pb2_grpc, objects_pb2, objects_pb2_grpc
@@ -182,12 +183,17 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer, objects_pb2_grpc.Object
         return objects_pb2.CreateReply(path=path, reused=reused)
 
     async def Seal(self, request, context):
-        self.store.seal(request.id.hex(), request.size)
+        hex_id = request.id.hex()
+        self.store.seal(hex_id, request.size)
+        if self.gcs is not None:  # the object directory, written off the hot path
+            self.gcs.buffer("sadd", keys.object_locations(hex_id), self.node_id)
         return common_pb2.Empty()
 
     async def Delete(self, request, context):
         for oid in request.ids:
             self.store.delete(oid.hex())
+            if self.gcs is not None:
+                self.gcs.buffer("srem", keys.object_locations(oid.hex()), self.node_id)
         return common_pb2.Empty()
 
     async def Locate(self, request, context):
