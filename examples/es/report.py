@@ -8,7 +8,7 @@ import os
 
 FIELDS = ("iteration", "time", "total_steps", "steps", "iter_time",
           "train_return_mean", "train_return_max", "train_return_min",
-          "eval_return", "episode_len_mean", "update_ratio", "grad_norm")
+          "eval_return", "episode_len_mean", "update_ratio", "grad_norm", "worker_busy")
 
 
 class CSVLog:

@@ -173,11 +173,12 @@ class ESTrainer:
         tasks = []
         evaluate = self._should_evaluate()
         if evaluate:  # queued first: evaluation episodes are the longest
-            n = cfg.eval_episodes
-            per = -(-n // cfg.workers)
-            for k, lo in enumerate(range(0, n, per)):
-                tasks.append(_Task("evaluate", (theta_arg, mean, std, min(per, n - lo),
-                                                self._seed(self.iteration, 1, k))))
+            # Episode seeds are fixed here, so the episodes do not depend on how they
+            # are split among workers.
+            seeds = np.random.default_rng(self._seed(self.iteration, 1)).integers(
+                0, 2**31 - 1, size=cfg.eval_episodes)
+            for chunk in np.array_split(seeds, min(cfg.workers, len(seeds))):
+                tasks.append(_Task("evaluate", (theta_arg, mean, std, chunk.tolist())))
         n_eval_tasks = len(tasks)
         pairs = cfg.num_pairs
         for k, lo in enumerate(range(0, pairs, cfg.pairs_per_task)):
@@ -216,8 +217,12 @@ class ESTrainer:
 
         self.iteration += 1
         self.total_steps += steps
-        metrics.update(steps=steps, total_steps=self.total_steps,
-                       iter_time=time.perf_counter() - start)
+        iter_time = time.perf_counter() - start
+        # Fraction of the workers' time spent in rollouts: what the runtime's overhead
+        # and load imbalance leave of the ideal 1.0.
+        busy = sum(r["busy"] for r in results) / (iter_time * len(self.actors))
+        metrics.update(steps=steps, total_steps=self.total_steps, iter_time=iter_time,
+                       worker_busy=busy)
         return metrics
 
     def done(self) -> bool:

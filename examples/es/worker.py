@@ -13,6 +13,7 @@ class runs on raylite and on Ray (and can be unit-tested in-process).
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,6 +65,7 @@ class ESWorker:
         of a pair start from the same environment seed, which cancels start-state luck
         out of their difference.
         """
+        start = time.perf_counter()
         theta = np.asarray(theta, dtype=np.float32)
         rng = np.random.default_rng(seed)
         indices = self.noise.sample_indices(rng, self.dim, num_pairs)
@@ -79,15 +81,17 @@ class ESWorker:
                     self.env, self.policy, obs_mean, obs_std, seed=int(env_seeds[i]),
                     max_steps=self.spec.max_episode_steps, accumulator=acc)
         return {"indices": indices, "returns": returns, "lengths": lengths,
-                "obs": acc.summary() if acc is not None else None}
+                "obs": acc.summary() if acc is not None else None,
+                "busy": time.perf_counter() - start}
 
-    def evaluate(self, theta, obs_mean, obs_std, num_episodes: int, seed: int) -> dict:
-        """Run ``num_episodes`` with the unperturbed policy; observations are not recorded."""
+    def evaluate(self, theta, obs_mean, obs_std, env_seeds) -> dict:
+        """Run one episode per seed with the unperturbed policy; observations are not recorded."""
+        start = time.perf_counter()
         self.policy.set_flat_parameters(np.asarray(theta, dtype=np.float32))
-        rng = np.random.default_rng(seed)
         returns, lengths = [], []
-        for env_seed in rng.integers(0, 2**31 - 1, size=num_episodes):
+        for env_seed in env_seeds:
             ret, steps = run_episode(self.env, self.policy, obs_mean, obs_std, seed=int(env_seed))
             returns.append(ret)
             lengths.append(steps)
-        return {"returns": np.asarray(returns), "lengths": np.asarray(lengths, dtype=np.int64)}
+        return {"returns": np.asarray(returns), "lengths": np.asarray(lengths, dtype=np.int64),
+                "busy": time.perf_counter() - start}

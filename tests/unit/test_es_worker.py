@@ -35,7 +35,7 @@ def test_batches_are_a_function_of_their_seed(worker):
 
 def test_evaluate_runs_unperturbed_episodes(worker):
     theta = np.zeros(worker.dim, dtype=np.float32)
-    out = worker.evaluate(theta, np.zeros(4), np.ones(4), num_episodes=2, seed=0)
+    out = worker.evaluate(theta, np.zeros(4), np.ones(4), env_seeds=[1, 2])
     assert out["returns"].shape == (2,)
     assert (out["returns"] == out["lengths"]).all()  # CartPole: +1 per step
 
