@@ -218,8 +218,13 @@ def _attach_driver(*, session, node_id, token, gcs, host, namespace, log_to_driv
     worker.io.store_dir = reply.store_dir
     global_state.set_worker(worker)
     watch = worker.run_sync(_open_watch(worker))
+    import sys
+    # Workers add the driver's import path, so functions defined in the driver's
+    # modules (not only __main__) can be unpickled there, as in Ray.
     gcs.register_job(job_id.hex(), {"driver_pid": os.getpid(), "start": time.time(),
-                                    "namespace": worker.namespace})
+                                    "namespace": worker.namespace,
+                                    "sys_path": [os.path.abspath(p) for p in sys.path if p],
+                                    "cwd": os.getcwd()})
     printer = DriverLogPrinter(gcs, job_id.hex()) if log_to_driver else None
     return ClusterHandle(worker=worker, gcs=gcs, session=session, embedded=embedded, procs=procs,
                          log_printer=printer, watch_task=watch, gcs_address=gcs_address)

@@ -93,7 +93,8 @@ class DAGNode:
         raise NotImplementedError
 
     # ---- printing --------------------------------------------------------------------------
-    def _label(self) -> str:
+    def _label(self, names: dict | None = None) -> str:
+        """A short name; ``names`` (node id -> "%i") names the nodes it refers to."""
         raise NotImplementedError
 
     def __str__(self) -> str:
@@ -104,7 +105,7 @@ class DAGNode:
         for node in nodes:
             args = [_show(a, names) for a in node._bound_args]
             args += [f"{k}={_show(v, names)}" for k, v in node._bound_kwargs.items()]
-            text = f"{names[id(node)]} = {node._label()}"
+            text = f"{names[id(node)]} = {node._label(names)}"
             if not isinstance(node, (InputNode, InputAttributeNode)):
                 text += f"({', '.join(args)})"
             if node._bound_options:
@@ -148,7 +149,7 @@ class FunctionNode(DAGNode):
             else self._function
         return function.remote(*args, **kwargs)
 
-    def _label(self) -> str:
+    def _label(self, names=None) -> str:
         return getattr(self._function, "_name", None) or getattr(self._function, "__name__", "task")
 
 
@@ -179,9 +180,13 @@ class ClassNode(DAGNode):
         args, kwargs = self._resolve(done)
         cls = self._actor_class.options(**self._bound_options) if self._bound_options \
             else self._actor_class
-        return cls.remote(*args, **kwargs)
+        handle = cls.remote(*args, **kwargs)
+        # The graph holds the actor of its latest execute(), so calls bound on it can
+        # finish even though execute() returns only their ObjectRefs.
+        self.__dict__["_last_actor"] = handle
+        return handle
 
-    def _label(self) -> str:
+    def _label(self, names=None) -> str:
         return getattr(self._actor_class, "__name__", "Actor")
 
 
@@ -235,9 +240,9 @@ class ClassMethodNode(DAGNode):
             method = method.options(**self._bound_options)
         return method.remote(*args, **kwargs)
 
-    def _label(self) -> str:
+    def _label(self, names=None) -> str:
         if isinstance(self._actor, ClassNode):
-            owner = self._actor._label()
+            owner = names[id(self._actor)] if names else self._actor._label()
         else:
             owner = getattr(self._actor, "_class_name", "Actor")
             actor_id = getattr(self._actor, "_actor_id", b"")
@@ -273,7 +278,7 @@ class InputNode(DAGNode):
     def _run(self, inputs, done):
         return inputs.whole()
 
-    def _label(self) -> str:
+    def _label(self, names=None) -> str:
         return "InputNode"
 
 
@@ -300,8 +305,8 @@ class InputAttributeNode(DAGNode):
             return getattr(value, self._key)
         return value[self._key]
 
-    def _label(self) -> str:
-        base = self._source._label()
+    def _label(self, names=None) -> str:
+        base = names[id(self._source)] if names else self._source._label()
         if self._accessor == "__getattr__":
             return f"{base}.{self._key}"
         return f"{base}[{self._key!r}]"
@@ -348,7 +353,7 @@ class MultiOutputNode(DAGNode):
         args, _ = self._resolve(done)
         return list(args)
 
-    def _label(self) -> str:
+    def _label(self, names=None) -> str:
         return "MultiOutputNode"
 
 

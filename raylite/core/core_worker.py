@@ -80,6 +80,7 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
         self.scheduler = AuthedStub(node_pb2_grpc.NodeSchedulerStub(self._scheduler_sync), token)
         self.store_stub = AuthedStub(objects_pb2_grpc.ObjectStoreStub(self._scheduler_sync), token)
         self.io = ObjectIO(node_id, store_dir, self.store_stub, pull=self._pull_remote)
+        self.io.owner_id = self.worker_id
         self.address = self.run_sync(self._start(scheduler_target))
         self.address_bytes = self.address.SerializeToString()
         self.submitter = TaskSubmitter(self)

@@ -127,7 +127,7 @@ class Executor:
             if spec.method == TERMINATE:
                 raise ActorExit(0)
             return getattr(self.actor.instance, spec.method)(*args, **kwargs)
-        target = self.worker.functions.load(spec.function_id)
+        target = self.worker.functions.load(spec.function_id, spec.job_id)
         if spec.type == common_pb2.ACTOR_CREATION_TASK:
             self.worker.become_actor(spec)
             instance = target(*args, **kwargs)
@@ -235,7 +235,8 @@ class Executor:
             ser = serialize(v)
             # A ref returned inside a value must outlive this task: keep it pinned here.
             self.worker._pin_nested(ser.contained_refs)
-            out.append(self.worker.io.to_value(oid, None, serialized=ser))
+            out.append(self.worker.io.to_value(oid, None, serialized=ser,
+                                               owner=spec.caller.worker_id))
         return out
 
     def error_result(self, spec, err: BaseException) -> common_pb2.TaskResult:

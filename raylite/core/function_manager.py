@@ -16,6 +16,21 @@ class FunctionManager:
         self._exported_objs: list = []          # keep exported objects alive (ids stay unique)
         self._cache: dict[bytes, object] = {}
         self._lock = threading.Lock()
+        self._jobs_seen: set[bytes] = set()
+
+    def _adopt_job_path(self, job_id: bytes) -> None:
+        import sys
+
+        import msgpack
+
+        from raylite.gcs import keys
+        self._jobs_seen.add(job_id)
+        raw = self.gcs.redis.hget(keys.JOBS, job_id.hex())
+        if not raw:
+            return
+        for path in reversed(msgpack.unpackb(raw).get("sys_path", [])):
+            if path not in sys.path:
+                sys.path.insert(1, path)
 
     def export(self, obj) -> bytes:
         """Pickle and publish ``obj`` once; returns its function id.
@@ -38,13 +53,15 @@ class FunctionManager:
             self._exported_objs.append(obj)
         return fid
 
-    def load(self, function_id: bytes):
+    def load(self, function_id: bytes, job_id: bytes = b""):
         """The function or class for ``function_id``, fetched from the GCS on first use.
 
         Raises KeyError when it was never exported.
         """
         fn = self._cache.get(function_id)
         if fn is None:
+            if job_id and job_id not in self._jobs_seen:
+                self._adopt_job_path(job_id)
             fn = loads_code(self.gcs.fetch_function(function_id.hex()))
             self._cache[function_id] = fn
         return fn

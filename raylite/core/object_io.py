@@ -25,9 +25,10 @@ class ObjectIO:
         self.store_dir = store_dir
         self.stub = store_stub
         self.pull = pull  # callable(ObjectValue) -> path, for objects on other nodes
+        self.owner_id = ""  # this process's worker id: the owner of what it puts
 
-    def to_value(self, object_id: bytes, value, is_error: bool = False,
-                 serialized=None) -> common_pb2.ObjectValue:
+    def to_value(self, object_id: bytes, value, is_error: bool = False, serialized=None,
+                 owner: str = "") -> common_pb2.ObjectValue:
         """Serialize ``value`` inline or into the store.
 
         Raises TypeError when it cannot be serialized and ObjectStoreFullError when
@@ -38,12 +39,13 @@ class ObjectIO:
         if ser.total_size <= INLINE_THRESHOLD:
             return common_pb2.ObjectValue(id=object_id, data=ser.to_bytes(), size=ser.total_size,
                                           is_error=is_error, nested_ids=nested)
-        self.write(object_id, ser)
+        self.write(object_id, ser, owner or self.owner_id)
         return common_pb2.ObjectValue(id=object_id, in_store=True, node_id=self.node_id,
                                       size=ser.total_size, is_error=is_error, nested_ids=nested)
 
-    def write(self, object_id: bytes, ser) -> None:
-        reply = self.stub.Create(objects_pb2.CreateRequest(id=object_id, size=ser.total_size))
+    def write(self, object_id: bytes, ser, owner: str = "") -> None:
+        reply = self.stub.Create(objects_pb2.CreateRequest(id=object_id, size=ser.total_size,
+                                                           owner=owner))
         if reply.error:
             raise ObjectStoreFullError(reply.error)
         if reply.reused:

@@ -21,6 +21,7 @@ class StoredObject:
     sealed: bool = False
     spilled: bool = False
     secondary: bool = False   # a cached copy pulled from another node; evictable
+    owner: str = ""           # worker id of the owner; reclaimed when that process dies
 
 
 def default_capacity() -> int:
@@ -69,7 +70,8 @@ class SharedMemoryStore:
     def _spill_path(self, hex_id: str) -> str:
         return os.path.join(self.spill_dir, hex_id)
 
-    def create(self, hex_id: str, size: int, secondary: bool = False) -> tuple[str, bool]:
+    def create(self, hex_id: str, size: int, secondary: bool = False,
+               owner: str = "") -> tuple[str, bool]:
         """Reserve ``size`` bytes for a new object; returns (path to write, recycled?).
 
         Raises ObjectStoreFullError when the object can never fit or nothing more
@@ -85,7 +87,7 @@ class SharedMemoryStore:
             self._drop(hex_id)
         reused = self._take_from_pool(size, self.path(hex_id))
         self._make_room(size, protect=hex_id)
-        self.objects[hex_id] = StoredObject(size=size, secondary=secondary)
+        self.objects[hex_id] = StoredObject(size=size, secondary=secondary, owner=owner)
         self.used += size
         return self.path(hex_id), reused
 
@@ -134,6 +136,13 @@ class SharedMemoryStore:
     def delete(self, hex_id: str) -> None:
         if hex_id in self.objects:
             self._drop(hex_id)
+
+    def delete_owned_by(self, owner: str) -> int:
+        """Drop every object whose owner process died (nobody can reach them now)."""
+        doomed = [h for h, obj in self.objects.items() if owner and obj.owner == owner]
+        for hex_id in doomed:
+            self._drop(hex_id)
+        return len(doomed)
 
     def locate(self, hex_id: str) -> str | None:
         """Path of a sealed object, restoring it from spill first. None if unknown.

@@ -158,6 +158,7 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer, objects_pb2_grpc.Object
             self.drivers.pop(driver, None)
             if not self.stopping.is_set():
                 self.apply(self.state.owner_died(driver))
+                self.store.delete_owned_by(driver)
                 if self.cfg.embedded_driver_pid and request.address.pid == self.cfg.embedded_driver_pid:
                     log.info("embedding driver %s went away; shutting down", driver[:8])
                     self.stopping.set()
@@ -177,7 +178,7 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer, objects_pb2_grpc.Object
     # ---- ObjectStore service ------------------------------------------------------
     async def Create(self, request, context):
         try:
-            path, reused = self.store.create(request.id.hex(), request.size)
+            path, reused = self.store.create(request.id.hex(), request.size, owner=request.owner)
         except ObjectStoreFullError as exc:
             return objects_pb2.CreateReply(error=str(exc))
         return objects_pb2.CreateReply(path=path, reused=reused)
@@ -230,6 +231,7 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer, objects_pb2_grpc.Object
                 else:
                     self.apply(self.state.worker_died(wid))
                     self.apply(self.state.owner_died(wid))
+                    self.store.delete_owned_by(wid)
             pid = self.cfg.embedded_driver_pid
             if pid and not _pid_alive(pid):
                 log.info("embedding driver pid %d exited; shutting down", pid)
