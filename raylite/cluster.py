@@ -283,7 +283,9 @@ def connect_cluster(address: str, *, namespace, log_to_driver: bool, token: str 
     nodes = gcs.nodes()
     me = socket.gethostname()
     chosen = None
-    for node_id, node in nodes.items():
+    # Prefer the head, then any node on this machine (reachable over its unix socket).
+    ordered = sorted(nodes.items(), key=lambda item: not item[1].get("is_head"))
+    for node_id, node in ordered:
         if not node.get("alive", True) or time.time() - node.get("last_heartbeat", 0) > 10:
             continue
         uds = node.get("uds", "")
