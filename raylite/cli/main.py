@@ -81,7 +81,7 @@ def cmd_start(args) -> int:
             json.dump({"gcs_address": gcs_address, "password": token, "token": token,
                        "session": session.root, "redis_pid": redis_proc.pid}, f)
         print(f"raylite head started: GCS at {gcs_address}, node scheduler at {address}")
-        print(f"  connect a driver here:   ray.init(address=\"auto\")")
+        print("  connect a driver here:   ray.init(address=\"auto\")")
         print(f"  join another node:       RAYLITE_TOKEN={token} raylite start --address={gcs_address}")
     else:
         print(f"raylite node {node_id[:8]} joined {gcs_address} (scheduler at {address})")

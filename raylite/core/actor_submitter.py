@@ -151,11 +151,9 @@ class ActorCaller:
     def _on_created(self, result) -> None:
         if result.app_error:
             error = self.worker.io.from_value(result.returns[0])
-            cause = getattr(error, "cause", None)
             self._die(exc.ActorDiedError(
                 f"The actor died because of an error raised in its creation task: {error}",
                 cause=error))
-            del cause
             return
         self.state = ALIVE
         self._record(ALIVE)

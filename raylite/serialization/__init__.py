@@ -9,7 +9,6 @@ Layout: MAGIC | u32 nbuf | u64 pickled_len | nbuf x u64 buffer_len | pickled |
 """
 from __future__ import annotations
 
-import io
 import pickle
 import struct
 import threading
@@ -89,10 +88,6 @@ def note_serialized_ref(ref) -> None:
     collector = getattr(_context, "collector", None)
     if collector is not None:
         collector.refs.append(ref)
-
-
-class _FastPickler(pickle.Pickler):
-    pass
 
 
 def serialize(value) -> SerializedObject:

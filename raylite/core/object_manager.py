@@ -1,0 +1,290 @@
+"""The object half of the core worker: put/get/wait, values kept by their owner,
+borrowed values fetched from owners, reference-driven freeing, and cross-node pulls.
+
+A mixin of CoreWorker (it uses the worker's loop, stores, stubs and address)."""
+from __future__ import annotations
+
+import threading
+
+import grpc
+
+from raylite import exceptions as exc
+from raylite.core.object_ref import ObjectRef
+from raylite.ids import object_id_for
+from raylite.protocol import common_pb2, node_pb2, objects_pb2_grpc, worker_pb2, worker_pb2_grpc
+from raylite.protocol.channels import AuthedStub, pick_target, sync_channel
+from raylite.serialization import serialize
+
+
+class ObjectManagerMixin:
+    def put(self, value) -> ObjectRef:
+        """Store ``value``; raises TypeError if unserializable, ObjectStoreFullError if no room."""
+        if isinstance(value, ObjectRef):
+            raise TypeError("Calling 'put' on an ObjectRef is not allowed. If you really want to "
+                            "do this, you can wrap the ObjectRef in a list and call 'put' on it.")
+        oid = object_id_for(self._put_prefix, next(self._put_counter))
+        ser = serialize(value)
+        self._pin_nested(ser.contained_refs)
+        if ser.contained_refs:
+            # Refs inside a stored value live as long as the value does.
+            self._contained[oid] = [r.binary() for r in ser.contained_refs]
+        stored = self.io.to_value(oid, None, serialized=ser)
+        self.refs.add_owned(oid)
+        self.memory.put(oid, stored)
+        return ObjectRef(oid, self.address_bytes)
+
+    def _pin_nested(self, refs) -> None:
+        # A ref that leaves this process inside a value stays pinned: the receiver may
+        # ask its owner for it at any time.
+        for ref in refs:
+            self.refs.pin(ref.binary())
+
+    def error_value(self, object_id: bytes, error: BaseException) -> common_pb2.ObjectValue:
+        from raylite.serialization import serialize as ser
+        try:
+            s = ser(error)
+            data = s.to_bytes()
+        except TypeError:
+            data = ser(exc.RaySystemError(f"{type(error).__name__}: {error}")).to_bytes()
+        return common_pb2.ObjectValue(id=object_id, data=data, size=len(data), is_error=True)
+
+    def store_owned_value(self, value: common_pb2.ObjectValue) -> None:
+        oid = value.id
+        if not self.refs.in_use(oid):
+            # Nobody holds a ref any more: drop it right away.
+            if value.in_store:
+                self.free_store([oid])
+            return
+        self.memory.put(oid, value)
+
+    def _free_object(self, object_id: bytes, owned: bool) -> None:
+        value = self.memory.delete(object_id)
+        if owned and value is not None and value.in_store and value.node_id == self.node_id:
+            self.free_store([object_id])
+        for inner in self._contained.pop(object_id, ()):
+            self.refs.unpin(inner)
+        owner = self._borrowed.pop(object_id, None)
+        if owner is not None and not self.shutting_down:
+            try:
+                self.loop.call_soon_threadsafe(self._send_unborrow, object_id, owner)
+            except RuntimeError:
+                pass
+
+    def _pull_remote(self, value: common_pb2.ObjectValue) -> None:
+        """Copy an object from the store of the node holding it into this node's store,
+        in chunks over the ObjectStore.Pull stream. Raises ObjectLostError if it is gone."""
+        from raylite.protocol import objects_pb2
+        node = self.gcs.nodes().get(value.node_id)
+        if node is None or not node.get("alive", True):
+            raise exc.ObjectLostError(value.id.hex(), f"Object {value.id.hex()} lived on node "
+                                                      f"{value.node_id[:8]}, which is gone.")
+        channel = self._sync_channels.get(node["address"])
+        if channel is None:
+            channel = self._sync_channels[node["address"]] = sync_channel(node["address"])
+        stub = AuthedStub(objects_pb2_grpc.ObjectStoreStub(channel), self.token)
+        try:
+            chunks = stub.Pull(objects_pb2.PullRequest(id=value.id))
+            self.io.write_raw(value.id, (c.data for c in chunks), value.size)
+        except grpc.RpcError as err:
+            raise exc.ObjectLostError(value.id.hex(), f"Could not fetch object {value.id.hex()} "
+                                                      f"from node {value.node_id[:8]}: {err.code().name}") from err
+
+    def register_borrow(self, object_id: bytes, owner_bytes: bytes) -> None:
+        """A ref owned elsewhere arrived here: tell its owner before using it.
+
+        Synchronous so the owner learns of us before the sender can drop its pin.
+        """
+        if not owner_bytes or owner_bytes == self.address_bytes or object_id in self._borrowed:
+            return
+        self._borrowed[object_id] = owner_bytes
+        owner = self._owner_address(owner_bytes)
+        try:
+            stub = self._sync_peer(owner)
+            stub.UpdateBorrows(worker_pb2.BorrowRequest(add_ids=[object_id], borrower=self.worker_id),
+                               timeout=10)
+        except grpc.RpcError:
+            pass  # the owner is gone; get() will report OwnerDiedError
+
+    def _send_unborrow(self, object_id: bytes, owner_bytes: bytes) -> None:
+        stub = self.peer_stub(self._owner_address(owner_bytes))
+        self.loop.create_task(_quiet(stub.UpdateBorrows(
+            worker_pb2.BorrowRequest(remove_ids=[object_id], borrower=self.worker_id))))
+
+    def _owner_address(self, owner_bytes: bytes) -> common_pb2.Address:
+        owner = self._owner_cache.get(owner_bytes)
+        if owner is None:
+            owner = self._owner_cache[owner_bytes] = common_pb2.Address.FromString(owner_bytes)
+        return owner
+
+    def _sync_peer(self, address: common_pb2.Address):
+        target = pick_target(address, self.node_id)
+        channel = self._sync_channels.get(target)
+        if channel is None:
+            channel = self._sync_channels[target] = sync_channel(target)
+        return AuthedStub(worker_pb2_grpc.CoreWorkerStub(channel), self.token)
+
+    def task_done(self, task_id: bytes) -> None:
+        """Unpin the refs that were serialized into a finished task's arguments."""
+        for inner in self._contained.pop(task_id, ()):
+            self.refs.unpin(inner)
+
+    def free_store(self, object_ids: list[bytes]) -> None:
+        if self.shutting_down:
+            return
+        first = not self._to_delete
+        self._to_delete.extend(object_ids)
+        if first:
+            try:
+                self.loop.call_soon_threadsafe(self._flush_deletes)
+            except RuntimeError:
+                pass
+
+    def _flush_deletes(self) -> None:
+        ids, self._to_delete = self._to_delete, []
+        if ids:
+            from raylite.protocol import objects_pb2
+            stub = AuthedStub(objects_pb2_grpc.ObjectStoreStub(self.channel(self.scheduler_target_uds())),
+                              self.token)
+            self.loop.create_task(_quiet(stub.Delete(objects_pb2.ObjectIds(ids=ids))))
+
+    def scheduler_target_uds(self) -> str:
+        return "unix:" + self.session.scheduler_socket(self.node_id)
+
+    def _is_local(self, ref: ObjectRef) -> bool:
+        return ref._owner == self.address_bytes or self.refs.is_owned(ref._id) or not ref._owner
+
+    def when_ready(self, ref: ObjectRef, callback) -> None:
+        """Call ``callback(ObjectValue)`` (on any thread) once ``ref``'s value is known."""
+        oid = ref._id
+        value = self.memory.get(oid)
+        if value is not None:
+            callback(value)
+            return
+        self.memory.on_ready(oid, lambda _oid, v: callback(v))
+        if not self._is_local(ref) and oid not in self._fetching:
+            self._fetching.add(oid)
+            self.loop.call_soon_threadsafe(self._start_fetch, ref)
+
+    def _start_fetch(self, ref: ObjectRef) -> None:
+        self.loop.create_task(self._fetch(ref))
+
+    async def _fetch(self, ref: ObjectRef) -> None:
+        oid = ref._id
+        owner = self._owner_address(ref._owner)
+        try:
+            reply = await self.peer_stub(owner).GetObject(worker_pb2.GetObjectRequest(id=oid))
+            if reply.found:
+                value = reply.value
+            else:
+                value = self.error_value(oid, exc.ObjectLostError(
+                    oid.hex(), f"Object {oid.hex()} was freed by its owner or never existed."))
+        except grpc.RpcError as err:
+            value = self.error_value(oid, exc.OwnerDiedError(
+                oid.hex(), f"The owner of object {oid.hex()} (worker {owner.worker_id[:8]}, pid "
+                           f"{owner.pid}) died: {err.code().name}"))
+        finally:
+            self._fetching.discard(oid)
+        self.memory.put(oid, value)
+
+    def get(self, refs: list, timeout: float | None = None) -> list:
+        """Values of ``refs`` in order. Raises GetTimeoutError, or the task's error."""
+        values = [self.memory.get(r._id) if isinstance(r, ObjectRef) else _bad_ref(r) for r in refs]
+        missing = [i for i, v in enumerate(values) if v is None]
+        if missing:
+            self._wait_values(refs, values, missing, timeout)
+        return [self._materialize(v) for v in values]
+
+    def _wait_values(self, refs, values, missing, timeout) -> None:
+        done = threading.Event()
+        remaining = [len(missing)]
+        lock = threading.Lock()
+
+        def ready(index, value):
+            values[index] = value
+            with lock:
+                remaining[0] -= 1
+                if remaining[0] == 0:
+                    done.set()
+
+        for i in missing:
+            self.when_ready(refs[i], lambda v, i=i: ready(i, v))
+        blocked = self._notify_blocked(True)
+        try:
+            if not done.wait(timeout):
+                raise exc.GetTimeoutError(f"Get timed out: some object(s) not ready after {timeout}s.")
+        finally:
+            if blocked:
+                self._notify_blocked(False)
+
+    def _notify_blocked(self, blocked: bool) -> bool:
+        # A worker waiting inside a task lends its CPU back so nested tasks can run.
+        if self.mode != "worker" or self.current_spec is None or self.current_spec.type != 0:
+            return False
+        try:
+            self.scheduler.NotifyBlocked(node_pb2.BlockedRequest(worker_id=self.worker_id,
+                                                                 blocked=blocked))
+        except grpc.RpcError:
+            pass
+        return True
+
+    def _materialize(self, value: common_pb2.ObjectValue):
+        obj = self.io.from_value(value)
+        if value.is_error:
+            if isinstance(obj, exc.RayTaskError):
+                raise obj.as_instanceof_cause()
+            raise obj
+        return obj
+
+    def get_async(self, ref: ObjectRef, callback) -> None:
+        """Call ``callback(value, error)`` once ``ref`` is ready (for asyncio futures)."""
+        def ready(value):
+            try:
+                callback(self._materialize(value), None)
+            except BaseException as err:  # noqa: BLE001
+                callback(None, err)
+        self.when_ready(ref, ready)
+
+    def wait(self, refs: list, num_returns: int, timeout: float | None, fetch_local: bool):
+        ready_ids: set = set()
+        done = threading.Event()
+        lock = threading.Lock()
+
+        def mark(oid):
+            with lock:
+                ready_ids.add(oid)
+                if len(ready_ids) >= num_returns:
+                    done.set()
+
+        for ref in refs:
+            if self.memory.contains(ref._id):
+                mark(ref._id)
+        if len(ready_ids) < num_returns:
+            for ref in refs:
+                if ref._id not in ready_ids:
+                    self.when_ready(ref, lambda v, oid=ref._id: mark(oid))
+            blocked = self._notify_blocked(True)
+            try:
+                done.wait(timeout)
+            finally:
+                if blocked:
+                    self._notify_blocked(False)
+        with lock:
+            snapshot = set(ready_ids)
+        ready, not_ready = [], []
+        for ref in refs:
+            if ref._id in snapshot and len(ready) < num_returns:
+                ready.append(ref)
+            else:
+                not_ready.append(ref)
+        return ready, not_ready
+
+
+async def _quiet(awaitable) -> None:
+    try:
+        await awaitable
+    except grpc.RpcError:
+        pass
+
+
+def _bad_ref(value):
+    raise TypeError(f"get() expects ObjectRefs, got {type(value).__name__}: {value!r}")
