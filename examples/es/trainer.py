@@ -86,6 +86,10 @@ class ESTrainer:
         if cfg.device == "cuda":
             # Several workers share a GPU: each asks for a fraction of it.
             options["num_gpus"] = round(1.0 / cfg.workers, 4)
+            if not self.ray.cluster_resources().get("GPU", 0):
+                # Fail now rather than leave the actors waiting for a GPU forever.
+                raise RuntimeError("--device cuda needs a GPU in the cluster, and "
+                                   "cluster_resources() lists none")
         self._actor_cls = self.ray.remote(ESWorker).options(**options)
         self.actors = [self._new_actor() for _ in range(cfg.workers)]
         self._generation = [0] * cfg.workers
