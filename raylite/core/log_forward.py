@@ -65,7 +65,10 @@ class LogSink:
         threading.Thread(target=self._run, daemon=True, name="raylite-logs").start()
 
     def set_context(self, job_hex: str, name: str) -> None:
-        self.flush_now()
+        if job_hex == self.job_hex and self.prefix.startswith(f"({name} "):
+            return
+        if self._lines:
+            self.flush_now()
         self.job_hex = job_hex
         self.prefix = f"({name} pid={os.getpid()})"
 
@@ -75,7 +78,8 @@ class LogSink:
         self._event.set()
 
     def kick(self) -> None:
-        self._event.set()
+        if self._lines:
+            self._event.set()
 
     def _run(self) -> None:
         while True:

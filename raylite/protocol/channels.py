@@ -20,6 +20,11 @@ CHANNEL_OPTIONS = [
     ("grpc.keepalive_timeout_ms", 10000),
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.keepalive_permit_without_calls", 1),
+    # Components boot in parallel and often dial a socket a few ms before it exists;
+    # gRPC's default 1 s reconnect backoff would then dominate start-up.
+    ("grpc.initial_reconnect_backoff_ms", 10),
+    ("grpc.min_reconnect_backoff_ms", 10),
+    ("grpc.max_reconnect_backoff_ms", 500),
 ]
 SERVER_OPTIONS = CHANNEL_OPTIONS + [("grpc.so_reuseport", 0),
                                     ("grpc.http2.min_ping_interval_without_data_ms", 5000)]

@@ -62,12 +62,15 @@ def main(argv: list[str] | None = None) -> int:
     if not cfg.object_store_memory:
         from raylite.object_store.store import default_capacity
         cfg.object_store_memory = default_capacity()
-    # Start the worker template and the first workers before importing the heavy
-    # modules, so workers boot while this process is still importing grpc.
+    # Import what workers need, then fork the worker template (zygote) from this
+    # process before any thread, channel or server exists, and ask it for the first
+    # workers; they boot while this process starts its server.
     import uuid
 
+    from raylite.scheduler import zygote
     from raylite.scheduler.worker_pool import WorkerProcesses, worker_env
-    procs = WorkerProcesses(worker_env(cfg), cfg.session.logs)
+    zygote.preload()
+    procs = WorkerProcesses(worker_env(cfg), cfg.session.logs, fork_zygote=True)
     prestarted = []
     for _ in range(cfg.prestart):
         worker_id = uuid.uuid4().hex

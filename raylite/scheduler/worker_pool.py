@@ -27,7 +27,8 @@ def worker_env(cfg) -> dict:
 class WorkerProcesses:
     """The OS side of the worker pool, keyed by worker id."""
 
-    def __init__(self, env_base: dict, log_dir: str, use_zygote: bool = True):
+    def __init__(self, env_base: dict, log_dir: str, use_zygote: bool = True,
+                 fork_zygote: bool = False):
         self.env_base = env_base
         self.log_dir = log_dir
         self.procs: dict[str, subprocess.Popen] = {}   # started directly
@@ -37,7 +38,7 @@ class WorkerProcesses:
         self._lock = threading.Lock()
         self.zygote = None
         if use_zygote and os.environ.get("RAYLITE_NO_ZYGOTE") != "1":
-            self._start_zygote()
+            self._start_zygote(fork_zygote)
 
     def _env(self, worker_id: str) -> dict:
         env = dict(self.env_base)
@@ -47,16 +48,23 @@ class WorkerProcesses:
     def _log_path(self, worker_id: str) -> str:
         return os.path.join(self.log_dir, f"worker-{worker_id[:12]}.log")
 
-    def _start_zygote(self) -> None:
-        env = dict(os.environ)
-        env.update(self.env_base)
-        log = open(os.path.join(self.log_dir, "zygote.log"), "ab")
-        try:
-            self.zygote = subprocess.Popen([sys.executable, "-m", "raylite.scheduler.zygote"],
-                                           env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                           stderr=log, close_fds=True)
-        finally:
-            log.close()
+    def _start_zygote(self, fork: bool) -> None:
+        log_path = os.path.join(self.log_dir, "zygote.log")
+        if fork:
+            # This process has already imported everything: fork instead of booting
+            # another interpreter (saves ~0.3 s of CPU at start-up).
+            from raylite.scheduler.zygote import fork_zygote
+            self.zygote = fork_zygote(log_path)
+        else:
+            env = dict(os.environ)
+            env.update(self.env_base)
+            log = open(log_path, "ab")
+            try:
+                self.zygote = subprocess.Popen([sys.executable, "-m", "raylite.scheduler.zygote"],
+                                               env=env, stdin=subprocess.PIPE,
+                                               stdout=subprocess.PIPE, stderr=log, close_fds=True)
+            finally:
+                log.close()
         threading.Thread(target=self._read_zygote, daemon=True, name="raylite-zygote").start()
 
     def _read_zygote(self) -> None:

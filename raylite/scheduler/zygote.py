@@ -18,6 +18,11 @@ import signal
 import sys
 
 
+def preload() -> None:
+    """Import everything a worker needs (no threads, channels or servers)."""
+    _preload()
+
+
 def _preload() -> None:
     import grpc  # noqa: F401
     import grpc.aio  # noqa: F401
@@ -55,9 +60,69 @@ def _child(request: dict) -> None:
         os._exit(0)
 
 
-def main() -> int:
+class ForkedZygote:
+    """A zygote forked from the (already importing) node scheduler: the Popen-like
+    handle the worker pool talks to."""
+
+    def __init__(self, pid: int, stdin, stdout):
+        self.pid = pid
+        self.stdin = stdin
+        self.stdout = stdout
+        self.returncode = None
+
+    def poll(self):
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.returncode = -1
+                return self.returncode
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def kill(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def wait(self, timeout=None):
+        while self.poll() is None:
+            import time
+            time.sleep(0.01)
+        return self.returncode
+
+
+def fork_zygote(log_path: str) -> ForkedZygote:
+    """Fork a zygote from this process, which must have imported what workers need
+    and must not have started threads, channels or servers yet."""
+    to_child_r, to_child_w = os.pipe()
+    from_child_r, from_child_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.dup2(to_child_r, 0)
+            os.dup2(from_child_w, 1)
+            log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            os.dup2(log, 2)
+            for fd in (to_child_r, to_child_w, from_child_r, from_child_w, log):
+                os.close(fd)
+            sys.stdin = os.fdopen(0, "r")
+            sys.stdout = os.fdopen(1, "w", buffering=1)
+            sys.stderr = os.fdopen(2, "w", buffering=1)
+            main(preloaded=True)
+        finally:
+            os._exit(0)
+    os.close(to_child_r)
+    os.close(from_child_w)
+    return ForkedZygote(pid, os.fdopen(to_child_w, "wb"), os.fdopen(from_child_r, "rb"))
+
+
+def main(preloaded: bool = False) -> int:
     _pdeathsig(signal.SIGKILL)
-    _preload()
+    if not preloaded:
+        _preload()
     out = sys.stdout
     inp = sys.stdin.fileno()
     buffer = b""
