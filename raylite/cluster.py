@@ -24,6 +24,14 @@ def detect_gpus() -> int:
         return 0
 
 
+def default_memory_resource() -> int:
+    """The 'memory' resource a node offers: 70% of RAM, as Ray reports it."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.7)
+    except (ValueError, OSError):
+        return 1 << 30
+
+
 class ClusterHandle:
     """What a driver holds while initialized."""
 
@@ -160,6 +168,7 @@ def start_embedded_cluster(*, num_cpus, num_gpus, resources, object_store_memory
     node_id = uuid.uuid4().hex
     total = {"CPU": float(num_cpus if num_cpus is not None else (os.cpu_count() or 1)),
              "GPU": float(num_gpus if num_gpus is not None else detect_gpus())}
+    total["memory"] = float(default_memory_resource())
     total.update({k: float(v) for k, v in (resources or {}).items()})
     total = {k: v for k, v in total.items() if v}
     # Both processes boot in parallel with this driver's own imports below.

@@ -32,7 +32,9 @@ class RayTaskError(RayliteError):
         self.pid = pid
         self.ip = ip
         self.call_site = call_site
-        super().__init__(self._message())
+        # Not super(): in the dual classes below the next class is the user's, whose
+        # __init__ may take other arguments or set attributes from them.
+        Exception.__init__(self, self._message())
 
     def _message(self) -> str:
         text = f"ray::{self.function_name}() (pid={self.pid}, ip={self.ip})"
@@ -66,13 +68,14 @@ class RayTaskError(RayliteError):
             err.args = (str(err),)
             # Keep the user's attributes (e.g. errno, custom fields) visible.
             err.__dict__.update({k: v for k, v in getattr(self.cause, "__dict__", {}).items()
-                                 if k not in err.__dict__})
+                                 if k not in _OWN_FIELDS})
             return err
         except Exception:
             return self
 
 
 _UNSUBCLASSABLE: set = {bool}
+_OWN_FIELDS = {"function_name", "traceback_str", "cause", "pid", "ip", "call_site"}
 _DUAL_CACHE: dict = {}
 
 

@@ -40,6 +40,8 @@ def cmd_start(args) -> int:
     session = new_session()
     total = {"CPU": float(args.num_cpus if args.num_cpus is not None else os.cpu_count() or 1),
              "GPU": float(args.num_gpus if args.num_gpus is not None else detect_gpus())}
+    from raylite.cluster import default_memory_resource
+    total["memory"] = float(default_memory_resource())
     total.update({k: float(v) for k, v in _parse_resources(args.resources).items()})
     total = {k: v for k, v in total.items() if v}
     node_id = uuid.uuid4().hex

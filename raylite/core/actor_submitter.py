@@ -15,6 +15,7 @@ import time
 import grpc
 
 from raylite import exceptions as exc
+from raylite.core.local_channel import open_task_stream
 from raylite.core.task_stream import TaskStream, describe
 from raylite.protocol import common_pb2, node_pb2
 
@@ -209,8 +210,8 @@ class ActorCaller:
     # ---- the stream ------------------------------------------------------------------------
     def _open_stream(self, address, gpu_ids) -> None:
         self.address = address
-        stream = TaskStream(self.worker, address, self._on_results,
-                            lambda error: self._on_broken(stream, error), gpu_ids)
+        stream = open_task_stream(self.worker, address, self._on_results,
+                                  lambda error: self._on_broken(stream, error), gpu_ids)
         self.stream = stream
 
     def _on_results(self, results) -> None:

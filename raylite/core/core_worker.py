@@ -103,8 +103,13 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
         await self.server.start()
         self.scheduler_aio = AuthedStub(node_pb2_grpc.NodeSchedulerStub(self.channel(scheduler_target)),
                                         self.token)
+        fast = ""
+        if self.executor is not None and os.environ.get("RAYLITE_NO_FAST_PATH") != "1":
+            from raylite.core.local_channel import LocalTaskServer
+            self.local_server = LocalTaskServer(self, uds_path + ".f")
+            fast = self.local_server.path
         return common_pb2.Address(node_id=self.node_id, worker_id=self.worker_id, tcp=tcp, uds=uds,
-                                  pid=os.getpid())
+                                  pid=os.getpid(), fast=fast)
 
     def channel(self, target: str) -> grpc.aio.Channel:
         """A cached asyncio channel to ``target`` (loop thread only)."""
@@ -163,7 +168,9 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
         for oid in ids:
             self.refs.add_owned(oid)
         out = [ObjectRef(oid, self.address_bytes) for oid in ids]
-        key = tuple(sorted(resources.items()))
+        # As in Ray, the scheduling key includes the function: how deep tasks are
+        # pipelined onto a worker is learnt per function.
+        key = (fid, tuple(sorted(resources.items())))
         self.submitter.submit(TaskEntry(spec, key, resources, max_retries, retry_exceptions, deps))
         return out
 
@@ -375,10 +382,11 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
                 channel.close()
             except Exception:
                 pass
-        try:
-            os.unlink(self._uds_path)
-        except OSError:
-            pass
+        for path in (self._uds_path, self._uds_path + ".f"):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
 
 
 def _replace_refs(args, kwargs, deps: list):

@@ -40,12 +40,19 @@ class ObjectManagerMixin:
             self.refs.pin(ref.binary())
 
     def error_value(self, object_id: bytes, error: BaseException) -> common_pb2.ObjectValue:
+        from raylite.serialization import deserialize
         from raylite.serialization import serialize as ser
         try:
-            s = ser(error)
-            data = s.to_bytes()
-        except TypeError:
-            data = ser(exc.RaySystemError(f"{type(error).__name__}: {error}")).to_bytes()
+            data = ser(error).to_bytes()
+            deserialize(data)  # some exceptions pickle but cannot be rebuilt (cls(*args))
+        except Exception:
+            if isinstance(error, exc.RayTaskError) and error.cause is not None:
+                # Keep the remote traceback and message; drop the unrebuildable cause.
+                error = exc.RayTaskError(error.function_name, error.traceback_str, None,
+                                         error.pid, error.ip, error.call_site)
+                data = ser(error).to_bytes()
+            else:
+                data = ser(exc.RaySystemError(f"{type(error).__name__}: {error}")).to_bytes()
         return common_pb2.ObjectValue(id=object_id, data=data, size=len(data), is_error=True)
 
     def store_owned_value(self, value: common_pb2.ObjectValue) -> None:

@@ -14,6 +14,7 @@ import collections
 import grpc
 
 from raylite import exceptions as exc
+from raylite.core.local_channel import open_task_stream
 from raylite.core.task_stream import TaskStream, describe
 from raylite.protocol import common_pb2, node_pb2
 
@@ -161,21 +162,23 @@ class TaskSubmitter:
 
     def _pump(self, kq: KeyQueue) -> None:
         depth = kq.depth()
-        for lease in kq.leases:
-            if not kq.queue:
-                break
-            if not lease.alive:
-                continue
-            sent = False
-            while kq.queue and len(lease.in_flight) < depth:
+        # Deal tasks round-robin so every leased worker gets a share.
+        progress = True
+        while kq.queue and progress:
+            progress = False
+            for lease in kq.leases:
+                if not kq.queue:
+                    break
+                if not lease.alive or len(lease.in_flight) >= depth:
+                    continue
                 entry = kq.queue.popleft()
                 entry.lease = lease
                 lease.in_flight[entry.spec.task_id] = entry
                 lease.stream.send(entry.spec)
-                sent = True
-            if sent and lease.linger is not None:
-                lease.linger.cancel()
-                lease.linger = None
+                progress = True
+                if lease.linger is not None:
+                    lease.linger.cancel()
+                    lease.linger = None
         if kq.queue:
             wanted = min(MAX_LEASE_REQUESTS, -(-len(kq.queue) // depth))
             for _ in range(wanted - len(kq.requests)):
@@ -215,7 +218,7 @@ class TaskSubmitter:
         if reply.rejected:
             return
         lease = Lease(kq, reply, stub)
-        lease.stream = TaskStream(self.worker, reply.worker,
+        lease.stream = open_task_stream(self.worker, reply.worker,
                                   lambda results: self._on_results(lease, results),
                                   lambda error: self._lease_broken(lease, error), reply.gpu_ids)
         kq.leases.append(lease)

@@ -29,7 +29,7 @@ def main() -> int:
     from raylite.core.core_worker import WORKER, CoreWorker
     from raylite.core.log_forward import LogSink, install
     from raylite.gcs.client import GcsClient
-    from raylite.protocol import common_pb2, node_pb2
+    from raylite.protocol import node_pb2
     from raylite.session import session_from_root
 
     session = session_from_root(env["RAYLITE_SESSION"])
