@@ -27,6 +27,8 @@ def start_runtime():
         pytest.skip(f"{BACKEND} is not importable: {exc}")
     if not callable(getattr(ray, "init", None)):
         pytest.skip(f"{BACKEND}.init is not implemented yet")
+    if ray.is_initialized():        # left over by another module
+        ray.shutdown()
     try:
         ray.init(num_cpus=2)
     except NotImplementedError as exc:
