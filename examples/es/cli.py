@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
       help="extra keyword for gymnasium.make (repeatable)")
     a("--backend", choices=("raylite", "ray"), default="raylite",
       help="runtime: 'import raylite as ray' or 'import ray'")
-    a("--address", default=None, help="cluster address to join (default: start a local one)")
+    a("--address", default=None, help="cluster to join, e.g. HOST:PORT or auto (none: start a local cluster)")
     a("--workers", type=int, default=2, help="number of worker actors")
     a("--device", choices=("cpu", "cuda"), default="cpu",
       help="where workers run the policy (cuda: cupy, each worker asks for 1/workers GPU)")

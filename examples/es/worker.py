@@ -52,6 +52,13 @@ class ESWorker:
         """The worker's process id (tests kill it to exercise fault tolerance)."""
         return os.getpid()
 
+    def noise_info(self) -> dict:
+        """How the noise table arrived: a read-only view that owns no memory means the
+        runtime handed over shared memory rather than a private copy."""
+        arr = self.noise.noise
+        return {"size": len(arr), "writeable": bool(arr.flags.writeable),
+                "owns_data": bool(arr.flags.owndata)}
+
     def ready(self) -> bool:
         """Returns once the constructor has run; the driver waits on it at start-up."""
         return True

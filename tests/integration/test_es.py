@@ -87,6 +87,18 @@ def test_cartpole_improves_far_beyond_random(ray, tmp_path):
     assert state["obs_stat"]["count"] > 0
 
 
+def test_noise_table_reaches_workers_as_shared_read_only_view(ray):
+    trainer = ESTrainer(small_config(iterations=1), ray=ray)
+    try:
+        infos = ray.get([a.noise_info.remote() for a in trainer.actors])
+    finally:
+        trainer.close()
+    for info in infos:
+        assert info["size"] == 2_000_000
+        # A zero-copy view of the object store: read-only, memory owned elsewhere.
+        assert not info["writeable"] and not info["owns_data"]
+
+
 def test_resume_continues_from_checkpoint(ray, tmp_path):
     ckpt = str(tmp_path / "es.ckpt")
     cfg = dict(population=20, eval_every=100, checkpoint=ckpt, checkpoint_every=1)
