@@ -114,8 +114,9 @@ def run_workload(python: str, backend: str, workload: str, repeat: int,
         env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, env.get("PYTHONPATH")) if p)
     else:
         env.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no prompt, no network attempt
+    # The watchdog makes a hung workload print its stacks before the kill below.
     cmd = [python, WORKLOADS_PY, "--backend", backend, "--workload", workload,
-           "--repeat", str(repeat)]
+           "--repeat", str(repeat), "--watchdog", str(max(1.0, timeout - 5))]
     start = time.perf_counter()
     # A new session so a hung run can be killed with everything it started.
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -130,18 +131,59 @@ def run_workload(python: str, backend: str, workload: str, repeat: int,
         out, err = proc.communicate()
         return {"workload": workload, "backend": backend, "metrics": [], "extra": {},
                 "error": f"timed out after {timeout:.0f} s", "unsupported": False,
-                "stderr_tail": tail(err)}
+                "stderr_tail": tail(err, 80)}
     wall = time.perf_counter() - start
+    leftovers = reap_session(proc.pid)
     for line in reversed(out.splitlines()):
         if line.startswith(RESULT_PREFIX):
             result = json.loads(line[len(RESULT_PREFIX):])
             result["process_wall_s"] = wall
+            result["leftovers"] = leftovers
             if result.get("error") and not result.get("unsupported"):
                 result["stderr_tail"] = tail(err)
             return result
+    hung = "Timeout (" in err                   # faulthandler's watchdog fired
+    why = f"hung, killed after {timeout - 5:.0f} s" if hung else \
+        f"no result line (exit status {proc.returncode})"
     return {"workload": workload, "backend": backend, "metrics": [], "extra": {},
-            "error": f"no result line (exit status {proc.returncode})",
-            "unsupported": False, "stderr_tail": tail(err + out)}
+            "error": why, "unsupported": False, "stderr_tail": tail(err + out, 80),
+            "leftovers": leftovers}
+
+
+def reap_session(sid: int, grace: float = 3.0) -> list[str]:
+    """Processes the workload left behind after it exited (its session outlives it).
+
+    Waits ``grace`` seconds for them to finish on their own, then kills them so they
+    cannot disturb the next workload; returns the command lines of those that had to be
+    killed (a runtime should leave nothing after ``shutdown()``)."""
+    try:
+        import psutil
+    except ImportError:
+        return []
+
+    def members():
+        found = []
+        for p in psutil.process_iter():
+            try:
+                if os.getsid(p.pid) == sid and p.status() != psutil.STATUS_ZOMBIE:
+                    found.append(p)
+            except (OSError, psutil.Error):
+                continue
+        return found
+
+    deadline = time.monotonic() + grace
+    left = members()
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = members()
+    names = []
+    for p in left:
+        try:
+            names.append(" ".join(p.cmdline())[:100] or p.name())
+            p.kill()
+        except psutil.Error:
+            continue
+    return names
 
 
 def tail(text: str, lines: int = 15) -> str:
@@ -161,6 +203,7 @@ def merge_cold_starts(results: list[dict]) -> dict:
                        for k in ok[0]["extra"]}
     errors = [r["error"] for r in results if r.get("error")]
     merged["error"] = "; ".join(errors) or None
+    merged["leftovers"] = [name for r in results for name in r.get("leftovers", [])]
     return merged
 
 
@@ -254,6 +297,10 @@ def print_notes(results: dict) -> None:
                 notes.append(f"{workload} [{backend}] {kind}: {r['error']}")
                 if r.get("stderr_tail"):
                     notes.extend("    " + ln for ln in r["stderr_tail"].splitlines())
+            if r.get("leftovers"):
+                notes.append(f"{workload} [{backend}] {len(r['leftovers'])} process(es) "
+                             f"still alive 3 s after exit, killed: "
+                             + "; ".join(r["leftovers"][:3]))
             extra = r.get("extra") or {}
             if workload == "cold_start" and extra:
                 parts = ", ".join(f"{k[:-2]} {v:.3f}" for k, v in extra.items())
@@ -288,8 +335,9 @@ def main(argv=None) -> int:
     parser.add_argument("--no-ray", action="store_true", help="run raylite only")
     parser.add_argument("--repeat", type=int, default=None,
                         help="repeats per workload, median reported (default 3)")
-    parser.add_argument("--timeout", type=float, default=180.0,
-                        help="seconds before a workload process is killed (default 180)")
+    parser.add_argument("--timeout", type=float, default=90.0,
+                        help="seconds before a workload process is killed (default 90; "
+                             "the slowest healthy one takes ~20 s)")
     parser.add_argument("--json", metavar="OUT", help="also write all results as JSON")
     args = parser.parse_args(argv)
 

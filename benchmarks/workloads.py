@@ -18,6 +18,7 @@ nothing from raylite except through ``ray``.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import importlib
 import json
 import statistics
@@ -396,7 +397,12 @@ def main(argv=None) -> int:
     parser.add_argument("--backend", choices=["raylite", "ray"], required=True)
     parser.add_argument("--workload", choices=sorted(WORKLOADS), required=True)
     parser.add_argument("--repeat", type=int, default=DEFAULT_REPEAT)
+    parser.add_argument("--watchdog", type=float, default=0,
+                        help="dump every thread's stack to stderr and exit after this "
+                             "many seconds (0: never), so a hang leaves a trace")
     args = parser.parse_args(argv)
+    if args.watchdog > 0:
+        faulthandler.dump_traceback_later(args.watchdog, exit=True)
     result = run(args.backend, args.workload, max(1, args.repeat))
     sys.stdout.write(RESULT_PREFIX + json.dumps(result) + "\n")
     sys.stdout.flush()
