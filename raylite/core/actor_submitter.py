@@ -350,13 +350,9 @@ class ActorCaller:
         if self.state == DEAD:
             return
         self.worker.gcs.redis.hset(_exit_key(), self.actor_id.hex(), "all handles went out of scope")
-        if self.stream is not None and self.stream.alive:
-            from raylite.core.actor_runtime import terminate_spec
-            spec = terminate_spec(self.worker, self.actor_id)
-            self.in_flight[spec.task_id] = ActorCall(spec, [], 0)
-            self.stream.send(spec)
-        elif self.owner_info is not None:
-            self._die(exc.ActorDiedError("The actor's handles all went out of scope."))
+        from raylite.core.actor_runtime import terminate_spec
+        # Queued behind the calls already made, so those still run (as in Ray).
+        self.submit(ActorCall(terminate_spec(self.worker, self.actor_id), [], 0))
 
 
 def _exit_key() -> str:

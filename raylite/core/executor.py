@@ -135,6 +135,15 @@ class Executor:
             return None
         return target(*args, **kwargs)
 
+    def _exit_result(self, spec) -> common_pb2.TaskResult:
+        """The actor ends on purpose: as in Ray, the call that ended it reports the
+        actor's death, and the actor is not restarted."""
+        reason = ("__ray_terminate__ was called" if spec.method == TERMINATE
+                  else "exit_actor() was called")
+        self.worker.record_actor_exit(reason)
+        return common_pb2.TaskResult(task_id=spec.task_id, status=common_pb2.TASK_ACTOR_DEAD,
+                                     message=f"The actor exited intentionally: {reason}.")
+
     async def execute_async(self, spec) -> common_pb2.TaskResult:
         """Run an async actor's method on the actor's event loop."""
         started = time.perf_counter()
@@ -150,8 +159,7 @@ class Executor:
             result = common_pb2.TaskResult(task_id=spec.task_id, status=common_pb2.TASK_CANCELLED)
         except ActorExit:
             self.exiting = True
-            self.worker.record_actor_exit("exit_actor() was called")
-            result = common_pb2.TaskResult(task_id=spec.task_id, returns=self.pack_returns(spec, None))
+            result = self._exit_result(spec)
         except BaseException as err:  # noqa: BLE001
             result = self.error_result(spec, err)
         result.duration = time.perf_counter() - started
@@ -181,10 +189,7 @@ class Executor:
             result = common_pb2.TaskResult(task_id=task_id, returns=returns)
         except ActorExit:
             self.exiting = True
-            worker.record_actor_exit("exit_actor() was called" if spec.method != TERMINATE
-                                     else "__ray_terminate__ was called")
-            result = common_pb2.TaskResult(task_id=task_id, returns=self.pack_returns(spec, None)
-                                           if spec.num_returns == 1 else [])
+            result = self._exit_result(spec)
         except KeyboardInterrupt:
             with self._lock:
                 was_cancelled = task_id in self.cancelled

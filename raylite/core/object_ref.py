@@ -13,12 +13,14 @@ from raylite.serialization import note_serialized_ref
 
 
 class ObjectRef:
-    __slots__ = ("_id", "_owner", "_counted", "__weakref__")
+    __slots__ = ("_id", "_owner", "_counted", "_fut", "_callbacks", "__weakref__")
 
     def __init__(self, object_id: bytes, owner: bytes = b"", _count: bool = True):
         self._id = object_id
         self._owner = owner      # serialized Address of the owner; b"" means unknown
         self._counted = False
+        self._fut = None
+        self._callbacks = None
         if _count:
             worker = global_state.get_worker(required=False)
             if worker is not None:
@@ -79,7 +81,48 @@ class ObjectRef:
         return fut
 
     def __await__(self):
-        return self.future().__await__()
+        return self._loop_future().__await__()
+
+    # ---- enough of the Future protocol for asyncio.wait(refs) ---------------------
+    def _loop_future(self) -> asyncio.Future:
+        fut = self._fut
+        if fut is None or fut.get_loop() is not asyncio.get_running_loop():
+            fut = self._fut = self.future()
+        return fut
+
+    def add_done_callback(self, fn, *, context=None) -> None:
+        def relay(_fut, fn=fn):
+            fn(self)
+        if self._callbacks is None:
+            self._callbacks = {}
+        self._callbacks[fn] = relay
+        self._loop_future().add_done_callback(relay, context=context)
+
+    def remove_done_callback(self, fn) -> int:
+        relay = (self._callbacks or {}).pop(fn, None)
+        if relay is None or self._fut is None:
+            return 0
+        return self._fut.remove_done_callback(relay)
+
+    def done(self) -> bool:
+        return self._fut is not None and self._fut.done()
+
+    def cancelled(self) -> bool:
+        return False
+
+    def result(self):
+        """The value once done (as asyncio.Future.result); raises InvalidStateError before."""
+        if self._fut is None:
+            raise asyncio.InvalidStateError("ObjectRef is not done yet")
+        return self._fut.result()
+
+    def exception(self):
+        if self._fut is None:
+            raise asyncio.InvalidStateError("ObjectRef is not done yet")
+        return self._fut.exception()
+
+    def get_loop(self):
+        return self._loop_future().get_loop()
 
 
 def _rebuild(object_id: bytes, owner: bytes) -> ObjectRef:

@@ -68,10 +68,30 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer, objects_pb2_grpc.Object
             elif isinstance(action, KillWorker):
                 self.procs.kill(action.worker_id)
                 self.addresses.pop(action.worker_id, None)
+                if action.orphaned_actor:
+                    self._actor_lost_owner(action.orphaned_actor)
             elif isinstance(action, Reject):
                 fut = self.waiters.pop(action.request_id, None)
                 if fut is not None and not fut.done():
                     fut.set_result(action)
+
+    def _actor_lost_owner(self, actor_id: bytes) -> None:
+        """A non-detached actor's owner died, so the actor dies too (as in Ray): record
+        it DEAD and free its name. Its owner can no longer do this itself."""
+        if self.gcs is None:
+            return
+        hex_id = actor_id.hex()
+        try:
+            record = self.gcs.get_actor(hex_id)
+            if record is None or record.get("state") == "DEAD":
+                return
+            record.update(state="DEAD", death_cause="its owner (driver or worker) died",
+                          address=b"", pid=0)
+            self.gcs.put_actor(hex_id, record)
+            if record.get("name"):
+                self.gcs.release_actor_name(record["namespace"], record["name"], hex_id)
+        except Exception as exc:  # the GCS may be going away with the cluster
+            log.warning("could not record actor %s as dead: %s", hex_id[:8], exc)
 
     def start_worker(self) -> None:
         worker_id = uuid.uuid4().hex
@@ -106,7 +126,8 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer, objects_pb2_grpc.Object
         self.waiters[rid] = fut
         ask = LeaseAsk(rid, resources,
                        dict(request.running_resources) if request.for_actor else None,
-                       request.for_actor, request.owner_worker_id, request.job_id)
+                       request.for_actor, request.owner_worker_id, request.job_id,
+                       request.actor_id)
         self.apply(self.state.request(ask))
         try:
             outcome = await fut

@@ -22,6 +22,7 @@ class LeaseAsk:
     for_actor: bool = False
     owner: str = ""                          # worker id of the requester
     job_id: bytes = b""
+    actor_id: bytes = b""
 
 
 @dataclass
@@ -37,6 +38,7 @@ class Worker:
     blocked: bool = False
     owner: str = ""
     idle_since: float = 0.0
+    actor_id: bytes = b""
 
 
 @dataclass
@@ -55,6 +57,7 @@ class StartWorker:
 @dataclass
 class KillWorker:
     worker_id: str
+    orphaned_actor: bytes = b""   # the actor this worker hosted, whose owner died
 
 
 @dataclass
@@ -120,9 +123,10 @@ class SchedulerState:
         actions = []
         for worker in list(self.workers.values()):
             if worker.lease_id is not None and worker.owner == owner:
+                actor_id = worker.actor_id
                 self._release(worker)
                 self.workers.pop(worker.worker_id, None)
-                actions.append(KillWorker(worker.worker_id))
+                actions.append(KillWorker(worker.worker_id, orphaned_actor=actor_id))
         survivors = deque(a for a in self.pending if a.owner != owner)
         for ask in self.pending:
             if ask.owner == owner:
@@ -183,6 +187,7 @@ class SchedulerState:
         worker.gpu_amount = gpu_amount
         worker.for_actor = ask.for_actor
         worker.owner = ask.owner
+        worker.actor_id = ask.actor_id
         worker.blocked = False
         return Grant(ask.request_id, worker.worker_id, worker.lease_id, worker.gpu_ids)
 
@@ -197,6 +202,7 @@ class SchedulerState:
         worker.gpu_ids = []
         worker.gpu_amount = 0.0
         worker.blocked = False
+        worker.actor_id = b""
 
     def _by_lease(self, lease_id: bytes) -> Worker | None:
         for worker in self.workers.values():
