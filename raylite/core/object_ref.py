@@ -77,7 +77,9 @@ class ObjectRef:
             else:
                 fut.set_result(value)
 
-        worker.get_async(self, lambda v, e: loop.call_soon_threadsafe(done, v, e))
+        # The callback holds this ref until the value arrives: `await f.remote()`
+        # awaits a temporary nothing else keeps alive.
+        worker.get_async(self, lambda v, e, _keep=self: loop.call_soon_threadsafe(done, v, e))
         return fut
 
     def __await__(self):

@@ -157,16 +157,22 @@ class SchedulerState:
         idle = [w for w in self.workers.values() if w.registered and w.lease_id is None]
         still: deque[LeaseAsk] = deque()
         needed_workers = 0
+        # What would remain if every ask waiting for a worker got one: only asks that
+        # could run at once are worth starting workers for.
+        unclaimed = dict(self.available)
         for ask in self.pending:
-            if not res.fits(ask.resources, self.available) or not self.gpus.can(ask.resources):
+            if not res.fits(ask.resources, unclaimed) or not self.gpus.can(ask.resources):
                 still.append(ask)
                 continue
             if not idle:
                 needed_workers += 1
+                res.subtract(unclaimed, ask.running_resources if ask.for_actor and
+                             ask.running_resources is not None else ask.resources)
                 still.append(ask)
                 continue
             worker = idle.pop()
             actions.append(self._grant(ask, worker))
+            res.subtract(unclaimed, self.workers[worker.worker_id].held)
         self.pending = still
         live = len(self.workers) + self.starting
         can_start = max(0, self.max_workers - live)
