@@ -55,10 +55,12 @@ def test_large_array_is_zero_copy_and_read_only(small_store):
 
 
 def test_small_objects_stay_inline(small_store):
-    before = set(live_objects())
     ref = ray.put(list(range(100)))
     assert ray.get(ref) == list(range(100))
-    assert set(live_objects()) == before
+    assert ref.hex() not in live_objects()
+    # ... while a large one of the same kind does go to shared memory.
+    big = ray.put(list(range(100_000)))
+    assert big.hex() in live_objects()
 
 
 def test_del_ref_releases_memory(small_store):
