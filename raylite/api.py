@@ -70,6 +70,8 @@ def shutdown(_exiting_interpreter: bool = False) -> None:
     """Disconnect; stop every process the embedded cluster started. Never raises."""
     global _cluster
     with _lock:
+        if _cluster is not None and _cluster.in_worker:
+            return
         cluster, _cluster = _cluster, None
     if cluster is not None:
         cluster.shutdown()

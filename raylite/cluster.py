@@ -44,7 +44,8 @@ class ClusterHandle:
     """What a driver holds while initialized."""
 
     def __init__(self, *, worker, gcs, session, embedded: bool, procs=(), log_printer=None,
-                 watch_task=None, gcs_address: str = ""):
+                 watch_task=None, gcs_address: str = "", in_worker: bool = False):
+        self.in_worker = in_worker
         self.worker = worker
         self.gcs = gcs
         self.session = session
@@ -97,6 +98,8 @@ class ClusterHandle:
 
     def shutdown(self) -> None:
         from raylite.protocol import node_pb2
+        if self.in_worker:
+            return  # a worker process belongs to its node, not to user code
         if self.log_printer is not None:
             time.sleep(0.02)  # let the last worker lines arrive
             self.log_printer.stop()

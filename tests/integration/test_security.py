@@ -80,3 +80,13 @@ def test_secrets_not_on_command_lines(cluster):
         except OSError:
             continue
         assert token.encode() not in cmd, f"cluster token visible in argv of pid {pid}"
+
+
+def test_api_inside_a_task_sees_the_cluster(cluster):
+    @ray.remote
+    def inside():
+        ray.init(ignore_reinit_error=True)   # a no-op in a worker, as in Ray
+        return (ray.is_initialized(), ray.cluster_resources()["CPU"],
+                ray.get_runtime_context().get_job_id())
+
+    assert ray.get(inside.remote()) == (True, 1.0, ray.get_runtime_context().get_job_id())
