@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 
+from raylite.processes import pid_alive
 from raylite.session import CURRENT_CLUSTER_FILE, SESSION_ROOT, new_session
 
 
@@ -151,10 +152,10 @@ def cmd_stop(args) -> int:
         except ProcessLookupError:
             pass
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_alive(pid) for pid, _ in procs):
+    while time.monotonic() < deadline and any(pid_alive(pid) for pid, _ in procs):
         time.sleep(0.1)
     for pid, _ in procs:
-        if _alive(pid):
+        if pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
     import glob
     import shutil
@@ -173,18 +174,6 @@ def cmd_stop(args) -> int:
             pass
     print(f"stopped {len(procs)} raylite process(es)")
     return 0
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def _gcs(args):

@@ -5,25 +5,14 @@ CoreWorker service on a background loop and runs tasks on the main thread.
 """
 from __future__ import annotations
 
-import ctypes
 import os
-import signal
 import sys
 
 
-def _die_with_parent() -> None:
-    # If the node scheduler dies (even by SIGKILL), its workers must not linger.
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-    if os.getppid() == 1:
-        os._exit(1)
-
 
 def main() -> int:
-    _die_with_parent()
+    from raylite.processes import die_with_parent
+    die_with_parent()
     env = os.environ
     from raylite.core import global_state
     from raylite.core.core_worker import WORKER, CoreWorker

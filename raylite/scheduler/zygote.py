@@ -10,12 +10,13 @@ Protocol (line-oriented JSON over its stdin/stdout, with the node scheduler):
 """
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import select
 import signal
 import sys
+
+from raylite.processes import set_parent_death_signal
 
 
 def preload() -> None:
@@ -31,12 +32,6 @@ def _preload() -> None:
     import raylite.core.worker_main  # noqa: F401
     import raylite.gcs.client  # noqa: F401
 
-
-def _pdeathsig(sig: int) -> None:
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)
-    except OSError:
-        pass
 
 
 def _child(request: dict) -> None:
@@ -120,7 +115,7 @@ def fork_zygote(log_path: str) -> ForkedZygote:
 
 
 def main(preloaded: bool = False) -> int:
-    _pdeathsig(signal.SIGKILL)
+    set_parent_death_signal(signal.SIGKILL)
     if not preloaded:
         _preload()
     out = sys.stdout

@@ -32,7 +32,7 @@ class ActorPool:
 
         Results not yet fetched from earlier submissions are discarded first, as in Ray.
         """
-        self._drain(ordered=True)
+        self._drain()
         for value in values:
             self.submit(fn, value)
 
@@ -43,7 +43,7 @@ class ActorPool:
 
     def map_unordered(self, fn: Callable, values: Iterable):
         """Like map() but yields each result as soon as it is ready."""
-        self._drain(ordered=False)
+        self._drain()
         for value in values:
             self.submit(fn, value)
 
@@ -52,19 +52,15 @@ class ActorPool:
                 yield self.get_next_unordered()
         return results()
 
-    def _drain(self, ordered: bool) -> None:
-        # Forget results of earlier submissions that nobody fetched, returning their
-        # actors to the pool once the calls are done (ignored calls still finish).
+    def _drain(self) -> None:
+        # Forget results of earlier submissions that nobody fetched (as Ray does),
+        # returning their actors to the pool; ignored calls still run to completion.
+        # Each round removes one entry, so this ends even after mixed get_next calls.
         while self.has_next():
             try:
-                if ordered:
-                    self.get_next(timeout=0, ignore_if_timedout=True)
-                else:
-                    self.get_next_unordered(timeout=0, ignore_if_timedout=True)
-            except TimeoutError:
-                pass
+                self.get_next_unordered(timeout=0, ignore_if_timedout=True)
             except Exception:
-                pass     # an earlier call's failure is not this map's concern
+                pass     # a timeout, or an earlier call's failure: not this map's concern
 
     # ---- one at a time ----------------------------------------------------------------
     def submit(self, fn: Callable, value) -> None:
