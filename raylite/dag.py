@@ -39,7 +39,7 @@ class DAGNode:
     def get_options(self) -> dict:
         return self._bound_options
 
-    def _children(self) -> list["DAGNode"]:
+    def _children(self) -> list[DAGNode]:
         """Nodes this one needs, found anywhere in its arguments, without duplicates."""
         found: dict[int, DAGNode] = {}
         _scan((self._bound_args, self._bound_kwargs), lambda n: found.setdefault(id(n), n))
@@ -47,10 +47,10 @@ class DAGNode:
             found.setdefault(id(extra), extra)
         return list(found.values())
 
-    def _extra_children(self) -> list["DAGNode"]:
+    def _extra_children(self) -> list[DAGNode]:
         return []
 
-    def walk(self) -> list["DAGNode"]:
+    def walk(self) -> list[DAGNode]:
         """Every node this one depends on, and itself, dependencies first."""
         order: list[DAGNode] = []
         seen: set[int] = set()
@@ -89,7 +89,7 @@ class DAGNode:
         kwargs = _replace(self._bound_kwargs, done)
         return args, kwargs
 
-    def _run(self, inputs: "_Inputs", done: dict):
+    def _run(self, inputs: _Inputs, done: dict):
         raise NotImplementedError
 
     # ---- printing --------------------------------------------------------------------------
@@ -137,7 +137,7 @@ class FunctionNode(DAGNode):
         super().__init__(args, kwargs, options)
         self._function = remote_function
 
-    def options(self, **options) -> "FunctionNode":
+    def options(self, **options) -> FunctionNode:
         """A copy submitted with these task options (as ``f.options(...)``)."""
         merged = dict(self._bound_options)
         merged.update(options)
@@ -163,7 +163,7 @@ class ClassNode(DAGNode):
         super().__init__(args, kwargs, options)
         self._actor_class = actor_class
 
-    def options(self, **options) -> "ClassNode":
+    def options(self, **options) -> ClassNode:
         merged = dict(self._bound_options)
         merged.update(options)
         return ClassNode(self._actor_class, self._bound_args, self._bound_kwargs, merged)
@@ -198,12 +198,12 @@ class _UnboundMethod:
         self._name = name
         self._options = dict(options or {})
 
-    def options(self, **options) -> "_UnboundMethod":
+    def options(self, **options) -> _UnboundMethod:
         merged = dict(self._options)
         merged.update(options)
         return _UnboundMethod(self._class_node, self._name, merged)
 
-    def bind(self, *args, **kwargs) -> "ClassMethodNode":
+    def bind(self, *args, **kwargs) -> ClassMethodNode:
         return ClassMethodNode(self._class_node, self._name, args, kwargs, self._options)
 
     def remote(self, *args, **kwargs):
@@ -220,7 +220,7 @@ class ClassMethodNode(DAGNode):
         self._actor = actor          # an ActorHandle or a ClassNode
         self._method_name = method_name
 
-    def options(self, **options) -> "ClassMethodNode":
+    def options(self, **options) -> ClassMethodNode:
         merged = dict(self._bound_options)
         merged.update(options)
         return ClassMethodNode(self._actor, self._method_name, self._bound_args,
@@ -261,16 +261,16 @@ class InputNode(DAGNode):
     ``with InputNode() as inp: ...``.
     """
 
-    def __enter__(self) -> "InputNode":
+    def __enter__(self) -> InputNode:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc_info) -> None:
         return None
 
-    def __getitem__(self, key) -> "InputAttributeNode":
+    def __getitem__(self, key) -> InputAttributeNode:
         return InputAttributeNode(self, key, "__getitem__")
 
-    def __getattr__(self, name: str) -> "InputAttributeNode":
+    def __getattr__(self, name: str) -> InputAttributeNode:
         if name.startswith("_"):
             raise AttributeError(name)
         return InputAttributeNode(self, name, "__getattr__")
@@ -291,7 +291,7 @@ class InputAttributeNode(DAGNode):
         self._key = key
         self._accessor = accessor
 
-    def __getitem__(self, key) -> "InputAttributeNode":
+    def __getitem__(self, key) -> InputAttributeNode:
         return InputAttributeNode(self, key, "__getitem__")
 
     def _extra_children(self):
@@ -322,7 +322,7 @@ class DAGInputData:
 
     def __getitem__(self, key):
         if isinstance(key, bool) or not isinstance(key, (int, str)):
-            raise ValueError("Please only use int index or str as first-level key to access "
+            raise ValueError("Please only use int index or str as first-level key to access "  # noqa: TRY004 (as Ray)
                              "fields of dag input.")
         if isinstance(key, int):
             return self.args[key]
@@ -406,5 +406,13 @@ def _show(value, names: dict) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-__all__ = ["DAGNode", "FunctionNode", "ClassNode", "ClassMethodNode", "InputNode",
-           "InputAttributeNode", "DAGInputData", "MultiOutputNode"]
+__all__ = [
+    "ClassMethodNode",
+    "ClassNode",
+    "DAGInputData",
+    "DAGNode",
+    "FunctionNode",
+    "InputAttributeNode",
+    "InputNode",
+    "MultiOutputNode",
+]

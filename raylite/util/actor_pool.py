@@ -9,7 +9,8 @@ than one of the pool's calls in flight.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from raylite import api
 from raylite import exceptions as exc
@@ -59,7 +60,7 @@ class ActorPool:
         while self.has_next():
             try:
                 self.get_next_unordered(timeout=0, ignore_if_timedout=True)
-            except Exception:
+            except (TimeoutError, exc.RayliteError):
                 pass     # a timeout, or an earlier call's failure: not this map's concern
 
     # ---- one at a time ----------------------------------------------------------------

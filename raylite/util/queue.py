@@ -241,4 +241,4 @@ class Queue:
             api.kill(actor, no_restart=True)
 
 
-__all__ = ["Queue", "Empty", "Full"]
+__all__ = ["Empty", "Full", "Queue"]
