@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 
 from raylite import options as opts
-from raylite.core.actor_submitter import DEAD, ActorCall, ActorCaller
+from raylite.core.actor_submitter import DEAD, PENDING as PENDING_STATE, ActorCall, ActorCaller
 from raylite.core.object_ref import ObjectRef
 from raylite.ids import random_id, return_ids
 from raylite.protocol import common_pb2
@@ -40,19 +40,6 @@ class ActorManager:
         name = options.get("name")
         actor_id = random_id()
         detached = options.get("lifetime") == "detached"
-        if detached and not name:
-            raise ValueError("Detached actors must be named (lifetime='detached' needs name=...)")
-        if name:
-            bound = worker.gcs.claim_actor_name(namespace, name, actor_id.hex())
-            if bound != actor_id.hex():
-                record = worker.gcs.get_actor(bound)
-                if record is not None and record["state"] != DEAD:
-                    if options.get("get_if_exists"):
-                        return self.lookup(name, namespace)
-                    raise ValueError(f"The name {name} (namespace={namespace}) is already taken. "
-                                     f"Please use a different name or get the existing actor using "
-                                     f"ray.get_actor('{name}', namespace='{namespace}')")
-                worker.gcs.redis.hset(_names_key(), f"{namespace}/{name}", actor_id.hex())
         cpus = options.get("num_cpus")
         placement = opts.resource_request(options, 1 if cpus is None else cpus)
         running = opts.resource_request(options, 0 if cpus is None else cpus)
@@ -78,12 +65,37 @@ class ActorManager:
             if meta.get("max_task_retries") is None:
                 meta["max_task_retries"] = max_retries
         caller = ActorCaller(self, actor_id, owner_info=owner_info)
+        # Recorded before the name is claimed and before .remote() returns, so that
+        # get_actor() and a second creation under the same name see it at once.
+        caller._record(PENDING_STATE)
+        if name:
+            existing = self._claim_name(namespace, name, actor_id)
+            if existing is not None:
+                worker.gcs.redis.hdel(_actors_key(), actor_id.hex())
+                if options.get("get_if_exists"):
+                    return self.lookup(name, namespace)
+                raise ValueError(f"The name {name} (namespace={namespace}) is already taken. "
+                                 f"Please use a different name or get the existing actor using "
+                                 f"ray.get_actor('{name}', namespace='{namespace}')")
         with self._lock:
             self.callers[actor_id] = caller
             if name or detached:
                 self.keep_alive.add(actor_id)
         worker.loop.call_soon_threadsafe(caller._ensure_connected)
         return ActorHandle(actor_id, actor_class._meta, actor_class._name)
+
+    def _claim_name(self, namespace: str, name: str, actor_id: bytes) -> str | None:
+        """Bind the name to our actor; the id of a live actor holding it, if any."""
+        gcs = self.worker.gcs
+        bound = gcs.claim_actor_name(namespace, name, actor_id.hex())
+        if bound == actor_id.hex():
+            return None
+        record = gcs.get_actor(bound)
+        if record is not None and record["state"] != DEAD:
+            return bound
+        # The holder is dead (or its creator crashed mid-way): take the name over.
+        gcs.redis.hset(_names_key(), f"{namespace}/{name}", actor_id.hex())
+        return None
 
     # ---- calls -----------------------------------------------------------------------
     def submit(self, handle, method: str, args, kwargs, num_returns: int, max_task_retries,
@@ -159,4 +171,9 @@ class ActorManager:
 def _names_key() -> str:
     from raylite.gcs import keys
     return keys.ACTOR_NAMES
+
+
+def _actors_key() -> str:
+    from raylite.gcs import keys
+    return keys.ACTORS
 

@@ -112,7 +112,8 @@ class ActorCaller:
     async def _create(self) -> None:
         info = self.owner_info
         worker = self.worker
-        self._record(RESTARTING if self.num_restarts else PENDING)
+        if self.num_restarts:
+            self._record(RESTARTING)
         stub = worker.scheduler_aio
         request = node_pb2.LeaseRequest(
             resources=info["placement"], running_resources=info["running"], for_actor=True,
