@@ -34,7 +34,14 @@ BUSY_DRIVER = """
     def parent():
         return ray.get(sleeper.remote())
 
+    @ray.remote
+    def make_big():
+        import numpy as np
+        return np.ones(10 * 1024 * 1024, dtype=np.uint8)   # written to /dev/shm by a worker
+
     big = ray.put(np.ones(10 * 1024 * 1024, dtype=np.uint8))
+    big_from_task = make_big.remote()
+    assert ray.get(big_from_task).sum() == 10 * 1024 * 1024
     refs = [sleeper.remote(), parent.remote()]
     started = time.monotonic()
     while ray.available_resources().get("CPU", 0) > 0 and time.monotonic() - started < 30:

@@ -200,6 +200,23 @@ def test_worker_crash_retry_succeeds(cluster, tmp_path):
     assert len(_lines(attempts)) == 2
 
 
+def test_infinite_retries_outlast_crashes(cluster, tmp_path):
+    attempts = str(tmp_path / "attempts")
+
+    @ray.remote(max_retries=-1)
+    def crash_twice(path):
+        import os as o
+        with open(path, "a") as f:
+            f.write("x\n")
+        with open(path) as f:
+            if len(f.read().split()) < 3:
+                o._exit(1)
+        return "third time"
+
+    assert ray.get(crash_twice.remote(attempts), timeout=60) == "third time"
+    assert len(_lines(attempts)) == 3
+
+
 def test_cluster_still_works_after_crashes(cluster):
     @ray.remote
     def ok(x):

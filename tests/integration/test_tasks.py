@@ -154,14 +154,8 @@ def test_custom_resource_limits_concurrency(tmp_path):
 
 def test_independent_tasks_run_concurrently_on_free_cpus(tmp_path):
     """Two tasks that wait for each other must both be running at once on 2 CPUs,
-    also after many short tasks of the same shape (no head-of-line pipelining onto
-    one busy worker while another CPU is idle)."""
-    @ray.remote
-    def noop():
-        return None
-
-    ray.get([noop.remote() for _ in range(300)])
-
+    also right after many short calls of the same function (no head-of-line
+    pipelining onto one busy worker while another CPU is idle)."""
     @ray.remote
     def rendezvous(me, other):
         import os as o
@@ -174,8 +168,16 @@ def test_independent_tasks_run_concurrently_on_free_cpus(tmp_path):
             t.sleep(0.01)
         return "met"
 
-    a, b = str(tmp_path / "a"), str(tmp_path / "b")
-    assert ray.get([rendezvous.remote(a, b), rendezvous.remote(b, a)], timeout=60) == ["met", "met"]
+    present = str(tmp_path / "present")
+    _touch(present)
+    for round_ in range(3):
+        # Many short calls: the runtime learns that this function is fast ...
+        quick = [rendezvous.remote(str(tmp_path / f"q{round_}-{i}"), present) for i in range(200)]
+        assert set(ray.get(quick, timeout=60)) == {"met"}
+        # ... and then two calls that can only finish when both run at once.
+        a, b = str(tmp_path / f"a{round_}"), str(tmp_path / f"b{round_}")
+        pair = [rendezvous.remote(a, b), rendezvous.remote(b, a)]
+        assert ray.get(pair, timeout=60) == ["met", "met"], f"round {round_}"
 
 
 # ---- retries ------------------------------------------------------------------------
@@ -589,6 +591,51 @@ def test_cancelled_tasks_are_not_retried(tmp_path, force):
     assert len(_lines(attempts)) == 1, "a cancelled task was retried"
 
 
+@pytest.mark.parametrize("force", [False, True])
+def test_cancel_task_queued_behind_a_running_one(tmp_path, force):
+    """A task that has not started yet is cancelled at once, even when the runtime
+    already queued it behind a running call of the same function on a busy worker;
+    force=True must not kill the worker that runs the other (innocent) task."""
+    go, release = str(tmp_path / "go"), str(tmp_path / "release")
+    occupied, started, marker = (str(tmp_path / n) for n in ("occupied", "started", "marker"))
+    _touch(go)
+
+    @ray.remote
+    def occupy(s, r):
+        import os as o
+        import time as t
+        open(s, "w").close()
+        while not o.path.exists(r):
+            t.sleep(0.01)
+
+    @ray.remote
+    def hold(r, m=None):
+        import os as o
+        import time as t
+        if m:
+            open(m, "w").close()
+        while not o.path.exists(r):
+            t.sleep(0.01)
+        return "held"
+
+    other = occupy.remote(occupied, release)          # one CPU is taken elsewhere
+    assert _wait_file(occupied)
+    assert set(ray.get([hold.remote(go) for _ in range(200)], timeout=60)) == {"held"}
+    blocker = hold.options(max_retries=0).remote(release, started)
+    assert _wait_file(started)
+    victim = hold.remote(go, marker)                  # would finish at once if it ran
+    ray.cancel(victim, force=force)
+    expected = (rex.TaskCancelledError, rex.WorkerCrashedError) if force else rex.TaskCancelledError
+    try:
+        with pytest.raises(expected):
+            ray.get(victim, timeout=10)               # the blocker is still running
+    finally:
+        _touch(release)
+    assert ray.get(blocker, timeout=60) == "held", "cancelling a queued task hurt another task"
+    ray.get(other, timeout=60)
+    assert not os.path.exists(marker), "a cancelled task ran"
+
+
 def test_cancel_finished_task_keeps_result():
     @ray.remote
     def value():
@@ -618,6 +665,38 @@ def test_nested_tasks_with_all_cpus_busy_do_not_deadlock():
 
     refs = [outer.remote(i) for i in range(4)]
     assert ray.get(refs, timeout=120) == [(2 * i + 1) * 10 for i in range(4)]
+
+
+def test_recursive_tasks_do_not_deadlock():
+    @ray.remote
+    def fib(n):
+        if n < 2:
+            return n
+        return sum(ray.get([fib.remote(n - 1), fib.remote(n - 2)]))
+
+    assert ray.get(fib.remote(7), timeout=120) == 13
+
+
+def test_get_timeout_inside_task():
+    @ray.remote
+    def never(path):
+        import os as o
+        import time as t
+        while not o.path.exists(path):
+            t.sleep(0.01)
+
+    @ray.remote
+    def waiter(path):
+        ref = never.remote(path)
+        try:
+            ray.get(ref, timeout=0.2)
+        except TimeoutError as err:
+            return isinstance(err, ray.exceptions.GetTimeoutError)
+        finally:
+            ray.cancel(ref)
+        return "no timeout"
+
+    assert ray.get(waiter.remote("/nonexistent/raylite-never"), timeout=60) is True
 
 
 def test_nested_wait_inside_task():
@@ -686,17 +765,24 @@ def test_worker_prints_reach_driver_with_prefix(run_driver):
         ray.init(num_cpus=1)
 
         @ray.remote
+        def g():
+            print("partial line from g", end="")  # no newline: still a line at the driver
+            return os.getpid()
+
+        @ray.remote
         def f(x):
             print("hello from task", x)
             print("to stderr", x, file=sys.stderr)
-            return os.getpid()
+            return os.getpid(), ray.get(g.remote())
 
-        pid = ray.get(f.remote(7))
-        print("WORKER_PID", pid, flush=True)
+        pid, nested_pid = ray.get(f.remote(7))
+        print("WORKER_PIDS", pid, nested_pid, flush=True)
         time.sleep(1.0)
         ray.shutdown()
     """)
     assert result.returncode == 0, result.stderr
-    pid = int(re.search(r"WORKER_PID (\d+)", result.stdout).group(1))
-    assert f"(f pid={pid}) hello from task 7" in result.stdout.splitlines(), result.stdout
-    assert f"(f pid={pid}) to stderr 7" in result.stderr.splitlines(), result.stderr
+    pid, nested_pid = map(int, re.search(r"WORKER_PIDS (\d+) (\d+)", result.stdout).groups())
+    out_lines, err_lines = result.stdout.splitlines(), result.stderr.splitlines()
+    assert f"(f pid={pid}) hello from task 7" in out_lines, result.stdout
+    assert f"(f pid={pid}) to stderr 7" in err_lines, result.stderr
+    assert f"(g pid={nested_pid}) partial line from g" in out_lines, result.stdout
