@@ -62,19 +62,19 @@ class ESConfig:
 ENV_DEFAULTS = {
     # 20/20 seeds solved in 6-21 iterations; the solutions averaged >= 483 over 100
     # fresh episodes (20 evaluation episodes make a lucky "solved" unlikely).
-    "CartPole-v1": dict(population=40, noise_std=0.05, lr=0.03, weight_decay=0.005,
-                        hidden=(32, 32), eval_every=5, eval_episodes=20,
-                        max_iterations=300),
+    "CartPole-v1": {"population": 40, "noise_std": 0.05, "lr": 0.03, "weight_decay": 0.005,
+                    "hidden": (32, 32), "eval_every": 5, "eval_episodes": 20,
+                    "max_iterations": 300},
     # Seeds 0-2 reach an evaluation mean of -130 to -200 (swing-up and balance) within
     # 60-100 iterations, about 1-1.5 minutes on two cores.
-    "Pendulum-v1": dict(population=100, noise_std=0.1, lr=0.1, weight_decay=0.005,
-                        hidden=(32, 32), eval_every=10, eval_episodes=20,
-                        iterations=150),
+    "Pendulum-v1": {"population": 100, "noise_std": 0.1, "lr": 0.1, "weight_decay": 0.005,
+                    "hidden": (32, 32), "eval_every": 10, "eval_episodes": 20,
+                    "iterations": 150},
 }
 
-GENERIC_DEFAULTS = dict(population=200, noise_std=0.02, lr=0.01, weight_decay=0.005,
-                        hidden=(64, 64), eval_every=10, eval_episodes=10,
-                        max_iterations=1000)
+GENERIC_DEFAULTS = {"population": 200, "noise_std": 0.02, "lr": 0.01, "weight_decay": 0.005,
+                    "hidden": (64, 64), "eval_every": 10, "eval_episodes": 10,
+                    "max_iterations": 1000}
 
 
 def resolve(config: ESConfig) -> ESConfig:

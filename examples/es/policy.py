@@ -12,6 +12,8 @@ through tanh and scale [-1, 1] onto the box, so every action is valid by constru
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 import raylite.tensor as rt
@@ -35,7 +37,7 @@ class MLPPolicy:
         self.device = device
         sizes = (space.obs_dim, *hidden)
         layers = []
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        for fan_in, fan_out in itertools.pairwise(sizes):
             layers += [nn.Linear(fan_in, fan_out), nn.Tanh()]
         out = nn.Linear(sizes[-1], space.act_dim)
         out.weight.data[...] *= OUTPUT_SCALE

@@ -17,7 +17,8 @@ class CSVLog:
     def __init__(self, path: str, append: bool = False):
         self.path = path
         exists = append and os.path.exists(path) and os.path.getsize(path) > 0
-        self._file = open(path, "a" if exists else "w", newline="")
+        # Kept open for the whole run (closed by close()), one flush per row.
+        self._file = open(path, "a" if exists else "w", newline="")  # noqa: SIM115
         self._writer = csv.DictWriter(self._file, fieldnames=FIELDS, extrasaction="ignore")
         if not exists:
             self._writer.writeheader()

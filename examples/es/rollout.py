@@ -44,12 +44,12 @@ def make_env(env_id: str, env_kwargs: dict | None = None, max_episode_steps: int
 
 
 def space_spec(env) -> SpaceSpec:
-    """Describe ``env``'s spaces; raises ValueError for spaces this example can't drive."""
+    """Describe ``env``'s spaces; raises TypeError for spaces this example can't drive."""
     from gymnasium import spaces
 
     obs_space, act_space = env.observation_space, env.action_space
     if not isinstance(obs_space, spaces.Box):
-        raise ValueError(f"need a Box observation space, got {obs_space}")
+        raise TypeError(f"need a Box observation space, got {obs_space}")
     obs_dim = int(np.prod(obs_space.shape))
     if isinstance(act_space, spaces.Discrete):
         return SpaceSpec(obs_dim, True, int(act_space.n))
@@ -58,7 +58,7 @@ def space_spec(env) -> SpaceSpec:
                          tuple(act_space.low.ravel().tolist()),
                          tuple(act_space.high.ravel().tolist()),
                          tuple(act_space.shape))
-    raise ValueError(f"need a Discrete or Box action space, got {act_space}")
+    raise TypeError(f"need a Discrete or Box action space, got {act_space}")
 
 
 def env_reward_threshold(env_id: str):

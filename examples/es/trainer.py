@@ -27,6 +27,7 @@ from .config import ESConfig, resolve
 from .es_math import Adam, centered_ranks, es_gradient
 from .noise import NoiseTable, create_noise
 from .obs_stats import RunningStat
+from .policy import MLPPolicy
 from .rollout import env_reward_threshold, make_env, space_spec
 from .worker import ESWorker, WorkerSpec
 
@@ -59,7 +60,6 @@ class ESTrainer:
                                  "or --target-return")
         self.max_iterations = cfg.iterations or cfg.max_iterations
 
-        from .policy import MLPPolicy
         self.theta = MLPPolicy(self.space, cfg.hidden, seed=cfg.seed).get_flat_parameters()
         self.dim = len(self.theta)
         self.optimizer = Adam(self.dim, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -81,8 +81,8 @@ class ESTrainer:
 
         self.worker_spec = WorkerSpec(cfg.env, cfg.hidden, cfg.device, cfg.env_kwargs,
                                       cfg.max_episode_steps)
-        options = dict(num_cpus=1, max_restarts=cfg.max_restarts,
-                       max_task_retries=cfg.max_task_retries)
+        options = {"num_cpus": 1, "max_restarts": cfg.max_restarts,
+                   "max_task_retries": cfg.max_task_retries}
         if cfg.device == "cuda":
             # Several workers share a GPU: each asks for a fraction of it.
             options["num_gpus"] = round(1.0 / cfg.workers, 4)
@@ -109,7 +109,7 @@ class ESTrainer:
             raise RuntimeError("worker actors keep failing; last error below") from error
         try:
             self.ray.kill(self.actors[slot])
-        except Exception:  # already dead, which is the usual case
+        except Exception:  # noqa: BLE001, S110 - usually already dead; runtimes differ in what they raise
             pass
         self.actors[slot] = self._new_actor()
         self._generation[slot] += 1
@@ -264,7 +264,7 @@ class ESTrainer:
         for actor in self.actors:
             try:
                 self.ray.kill(actor)
-            except Exception:
+            except Exception:  # noqa: BLE001, S110 - a dead actor needs no stopping
                 pass
         self.actors = []
         if shutdown and self._owns_runtime:

@@ -20,6 +20,7 @@ import numpy as np
 
 from .noise import NoiseTable
 from .obs_stats import ObsAccumulator
+from .policy import MLPPolicy
 from .rollout import make_env, run_episode, space_spec
 
 
@@ -38,8 +39,6 @@ class ESWorker:
     """Holds one environment, one policy and a view of the shared noise table."""
 
     def __init__(self, noise: np.ndarray, spec: WorkerSpec):
-        from .policy import MLPPolicy  # keeps raylite.tensor out of the driver's import path
-
         # ``noise`` is the resolved ObjectRef: a read-only view of shared memory.
         self.noise = NoiseTable(noise)
         self.spec = spec

@@ -4,6 +4,13 @@ and a checkpointed run resumes where it stopped.
 Runs on raylite (CI has no Ray); ES_TEST_BACKEND=ray runs the same test on real Ray.
 """
 
+import sys
+from pathlib import Path
+
+# `examples` is not an installed package: make the repository root importable even
+# when pytest is run without `python -m` (which would add the current directory).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
 import importlib
 import os
 
@@ -45,8 +52,8 @@ def ray():
 
 def small_config(**overrides) -> ESConfig:
     # A 2M-float table (8 MB) and a short budget keep the test to a few seconds.
-    values = dict(backend=BACKEND, workers=2, seed=0, noise_size=2_000_000,
-                  eval_every=4, eval_episodes=10, progress=False)
+    values = {"backend": BACKEND, "workers": 2, "seed": 0, "noise_size": 2_000_000,
+              "eval_every": 4, "eval_episodes": 10, "progress": False}
     values.update(overrides)
     return ESConfig(**values)
 
@@ -101,7 +108,7 @@ def test_noise_table_reaches_workers_as_shared_read_only_view(ray):
 
 def test_resume_continues_from_checkpoint(ray, tmp_path):
     ckpt = str(tmp_path / "es.ckpt")
-    cfg = dict(population=20, eval_every=100, checkpoint=ckpt, checkpoint_every=1)
+    cfg = {"population": 20, "eval_every": 100, "checkpoint": ckpt, "checkpoint_every": 1}
     first = ESTrainer(small_config(iterations=3, **cfg), ray=ray)
     try:
         first.train()

@@ -7,6 +7,13 @@ Batches are pure functions of their seeds, so either way the run must end with e
 the parameters of an undisturbed run.
 """
 
+import sys
+from pathlib import Path
+
+# `examples` is not an installed package: make the repository root importable even
+# when pytest is run without `python -m` (which would add the current directory).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
 import importlib
 import os
 import signal

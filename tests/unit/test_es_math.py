@@ -1,5 +1,12 @@
 """ES arithmetic: centered ranks, mirrored sampling, the gradient estimate and Adam."""
 
+import sys
+from pathlib import Path
+
+# `examples` is not an installed package: make the repository root importable even
+# when pytest is run without `python -m` (which would add the current directory).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
 import numpy as np
 import pytest
 

@@ -1,5 +1,12 @@
 """Observation statistics: worker summaries merged on the driver equal the whole."""
 
+import sys
+from pathlib import Path
+
+# `examples` is not an installed package: make the repository root importable even
+# when pytest is run without `python -m` (which would add the current directory).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
 import numpy as np
 
 from examples.es.obs_stats import CLIP, MIN_STD, ObsAccumulator, RunningStat, normalize
