@@ -193,11 +193,12 @@ def run_driver():
 
 @pytest.fixture
 def spawn_driver():
-    """Factory: ``spawn_driver(script)`` -> Popen; killed at teardown if still running."""
+    """Factory: ``spawn_driver(script, **popen_kwargs)`` -> Popen; killed at teardown if
+    still running."""
     procs = []
 
-    def spawn(script: str) -> subprocess.Popen:
-        proc = start_driver(script)
+    def spawn(script: str, **popen_kwargs) -> subprocess.Popen:
+        proc = start_driver(script, **popen_kwargs)
         procs.append(proc)
         return proc
     yield spawn

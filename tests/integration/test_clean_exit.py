@@ -7,6 +7,7 @@ driver for the others.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 
 import numpy as np
@@ -162,3 +163,35 @@ def test_sigkilled_driver_leaves_nothing(spawn_driver, session_probe):
     processes, shm = probe.wait_gone(timeout=10)
     assert processes == [], "processes left after the driver was SIGKILLed:\n" + "\n".join(processes)
     assert shm == [], f"/dev/shm entries left after the driver was SIGKILLed: {shm}"
+
+
+def test_killed_process_group_leaves_no_shm_after_next_init(spawn_driver, session_probe,
+                                                             run_driver):
+    """When the driver and everything it started die together (SIGKILL to the
+    process group: a CI job cancelled, `timeout -s KILL`, the OOM killer), no
+    process is left to clean up. The session's /dev/shm entries must not stay
+    there for ever: at the latest the next raylite start on the machine reclaims
+    them (or they never outlive their processes)."""
+    proc = spawn_driver(BUSY_DRIVER.replace("{ending}", "time.sleep(300)"),
+                        start_new_session=True)
+    session, gcs = _read_session(proc)
+    probe = session_probe(session, gcs)
+    probe.remember(_descendants(proc.pid))
+    _assert_session_running(probe)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    try:
+        processes, _ = probe.wait_gone(timeout=5)
+        assert processes == [], "\n".join(processes)
+        result = run_driver("""
+            import raylite as ray
+            ray.init(num_cpus=1)
+            ray.shutdown()
+        """)
+        assert result.returncode == 0, result.stderr
+        processes, shm = probe.wait_gone(timeout=5)
+        assert shm == [], f"/dev/shm entries of a killed session were never reclaimed: {shm}"
+    finally:
+        # Checked above; do not leave this test's own debris in /dev/shm.
+        for entry in probe.shm_entries():
+            shutil.rmtree(entry, ignore_errors=True)
