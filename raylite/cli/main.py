@@ -50,7 +50,8 @@ def cmd_start(args) -> int:
         token = args.token or os.environ.get("RAYLITE_TOKEN") or secrets.token_hex(16)
         redis_proc, port, sock = start_redis(session.redis_dir, token, args.host, args.port,
                                              tie_to_parent=False)
-        gcs_address = f"{args.host}:{port}"
+        from raylite.protocol.channels import advertised_host
+        gcs_address = f"{advertised_host(args.host)}:{port}"
         gcs_socket = sock
     else:
         token = args.token or os.environ.get("RAYLITE_TOKEN")

@@ -233,7 +233,7 @@ class ActorCaller:
                 self._finish(call, result.returns)
 
     def _on_broken(self, stream, error) -> None:
-        if stream is not self.stream:
+        if stream is not self.stream or self.worker.shutting_down:
             return
         if self.state == DEAD:
             self._die(self._death_error())

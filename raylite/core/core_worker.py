@@ -299,9 +299,11 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
                         self.assign_gpus(list(request.gpu_ids))
                     for task_id in request.cancel_task_ids:
                         self.executor.cancel(task_id)
+                    for task_id in request.steal_task_ids:
+                        self.executor.steal(task_id)
                     for spec in request.tasks:
                         state["pending"] += 1
-                        self.executor.queue.put((reply, spec))
+                        self.executor.submit(reply, spec)
             finally:
                 state["closed"] = True
                 wake.set()

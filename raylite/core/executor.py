@@ -42,7 +42,8 @@ _IP = None
 def node_ip() -> str:
     global _IP
     if _IP is None:
-        _IP = os.environ.get("RAYLITE_HOST") or "127.0.0.1"
+        from raylite.protocol.channels import advertised_host
+        _IP = advertised_host(os.environ.get("RAYLITE_HOST") or "127.0.0.1")
     return _IP
 
 
@@ -57,6 +58,7 @@ class Executor:
         self._lock = threading.Lock()
         self.actor = ActorRuntime()
         self.exiting = False
+        self.waiting: dict[bytes, object] = {}   # queued task id -> its reply callback
 
     def install_signal_handler(self) -> None:
         signal.signal(signal.SIGINT, self._on_sigint)
@@ -67,17 +69,35 @@ class Executor:
             if self.current is not None and self.current in self.cancelled:
                 raise KeyboardInterrupt
 
+    def submit(self, reply_to, spec) -> None:
+        """Queue a task (from an I/O thread); ``reply_to(result)`` is called once."""
+        with self._lock:
+            self.waiting[spec.task_id] = reply_to
+        self.queue.put((reply_to, spec))
+
     def cancel(self, task_id: bytes) -> None:
-        """Called from the I/O thread: drop a queued task or interrupt the running one."""
+        """Called from an I/O thread: a queued task is answered as cancelled at once
+        (it must not wait behind the running one); the running one is interrupted."""
         task = self.actor.async_tasks.get(task_id)
         if task is not None:
             self.actor.loop.call_soon_threadsafe(task.cancel)
             return
         with self._lock:
-            self.cancelled.add(task_id)
+            reply_to = self.waiting.pop(task_id, None)
             running = self.current == task_id
-        if running:
+            if running:
+                self.cancelled.add(task_id)
+        if reply_to is not None:
+            reply_to(common_pb2.TaskResult(task_id=task_id, status=common_pb2.TASK_CANCELLED))
+        elif running:
             os.kill(os.getpid(), signal.SIGINT)
+
+    def steal(self, task_id: bytes) -> None:
+        """Hand a task back unrun if it is still queued; otherwise let it be."""
+        with self._lock:
+            reply_to = self.waiting.pop(task_id, None)
+        if reply_to is not None:
+            reply_to(common_pb2.TaskResult(task_id=task_id, status=common_pb2.TASK_RETURNED))
 
     def run(self) -> None:
         while True:
@@ -85,6 +105,9 @@ class Executor:
             if item is None:
                 return
             reply_to, spec = item
+            with self._lock:
+                if self.waiting.pop(spec.task_id, None) is None:
+                    continue  # cancelled while queued, and already answered
             if spec.type == common_pb2.ACTOR_TASK and self.actor.concurrent() \
                     and spec.method != TERMINATE:
                 self._dispatch_concurrent(reply_to, spec)
@@ -168,9 +191,6 @@ class Executor:
     def execute(self, spec) -> common_pb2.TaskResult:
         task_id = spec.task_id
         with self._lock:
-            if task_id in self.cancelled:
-                self.cancelled.discard(task_id)
-                return common_pb2.TaskResult(task_id=task_id, status=common_pb2.TASK_CANCELLED)
             self.current = task_id
         worker = self.worker
         started = time.perf_counter()

@@ -66,10 +66,12 @@ class LocalTaskServer:
                     self.worker.assign_gpus(list(request.gpu_ids))
                 for task_id in request.cancel_task_ids:
                     executor.cancel(task_id)
+                for task_id in request.steal_task_ids:
+                    executor.steal(task_id)
                 with lock:
                     state["pending"] += len(request.tasks)
                 for spec in request.tasks:
-                    executor.queue.put((reply, spec))
+                    executor.submit(reply, spec)
         except (OSError, ValueError):
             pass
         with lock:
@@ -107,6 +109,7 @@ class LocalTaskStream:
         self.alive = True
         self.outbox: list = []
         self.cancels: list = []
+        self.steals: list = []
         self._first = True
         self._gpu_ids = list(gpu_ids)
         self._flush_scheduled = False
@@ -129,6 +132,10 @@ class LocalTaskStream:
         self.cancels.append(task_id)
         self._schedule_flush()
 
+    def steal(self, task_ids: list) -> None:
+        self.steals.extend(task_ids)
+        self._schedule_flush()
+
     def _schedule_flush(self) -> None:
         # Everything queued during one loop iteration goes out as one frame.
         if not self._flush_scheduled:
@@ -137,13 +144,15 @@ class LocalTaskStream:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if not self.alive or not (self.outbox or self.cancels or self._first):
+        if not self.alive or not (self.outbox or self.cancels or self.steals or self._first):
             return
         message = worker_pb2.PushRequest(tasks=self.outbox, cancel_task_ids=self.cancels,
-                                         gpu_ids=self._gpu_ids, has_gpu_ids=self._first)
+                                         gpu_ids=self._gpu_ids, has_gpu_ids=self._first,
+                                         steal_task_ids=self.steals)
         self._first = False
         self.outbox = []
         self.cancels = []
+        self.steals = []
         self._write(encode(message.SerializeToString()))
 
     def _write(self, data: bytes) -> None:

@@ -58,6 +58,9 @@ class Lease:
         self.stream: TaskStream | None = None
         self.alive = True
         self.linger = None
+        self.progress = 0        # results received so far
+        self.stuck = False       # its running task outlasted the estimate: send no more
+        self.watch = None        # timer that checks for that
 
 
 class KeyQueue:
@@ -65,6 +68,7 @@ class KeyQueue:
 
     def __init__(self, key, resources):
         self.key = key
+        self.stuck_after = 0.005
         self.resources = resources
         self.queue: collections.deque[TaskEntry] = collections.deque()
         self.leases: list[Lease] = []
@@ -83,6 +87,7 @@ class KeyQueue:
             self.avg_duration = duration
         else:
             self.avg_duration = 0.8 * self.avg_duration + 0.2 * duration
+        self.stuck_after = max(0.005, 10 * self.avg_duration)
 
 
 class TaskSubmitter:
@@ -169,7 +174,7 @@ class TaskSubmitter:
             for lease in kq.leases:
                 if not kq.queue:
                     break
-                if not lease.alive or len(lease.in_flight) >= depth:
+                if not lease.alive or lease.stuck or len(lease.in_flight) >= depth:
                     continue
                 entry = kq.queue.popleft()
                 entry.lease = lease
@@ -179,6 +184,8 @@ class TaskSubmitter:
                 if lease.linger is not None:
                     lease.linger.cancel()
                     lease.linger = None
+                if len(lease.in_flight) > 1 and lease.watch is None:
+                    self._watch(lease)
         if kq.queue:
             wanted = min(MAX_LEASE_REQUESTS, -(-len(kq.queue) // depth))
             for _ in range(wanted - len(kq.requests)):
@@ -224,14 +231,47 @@ class TaskSubmitter:
         kq.leases.append(lease)
         self._pump(kq)
 
+    # ---- pipelining with work stealing --------------------------------------------------
+    # Short tasks are queued several deep on one worker. If the one running there takes
+    # far longer than the estimate (it may even wait for a task queued behind it), the
+    # queued ones are asked back and dealt to other workers.
+    def _watch(self, lease: Lease) -> None:
+        lease.watch = self.loop.call_later(lease.kq.stuck_after, self._check_stuck, lease,
+                                           lease.progress)
+
+    def _check_stuck(self, lease: Lease, progress_then: int) -> None:
+        lease.watch = None
+        if not lease.alive or len(lease.in_flight) <= 1:
+            return
+        if lease.progress != progress_then:
+            self._watch(lease)
+            return
+        lease.stuck = True
+        queued = list(lease.in_flight)[1:]   # all but the running (oldest) one
+        lease.stream.steal(queued)
+        self._pump(lease.kq)
+
     def _on_results(self, lease: Lease, results) -> None:
         kq = lease.kq
+        returned = []
         for result in results:
             entry = lease.in_flight.pop(result.task_id, None)
             if entry is None:
                 continue
+            if result.status == common_pb2.TASK_RETURNED:
+                entry.lease = None
+                if entry.cancelled:
+                    self._fail(entry, exc.TaskCancelledError(entry.spec.task_id.hex()))
+                else:
+                    returned.append(entry)
+                continue
+            lease.progress += 1
+            lease.stuck = False
             kq.record(result.duration)
             self._complete(entry, result)
+        if returned:  # back to the head of the queue, in their original order
+            order = {e.spec.task_id: i for i, e in enumerate(returned)}
+            kq.queue.extendleft(sorted(returned, key=lambda e: -order[e.spec.task_id]))
         self._pump(kq)
 
     def _complete(self, entry: TaskEntry, result) -> None:
@@ -274,6 +314,8 @@ class TaskSubmitter:
             kq.leases.remove(lease)
         if lease.linger is not None:
             lease.linger.cancel()
+        if lease.watch is not None:
+            lease.watch.cancel()
         stranded = list(lease.in_flight.values())
         lease.in_flight.clear()
         for entry in stranded:
@@ -325,9 +367,13 @@ class TaskSubmitter:
             self._fail(entry, exc.TaskCancelledError(task_id.hex()))
             return
         lease = entry.lease
-        if force:
+        # Tasks on a lease run in order: only the oldest one in flight can be running.
+        # Killing the worker for a task still queued there would take others with it.
+        running = next(iter(lease.in_flight), None) == task_id
+        if force and running:
             self.loop.create_task(self._kill_lease_worker(lease))
         else:
+            entry.force = False
             lease.stream.cancel(task_id)
 
     async def _kill_lease_worker(self, lease: Lease) -> None:

@@ -20,6 +20,7 @@ class TaskStream:
         self.on_broken = on_broken
         self.outbox: list = []
         self.cancels: list = []
+        self.steals: list = []
         self.force_kill = False
         self.gpu_ids = list(gpu_ids)
         self._first = True
@@ -40,6 +41,10 @@ class TaskStream:
         self.cancels.append(task_id)
         self.wake.set()
 
+    def steal(self, task_ids: list) -> None:
+        self.steals.extend(task_ids)
+        self.wake.set()
+
     def close(self) -> None:
         """Finish writing; the worker ends the stream once its in-flight tasks are done."""
         self.closing = True
@@ -55,12 +60,14 @@ class TaskStream:
             while self.alive:
                 await self.wake.wait()
                 self.wake.clear()
-                if self.outbox or self.cancels or self._first:
+                if self.outbox or self.cancels or self.steals or self._first:
                     message = worker_pb2.PushRequest(tasks=self.outbox, cancel_task_ids=self.cancels,
-                                                     gpu_ids=self.gpu_ids, has_gpu_ids=self._first)
+                                                     gpu_ids=self.gpu_ids, has_gpu_ids=self._first,
+                                                     steal_task_ids=self.steals)
                     self._first = False
                     self.outbox = []
                     self.cancels = []
+                    self.steals = []
                     await self.call.write(message)
                 if self.closing:
                     await self.call.done_writing()

@@ -38,7 +38,7 @@ class GcsClient:
         else:
             host, port = parse_address(address)
             self._redis = redis.Redis(host=host, port=port, password=password,
-                                      socket_keepalive=True, retry_on_timeout=True)
+                                      socket_keepalive=True)
         self._wait_ready(connect_timeout)
         self._buffer: list = []
         self._buffer_lock = threading.Lock()

@@ -90,7 +90,18 @@ def bind(server: grpc.aio.Server, host: str, uds_path: str | None) -> tuple[str,
     if uds_path:
         server.add_insecure_port(f"unix:{uds_path}")
         uds = f"unix:{uds_path}"
-    return f"{host}:{port}", uds
+    return f"{advertised_host(host)}:{port}", uds
+
+
+def advertised_host(host: str) -> str:
+    """The address peers should dial: a wildcard bind is advertised as this host's IP."""
+    if host not in ("0.0.0.0", "::", ""):
+        return host
+    import socket
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return "127.0.0.1"
 
 
 def aio_channel(target: str) -> grpc.aio.Channel:

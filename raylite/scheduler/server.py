@@ -23,7 +23,7 @@ from raylite.gcs.client import GcsClient
 from raylite.object_store.store import SharedMemoryStore
 from raylite.processes import pid_alive
 from raylite.protocol import common_pb2, node_pb2, node_pb2_grpc, objects_pb2, objects_pb2_grpc
-from raylite.protocol.channels import bind, make_server
+from raylite.protocol.channels import advertised_host, bind, make_server
 from raylite.scheduler import resources as res
 from raylite.scheduler.state import Grant, KillWorker, LeaseAsk, Reject, SchedulerState, StartWorker
 from raylite.scheduler.worker_pool import WorkerProcesses, worker_env
@@ -54,6 +54,8 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer, objects_pb2_grpc.Object
         self.stopping = asyncio.Event()
         self.tcp_address = ""
         self.drivers: dict[str, int] = {}
+        self._nodes_cache: dict = {}
+        self._nodes_read_at = 0.0
 
     # ---- actions -------------------------------------------------------------------
     def apply(self, actions: list) -> None:
@@ -117,9 +119,15 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer, objects_pb2_grpc.Object
 
     async def RequestLease(self, request, context):
         resources = dict(request.resources)
-        missing = self.state.infeasible(resources)
-        if missing and not request.spilled:
-            target = self._spill_target(resources)
+        if not request.spilled:
+            # Bottom-up: run here if this node can; otherwise spill to a node that has
+            # the resources (infeasible here) or has them free right now (busy here).
+            if self.state.infeasible(resources):
+                target = self._spill_target(resources, free_now=False)
+            elif not self.state.can_grant_now(resources):
+                target = self._spill_target(resources, free_now=True)
+            else:
+                target = ""
             if target:
                 return node_pb2.LeaseReply(spill_to=target)
         rid = next(self.request_ids)
@@ -141,16 +149,25 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer, objects_pb2_grpc.Object
         return node_pb2.LeaseReply(lease_id=outcome.lease_id, worker=self.addresses[outcome.worker_id],
                                    gpu_ids=outcome.gpu_ids)
 
-    def _spill_target(self, resources: dict) -> str:
+    def _spill_target(self, resources: dict, free_now: bool) -> str:
+        """Address of another alive node that has ``resources`` (free at its last
+        heartbeat when ``free_now``); "" when there is none."""
         if self.gcs is None:
             return ""
         now = time.time()
-        for node_id, info in self.gcs.nodes().items():
+        if now - self._nodes_read_at > 0.5:  # the node table, read at most twice a second
+            try:
+                self._nodes_cache = self.gcs.nodes()
+            except Exception:
+                self._nodes_cache = {}
+            self._nodes_read_at = now
+        for node_id, info in self._nodes_cache.items():
             if node_id == self.node_id or not info.get("alive", True):
                 continue
             if now - info["last_heartbeat"] > 10:
                 continue
-            if res.feasible(resources, info.get("resources", {})):
+            pool = info.get("available", {}) if free_now else info.get("resources", {})
+            if res.fits(resources, pool):
                 return info["address"]
         return ""
 
@@ -303,7 +320,7 @@ async def serve(cfg, procs: WorkerProcesses | None = None, prestarted: list | No
     scheduler.gcs = GcsClient(cfg.gcs_address, cfg.redis_password, cfg.gcs_socket)
     scheduler.gcs.register_node(cfg.node_id, {
         "node_id": cfg.node_id, "address": scheduler.tcp_address, "uds": uds,
-        "host": cfg.host, "resources": cfg.resources, "alive": True, "pid": os.getpid(),
+        "host": advertised_host(cfg.host), "resources": cfg.resources, "alive": True, "pid": os.getpid(),
         "store_dir": scheduler.store.directory, "store_capacity": scheduler.store.capacity,
         "session": cfg.session.root, "is_head": cfg.is_head,
     })

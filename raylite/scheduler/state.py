@@ -228,6 +228,14 @@ class SchedulerState:
                 actions.append(KillWorker(worker.worker_id))
         return actions
 
+    def can_grant_now(self, resources: dict) -> bool:
+        """Whether an ask for ``resources`` would be granted without waiting (apart
+        from starting a worker): it fits what no running or queued ask claims."""
+        unclaimed = dict(self.available)
+        for ask in self.pending:
+            res.subtract(unclaimed, ask.resources)
+        return res.fits(resources, unclaimed) and self.gpus.can(resources)
+
     def infeasible(self, resources: dict) -> dict:
         return res.missing(resources, self.total)
 
