@@ -173,6 +173,9 @@ def start_embedded_cluster(*, num_cpus, num_gpus, resources, object_store_memory
     from raylite.gcs.redis_server import start_redis
     from raylite.scheduler.launch import start_scheduler
 
+    from raylite.object_store.store import sweep_stale_stores
+    from raylite.session import SHM_PREFIX, SHM_ROOT
+    sweep_stale_stores(SHM_ROOT, SHM_PREFIX)  # left by clusters killed without cleanup
     session = new_session()
     token = secrets.token_hex(16)
     password = secrets.token_hex(16)

@@ -38,6 +38,9 @@ def cmd_start(args) -> int:
     if not args.head and not args.address:
         print("raylite start needs --head or --address=HOST:PORT", file=sys.stderr)
         return 2
+    from raylite.object_store.store import sweep_stale_stores
+    from raylite.session import SHM_PREFIX, SHM_ROOT
+    sweep_stale_stores(SHM_ROOT, SHM_PREFIX)
     session = new_session()
     total = {"CPU": float(args.num_cpus if args.num_cpus is not None else os.cpu_count() or 1),
              "GPU": float(args.num_gpus if args.num_gpus is not None else detect_gpus())}

@@ -112,6 +112,8 @@ class ActorCaller:
     async def _create(self) -> None:
         info = self.owner_info
         worker = self.worker
+        if not self.num_restarts:
+            worker.warn_if_infeasible(info["placement"])
         if self.num_restarts:
             self._record(RESTARTING)
         stub = worker.scheduler_aio

@@ -6,7 +6,6 @@ import shutil
 import socket
 import subprocess
 
-from raylite.processes import set_parent_death_signal
 
 
 def find_redis_server() -> str:
@@ -38,7 +37,9 @@ def start_redis(directory: str, password: str, host: str = "127.0.0.1", port: in
                 tie_to_parent: bool = True) -> tuple[subprocess.Popen, int, str]:
     """Start redis-server with a password and append-only persistence.
 
-    The password goes in a 0600 config file, not argv. Returns (process, port,
+    The password goes in a 0600 config file, not argv. With ``tie_to_parent`` it stays
+    in the caller's process group (and is stopped by the embedded scheduler's
+    teardown); otherwise it gets a session of its own (`raylite start`). Returns (process, port,
     unix_socket_path). Raises FileNotFoundError when no binary exists and
     RuntimeError when it exits at once.
     """
@@ -54,6 +55,5 @@ def start_redis(directory: str, password: str, host: str = "127.0.0.1", port: in
                 f"logfile {os.path.join(directory, 'redis.log')}\n")
     proc = subprocess.Popen([find_redis_server(), conf], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True,
-                            preexec_fn=set_parent_death_signal if tie_to_parent else None,
                             start_new_session=not tie_to_parent)
     return proc, port, sock

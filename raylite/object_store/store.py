@@ -7,8 +7,11 @@ recently used objects are moved to the spill directory and restored on demand.
 """
 from __future__ import annotations
 
+import fcntl
+import glob
 import os
 import shutil
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -63,6 +66,10 @@ class SharedMemoryStore:
         self.num_spilled = 0
         self.num_restored = 0
         os.makedirs(directory, mode=0o700, exist_ok=True)
+        # Held for this process's life: a store whose lock is free has no owner left
+        # (even after a SIGKILL) and is swept by the next start on this machine.
+        self._owner_fd = os.open(os.path.join(directory, OWNER_FILE), os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(self._owner_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
     def path(self, hex_id: str) -> str:
         return os.path.join(self.directory, hex_id)
@@ -212,11 +219,51 @@ class SharedMemoryStore:
 
     def cleanup(self) -> None:
         """Remove every file of this store (shared memory and spill)."""
+        try:
+            os.close(self._owner_fd)
+        except OSError:
+            pass
         shutil.rmtree(self.directory, ignore_errors=True)
         shutil.rmtree(self.spill_dir, ignore_errors=True)
         self.objects.clear()
         self.pool.clear()
         self.used = 0
+
+
+OWNER_FILE = ".owner"
+
+
+def sweep_stale_stores(shm_root: str, prefix: str) -> list[str]:
+    """Remove store directories whose owning scheduler is gone; returns them.
+
+    A store is stale when nobody holds the lock on its owner file (its scheduler
+    died, for example with its whole process group), or when it has no owner file
+    and is more than a minute old.
+    """
+    removed = []
+    for path in glob.glob(os.path.join(shm_root, prefix + "*")):
+        owner = os.path.join(path, OWNER_FILE)
+        try:
+            fd = os.open(owner, os.O_RDWR)
+        except FileNotFoundError:
+            try:
+                if time.time() - os.stat(path).st_mtime > 60:
+                    shutil.rmtree(path, ignore_errors=True)
+                    removed.append(path)
+            except OSError:
+                pass
+            continue
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # alive
+        finally:
+            os.close(fd)
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
 
 
 def _unlink(path: str) -> None:

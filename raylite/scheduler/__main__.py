@@ -59,6 +59,14 @@ def parse(argv: list[str]) -> SchedulerConfig:
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse(sys.argv[1:] if argv is None else argv)
+    if cfg.embedded_driver_pid:
+        # An embedded cluster dies with its driver, even when the driver is SIGKILLed.
+        import signal
+
+        from raylite.processes import set_parent_death_signal
+        set_parent_death_signal(signal.SIGTERM)
+        if os.getppid() != cfg.embedded_driver_pid:
+            return 1
     if not cfg.object_store_memory:
         from raylite.object_store.store import default_capacity
         cfg.object_store_memory = default_capacity()

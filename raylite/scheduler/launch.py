@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 
-from raylite.processes import set_parent_death_signal
 
 
 def start_scheduler(*, session, node_id: str, token: str, gcs_address: str, redis_password: str,
@@ -30,6 +29,8 @@ def start_scheduler(*, session, node_id: str, token: str, gcs_address: str, redi
     if gcs_socket:
         args += ["--gcs-socket", gcs_socket]
     if embedded_driver_pid:
+        # It sets its own parent-death signal: no preexec_fn, since forking a process
+        # whose gRPC threads are running (a second init) is not safe.
         args += ["--embedded-driver-pid", str(embedded_driver_pid)]
     if redis_pid:
         args += ["--redis-pid", str(redis_pid)]
@@ -40,7 +41,6 @@ def start_scheduler(*, session, node_id: str, token: str, gcs_address: str, redi
     log = open(os.path.join(session.logs, f"scheduler-{node_id[:8]}.log"), "ab")
     try:
         return subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                close_fds=True, start_new_session=detached,
-                                preexec_fn=None if detached else set_parent_death_signal)
+                                close_fds=True, start_new_session=detached)
     finally:
         log.close()
