@@ -67,8 +67,10 @@ class ObjectIO:
         self.stub.Seal(objects_pb2.SealRequest(id=object_id, size=ser.total_size))
 
     def write_raw(self, object_id: bytes, data_chunks, size: int) -> str:
-        """Store bytes received from another node; returns the local path."""
-        reply = self.stub.Create(objects_pb2.CreateRequest(id=object_id, size=size))
+        """Store bytes received from another node (a cached copy, evicted first when
+        room is needed); returns the local path."""
+        reply = self.stub.Create(objects_pb2.CreateRequest(id=object_id, size=size,
+                                                           secondary=True))
         if reply.error:
             raise ObjectStoreFullError(reply.error)
         with open(reply.path, "r+b" if reply.reused else "wb") as f:

@@ -217,7 +217,8 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer, objects_pb2_grpc.Object
     # ---- ObjectStore service ------------------------------------------------------
     async def Create(self, request, context):
         try:
-            path, reused = self.store.create(request.id.hex(), request.size, owner=request.owner)
+            path, reused = self.store.create(request.id.hex(), request.size, owner=request.owner,
+                                             secondary=request.secondary)
         except ObjectStoreFullError as exc:
             return objects_pb2.CreateReply(error=str(exc))
         return objects_pb2.CreateReply(path=path, reused=reused)
