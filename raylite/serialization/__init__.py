@@ -12,6 +12,7 @@ from __future__ import annotations
 import pickle
 import struct
 import threading
+import types
 
 import cloudpickle
 
@@ -146,15 +147,54 @@ def deserialize(buf) -> object:
 
 
 def dumps_code(obj) -> bytes:
-    """Pickle a function or class for the GCS function table."""
+    """Pickle a function or class for the GCS function table.
+
+    The source file travels beside it: cloudpickle 3.1+ renames the code of functions
+    pickled by value to "<dynamic-code>", which would strip file names and source
+    lines from remote tracebacks. Raises TypeError when ``obj`` cannot be pickled.
+    """
     try:
-        return cloudpickle.dumps(obj)
+        return cloudpickle.dumps((obj, _source_file(obj)))
     except Exception as exc:
         raise TypeError(f"Could not serialize {getattr(obj, '__qualname__', obj)!r}: {exc}") from exc
 
 
 def loads_code(data: bytes):
-    return pickle.loads(data)
+    obj, filename = pickle.loads(data)
+    if filename:
+        _restore_filename(obj, filename)
+    return obj
+
+
+def _source_file(obj) -> str:
+    code = getattr(obj, "__code__", None)
+    if code is not None:
+        return code.co_filename
+    try:
+        import inspect
+        return inspect.getsourcefile(obj) or ""
+    except (TypeError, OSError):
+        return ""
+
+
+def _fix_code(code, filename: str):
+    if code.co_filename != "<dynamic-code>":
+        return code
+    consts = tuple(_fix_code(c, filename) if isinstance(c, types.CodeType) else c
+                   for c in code.co_consts)
+    return code.replace(co_filename=filename, co_consts=consts)
+
+
+def _restore_filename(obj, filename: str) -> None:
+    targets = [obj] if hasattr(obj, "__code__") else [
+        getattr(v, "__func__", v) for v in vars(obj).values()] if isinstance(obj, type) else []
+    for fn in targets:
+        code = getattr(fn, "__code__", None)
+        if isinstance(code, types.CodeType):
+            try:
+                fn.__code__ = _fix_code(code, filename)
+            except (TypeError, ValueError):
+                pass
 
 
 def dumps_exception(exc: BaseException) -> bytes:
