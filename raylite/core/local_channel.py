@@ -113,6 +113,7 @@ class LocalTaskStream:
         self._first = True
         self._gpu_ids = list(gpu_ids)
         self._flush_scheduled = False
+        self._sent_this_tick = False
         self._backlog = bytearray()
         self._closing = False
         self._buffer = FrameBuffer()
@@ -126,7 +127,17 @@ class LocalTaskStream:
     # ---- writing --------------------------------------------------------------
     def send(self, spec) -> None:
         self.outbox.append(spec)
-        self._schedule_flush()
+        if not self._flush_scheduled and not self._sent_this_tick:
+            # A lone task (a synchronous call) goes out now; any more submitted during
+            # this loop iteration are batched into the next frame.
+            self._sent_this_tick = True
+            self.loop.call_soon(self._end_tick)
+            self._flush()
+        else:
+            self._schedule_flush()
+
+    def _end_tick(self) -> None:
+        self._sent_this_tick = False
 
     def cancel(self, task_id: bytes) -> None:
         self.cancels.append(task_id)
