@@ -30,7 +30,7 @@ from raylite.protocol import common_pb2, node_pb2, node_pb2_grpc, objects_pb2_gr
     worker_pb2_grpc
 from raylite.protocol.channels import AuthedStub, aio_channel, bind, make_server, pick_target, \
     sync_channel
-from raylite.serialization import dumps_exception, serialize
+from raylite.serialization import serialize
 
 DRIVER = "driver"
 WORKER = "worker"
@@ -64,9 +64,7 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
         self._borrowed: dict[bytes, bytes] = {}      # borrowed object id -> owner address
         self._contained: dict[bytes, list] = {}      # put object id -> ids of refs inside it
         self._sync_channels: dict = {}
-        self._infeasible_warned: set = set()
-        self.task_context = threading.local()
-        self.current_spec = None
+        self._task = threading.local()   # per thread: threaded actors run calls at once
         self.gpu_ids: list = []
         self.actor_id = b""
         self.actor_class_name = ""
@@ -213,6 +211,15 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
         sys.stderr.write(f"raylite: {text}\n")
 
     # ---- task context (worker side) ------------------------------------------------------
+    @property
+    def current_spec(self):
+        """The spec of the task running on this thread (None outside tasks)."""
+        return getattr(self._task, "spec", None)
+
+    @current_spec.setter
+    def current_spec(self, spec) -> None:
+        self._task.spec = spec
+
     def set_task_context(self, spec) -> None:
         self.current_spec = spec
         sink = getattr(self, "log_sink", None)
@@ -409,6 +416,3 @@ def caller_site() -> str:
         return ""
     return f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
 
-
-def dumps_error(error: BaseException) -> bytes:
-    return dumps_exception(error)
