@@ -23,6 +23,10 @@ def worker_env(cfg) -> dict:
            "RAYLITE_HOST": cfg.host, "RAYLITE_STORE_DIR": cfg.session.shm_dir(cfg.node_id)}
     if cfg.gcs_socket:
         env["RAYLITE_GCS_SOCKET"] = cfg.gcs_socket
+    # As Ray does: one BLAS/OpenMP thread per worker unless the user chose otherwise.
+    # Workers already run one per CPU; more threads each only fight over the cores.
+    if "OMP_NUM_THREADS" not in os.environ:
+        env["OMP_NUM_THREADS"] = "1"
     return env
 
 
