@@ -1,5 +1,17 @@
-"""Libraries built on actors: ActorPool and Queue (``raylite.util.queue``)."""
+"""Libraries built on actors: ActorPool and Queue (``raylite.util.queue``), plus small
+helpers Ray users reach for under ``ray.util``."""
 from raylite.util import queue
 from raylite.util.actor_pool import ActorPool
 
-__all__ = ["ActorPool", "queue"]
+
+def get_node_ip_address() -> str:
+    """The address this process's node advertises (127.0.0.1 for a local cluster)."""
+    from raylite.core import global_state
+    from raylite.protocol.channels import advertised_host
+    worker = global_state.get_worker(required=False)
+    if worker is not None:
+        return worker.address.tcp.rsplit(":", 1)[0]
+    return advertised_host("127.0.0.1")
+
+
+__all__ = ["ActorPool", "queue", "get_node_ip_address"]

@@ -22,6 +22,7 @@ def _node(cluster) -> dict:
 
 
 def test_everything_listens_on_loopback(cluster):
+    assert ray.util.get_node_ip_address() == "127.0.0.1"
     node = _node(cluster)
     assert node["address"].startswith("127.0.0.1:")
     assert cluster.gcs_address.startswith("127.0.0.1:")
