@@ -168,6 +168,14 @@ class AuthenticationError(RayliteError):
     """A peer presented a wrong or missing cluster token."""
 
 
+class TaskUnschedulableError(RayliteError):
+    """No node can ever run the task under its scheduling strategy."""
+
+
+class ActorUnschedulableError(RayliteError):
+    """No node can ever host the actor under its scheduling strategy."""
+
+
 class PendingCallsLimitExceeded(RayliteError):
     """An actor's max_pending_calls was reached."""
 

@@ -92,9 +92,9 @@ def validate(options: dict, kind: str) -> dict:
     if "namespace" in options and options["namespace"] is not None \
             and not isinstance(options["namespace"], str):
         raise TypeError("namespace must be a string")
-    strategy = options.get("scheduling_strategy")
-    if strategy is not None and isinstance(strategy, str) and strategy not in ("DEFAULT", "SPREAD"):
-        raise ValueError(f"unknown scheduling_strategy {strategy!r}")
+    if "scheduling_strategy" in options:
+        from raylite.util.scheduling_strategies import encode
+        encode(options["scheduling_strategy"])  # raises ValueError for unknown ones
     return options
 
 

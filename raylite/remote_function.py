@@ -15,6 +15,8 @@ class RemoteFunction:
         self._options = opts.validate(dict(options), "task")
         self._name = getattr(function, "__qualname__", getattr(function, "__name__", "function"))
         self._resources = opts.resource_request(self._merged(), 1)
+        from raylite.util.scheduling_strategies import encode
+        self._strategy = encode(self._options.get("scheduling_strategy"))
         functools.update_wrapper(self, function)
 
     def _merged(self) -> dict:
@@ -46,7 +48,8 @@ class RemoteFunction:
         name = o.get("name") or self._name
         refs = worker.submit_task(self._function, name, args, kwargs, num_returns=o["num_returns"],
                                   resources=self._resources, max_retries=o["max_retries"],
-                                  retry_exceptions=o["retry_exceptions"], call_site=caller_site())
+                                  retry_exceptions=o["retry_exceptions"], call_site=caller_site(),
+                                  strategy=self._strategy)
         if o["num_returns"] == 1:
             return refs[0]
         if o["num_returns"] == 0:

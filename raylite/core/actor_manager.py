@@ -9,6 +9,7 @@ from raylite import options as opts
 from raylite.core.actor_submitter import DEAD, PENDING as PENDING_STATE, ActorCall, ActorCaller
 from raylite.core.object_ref import ObjectRef
 from raylite.ids import random_id, return_ids
+from raylite.util.scheduling_strategies import encode as encode_strategy
 from raylite.protocol import common_pb2
 
 
@@ -60,7 +61,8 @@ class ActorManager:
         owner_info = {"placement": placement, "running": running, "creation_spec": spec,
                       "class_name": actor_class._name, "name": name or "", "namespace": namespace,
                       "meta": actor_class._meta, "max_restarts": options.get("max_restarts") or 0,
-                      "detached": detached, "deps": deps}
+                      "detached": detached, "deps": deps,
+                      "strategy": encode_strategy(options.get("scheduling_strategy"))}
         for meta in actor_class._meta.values():
             if meta.get("max_task_retries") is None:
                 meta["max_task_retries"] = max_retries

@@ -119,7 +119,7 @@ class ActorCaller:
         stub = worker.scheduler_aio
         request = node_pb2.LeaseRequest(
             resources=info["placement"], running_resources=info["running"], for_actor=True,
-            job_id=worker.job_id, actor_id=self.actor_id,
+            job_id=worker.job_id, actor_id=self.actor_id, strategy=info.get("strategy", ""),
             owner_worker_id="" if info["detached"] else worker.worker_id)
         try:
             while True:
@@ -134,7 +134,7 @@ class ActorCaller:
             return
         if reply.rejected:
             self.connecting = False
-            self._die(exc.ActorDiedError(f"The actor could not be placed: {reply.error}"))
+            self._die(exc.ActorUnschedulableError(f"The actor could not be placed: {reply.error}"))
             return
         if self.state == DEAD:  # killed while waiting for placement
             await _quiet(stub.ReturnLease(node_pb2.ReturnLeaseRequest(lease_id=reply.lease_id,

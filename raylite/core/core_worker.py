@@ -152,7 +152,7 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
         return spec, deps
 
     def submit_task(self, fn, name: str, args, kwargs, *, num_returns: int, resources: dict,
-                    max_retries: int, retry_exceptions, call_site: str):
+                    max_retries: int, retry_exceptions, call_site: str, strategy: str = ""):
         """Submit a normal task; returns its ObjectRefs.
 
         Raises TypeError at the call site when an argument cannot be serialized.
@@ -168,7 +168,7 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
         out = [ObjectRef(oid, self.address_bytes) for oid in ids]
         # As in Ray, the scheduling key includes the function: how deep tasks are
         # pipelined onto a worker is learnt per function.
-        key = (fid, tuple(sorted(resources.items())))
+        key = (fid, tuple(sorted(resources.items())), strategy)
         self.submitter.submit(TaskEntry(spec, key, resources, max_retries, retry_exceptions, deps))
         return out
 

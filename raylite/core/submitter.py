@@ -208,7 +208,8 @@ class TaskSubmitter:
     async def _lease_once(self, kq: KeyQueue) -> None:
         stub = self.worker.scheduler_aio
         request = node_pb2.LeaseRequest(resources=kq.resources, job_id=self.worker.job_id,
-                                        owner_worker_id=self.worker.worker_id)
+                                        owner_worker_id=self.worker.worker_id,
+                                        strategy=kq.key[2])
         try:
             while True:
                 reply = await stub.RequestLease(request)
@@ -223,6 +224,9 @@ class TaskSubmitter:
                 self.worker.report_system_error(f"lease request failed: {err}")
             return
         if reply.rejected:
+            # No node can ever run these under their strategy: fail them, never hang.
+            while kq.queue:
+                self._fail(kq.queue.popleft(), exc.TaskUnschedulableError(reply.error))
             return
         lease = Lease(kq, reply, stub)
         lease.stream = open_task_stream(self.worker, reply.worker,

@@ -56,6 +56,7 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer, objects_pb2_grpc.Object
         self.drivers: dict[str, int] = {}
         self._nodes_cache: dict = {}
         self._nodes_read_at = 0.0
+        self._spread_turn = -1
 
     # ---- actions -------------------------------------------------------------------
     def apply(self, actions: list) -> None:
@@ -119,6 +120,14 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer, objects_pb2_grpc.Object
 
     async def RequestLease(self, request, context):
         resources = dict(request.resources)
+        if request.strategy and not request.spilled:
+            target, error = self._strategy_target(request.strategy, resources)
+            if error:
+                return node_pb2.LeaseReply(rejected=True, error=error)
+            if target:
+                return node_pb2.LeaseReply(spill_to=target)
+            if request.strategy.startswith("NODE:") and request.strategy.endswith(":hard"):
+                request.spilled = True  # pinned here: never spill on load
         if not request.spilled:
             # Bottom-up: run here if this node can; otherwise spill to a node that has
             # the resources (infeasible here) or has them free right now (busy here).
@@ -149,22 +158,45 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer, objects_pb2_grpc.Object
         return node_pb2.LeaseReply(lease_id=outcome.lease_id, worker=self.addresses[outcome.worker_id],
                                    gpu_ids=outcome.gpu_ids)
 
-    def _spill_target(self, resources: dict, free_now: bool) -> str:
-        """Address of another alive node that has ``resources`` (free at its last
-        heartbeat when ``free_now``); "" when there is none."""
-        if self.gcs is None:
-            return ""
+    def _strategy_target(self, strategy: str, resources: dict) -> tuple[str, str]:
+        """(address to spill to, error) under an explicit scheduling strategy."""
+        nodes = self._alive_nodes()
+        if strategy == "SPREAD":
+            # Round-robin over the nodes that could run it, this one included.
+            candidates = sorted(n for n, info in nodes.items()
+                                if res.fits(resources, info.get("resources", {})))
+            if not candidates:
+                return "", ""
+            self._spread_turn = (self._spread_turn + 1) % len(candidates)
+            chosen = candidates[self._spread_turn]
+            return ("" if chosen == self.node_id else nodes[chosen]["address"]), ""
+        _, node_id, mode = strategy.split(":")
+        if node_id == self.node_id:
+            return "", ""
+        info = nodes.get(node_id)
+        if info is not None and res.feasible(resources, info.get("resources", {})):
+            return info["address"], ""
+        if mode == "soft":
+            return "", ""
+        return "", (f"NodeAffinitySchedulingStrategy(node_id={node_id!r}, soft=False): that node "
+                     f"is not alive or lacks {resources}")
+
+    def _alive_nodes(self) -> dict:
         now = time.time()
         if now - self._nodes_read_at > 0.5:  # the node table, read at most twice a second
             try:
-                self._nodes_cache = self.gcs.nodes()
+                self._nodes_cache = self.gcs.nodes() if self.gcs is not None else {}
             except Exception:
                 self._nodes_cache = {}
             self._nodes_read_at = now
-        for node_id, info in self._nodes_cache.items():
-            if node_id == self.node_id or not info.get("alive", True):
-                continue
-            if now - info["last_heartbeat"] > 10:
+        return {n: info for n, info in self._nodes_cache.items()
+                if info.get("alive", True) and now - info["last_heartbeat"] <= 10}
+
+    def _spill_target(self, resources: dict, free_now: bool) -> str:
+        """Address of another alive node that has ``resources`` (free at its last
+        heartbeat when ``free_now``); "" when there is none."""
+        for node_id, info in self._alive_nodes().items():
+            if node_id == self.node_id:
                 continue
             pool = info.get("available", {}) if free_now else info.get("resources", {})
             if res.fits(resources, pool):

@@ -106,3 +106,53 @@ def test_two_nodes_spill_tasks_and_pull_objects(cli_env, tmp_path):
         ray.shutdown()
     """, cli_env)
     assert result.split() == ["True", "True"]
+
+
+def test_scheduling_strategies_across_two_nodes(cli_env, tmp_path):
+    head = run(["start", "--head", "--port", "0", "--num-cpus", "2"], cli_env).stdout
+    join_line = next(line for line in head.splitlines() if "raylite start --address" in line)
+    env2 = dict(cli_env, RAYLITE_TOKEN=join_line.split("RAYLITE_TOKEN=")[1].split()[0])
+    run(["start", "--address", join_line.split("--address=")[1].strip(), "--num-cpus", "2"], env2)
+    result = driver("""
+        import time
+        import raylite as ray
+        from raylite.util.scheduling_strategies import NodeAffinitySchedulingStrategy as Affinity
+        ray.init(address="auto")
+        deadline = time.time() + 15
+        while len([n for n in ray.nodes() if n["Alive"]]) < 2 and time.time() < deadline:
+            time.sleep(0.1)
+        me = ray.get_runtime_context().get_node_id()
+        other = next(n["NodeID"] for n in ray.nodes() if n["NodeID"] != me)
+
+        @ray.remote
+        def node():
+            time.sleep(0.2)
+            return ray.get_runtime_context().get_node_id()
+
+        pinned = ray.get([node.options(scheduling_strategy=Affinity(other)).remote()
+                          for _ in range(3)])
+        spread = ray.get([node.options(scheduling_strategy="SPREAD").remote() for _ in range(4)])
+
+        @ray.remote(scheduling_strategy=Affinity(other))
+        class Where:
+            def node(self):
+                return ray.get_runtime_context().get_node_id()
+
+        actor_node = ray.get(Where.remote().node.remote())
+        soft = ray.get(node.options(scheduling_strategy=Affinity("ff" * 16, soft=True)).remote())
+        try:
+            ray.get(node.options(scheduling_strategy=Affinity("ff" * 16)).remote(), timeout=30)
+            hard = "ran"
+        except ray.exceptions.TaskUnschedulableError:
+            hard = "unschedulable"
+        print(set(pinned) == {other}, set(spread) == {me, other}, actor_node == other,
+              soft in (me, other), hard)
+        ray.shutdown()
+    """, cli_env)
+    assert result.split() == ["True", "True", "True", "True", "unschedulable"]
+
+
+def test_unknown_strategy_is_rejected_at_decoration():
+    import raylite as ray
+    with pytest.raises(ValueError):
+        ray.remote(scheduling_strategy="NEAREST")(lambda: 1)
