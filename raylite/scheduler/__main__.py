@@ -70,14 +70,16 @@ def main(argv: list[str] | None = None) -> int:
     if not cfg.object_store_memory:
         from raylite.object_store.store import default_capacity
         cfg.object_store_memory = default_capacity()
-    # Import what workers need, then fork the worker template (zygote) from this
-    # process before any thread, channel or server exists, and ask it for the first
-    # workers; they boot while this process starts its server.
+    # Fork the worker template (zygote) once grpc is imported and before any thread,
+    # channel or server exists; it imports the rest of what workers need and forks
+    # the first workers while this process starts its server (drivers wait on that),
+    # and only then imports redis for the GCS.
     import uuid
 
-    from raylite.scheduler import zygote
+    import grpc  # noqa: F401  (shared with the zygote; the rest it imports itself)
+    import grpc.aio  # noqa: F401
+
     from raylite.scheduler.worker_pool import WorkerProcesses, worker_env
-    zygote.preload()
     procs = WorkerProcesses(worker_env(cfg), cfg.session.logs, fork_zygote=True)
     prestarted = []
     for _ in range(cfg.prestart):

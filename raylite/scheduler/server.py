@@ -19,7 +19,6 @@ import grpc
 
 from raylite.exceptions import ObjectStoreFullError
 from raylite.gcs import keys
-from raylite.gcs.client import GcsClient
 from raylite.object_store.store import SharedMemoryStore
 from raylite.processes import pid_alive
 from raylite.protocol import common_pb2, node_pb2, node_pb2_grpc, objects_pb2, objects_pb2_grpc
@@ -50,7 +49,7 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer, objects_pb2_grpc.Object
         for _ in self.unregistered:
             self.state.worker_starting()
         self.request_ids = itertools.count(1)
-        self.gcs: GcsClient | None = None
+        self.gcs = None  # GcsClient, connected once the server is up
         self.stopping = asyncio.Event()
         self.tcp_address = ""
         self.drivers: dict[str, int] = {}
@@ -350,6 +349,7 @@ async def serve(cfg, procs: WorkerProcesses | None = None, prestarted: list | No
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, scheduler.stopping.set)
+    from raylite.gcs.client import GcsClient  # after the socket is up: drivers wait on it
     scheduler.gcs = GcsClient(cfg.gcs_address, cfg.redis_password, cfg.gcs_socket)
     scheduler.gcs.register_node(cfg.node_id, {
         "node_id": cfg.node_id, "address": scheduler.tcp_address, "uds": uds,

@@ -106,7 +106,7 @@ def fork_zygote(log_path: str) -> ForkedZygote:
             sys.stdin = os.fdopen(0, "r")
             sys.stdout = os.fdopen(1, "w", buffering=1)
             sys.stderr = os.fdopen(2, "w", buffering=1)
-            main(preloaded=True)
+            main(preloaded=False)  # imports the worker modules while the parent serves
         finally:
             os._exit(0)
     os.close(to_child_r)
