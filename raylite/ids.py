@@ -26,3 +26,9 @@ def task_id_of(object_id: bytes) -> bytes:
 
 def return_ids(task_id: bytes, num_returns: int) -> list[bytes]:
     return [object_id_for(task_id, i + 1) for i in range(num_returns)]
+
+
+def spec_return_ids(spec) -> list[bytes]:
+    """The return object ids a TaskSpec carries (concatenated in ``return_ids``)."""
+    raw = spec.return_ids
+    return [raw[i:i + OBJECT_ID_LEN] for i in range(0, len(raw), OBJECT_ID_LEN)]

@@ -17,6 +17,7 @@ import grpc
 from raylite import exceptions as exc
 from raylite.core.local_channel import open_task_stream
 from raylite.core.task_stream import TaskStream, describe
+from raylite.ids import spec_return_ids
 from raylite.protocol import common_pb2, node_pb2
 
 PENDING, ALIVE, RESTARTING, DEAD = "PENDING_CREATION", "ALIVE", "RESTARTING", "DEAD"
@@ -94,7 +95,7 @@ class ActorCaller:
                 continue
             bad = next((v for v in call.spec.deps if v.is_error), None)
             if bad is not None:
-                self._finish(call, [_relabel(bad, oid) for oid in _return_ids(call.spec)])
+                self._finish(call, [_relabel(bad, oid) for oid in spec_return_ids(call.spec)])
                 continue
             self.in_flight[call.spec.task_id] = call
             self.stream.send(call.spec)
@@ -310,7 +311,7 @@ class ActorCaller:
         call.deps = None
 
     def _fail(self, call: ActorCall, error: BaseException) -> None:
-        self._finish(call, [self.worker.error_value(oid, error) for oid in _return_ids(call.spec)])
+        self._finish(call, [self.worker.error_value(oid, error) for oid in spec_return_ids(call.spec)])
 
     def cancel(self, task_id: bytes, force: bool) -> bool:
         for call in self.queue:
@@ -361,11 +362,6 @@ class ActorCaller:
 def _exit_key() -> str:
     from raylite.gcs import keys
     return keys.ACTOR_EXITS
-
-
-def _return_ids(spec) -> list[bytes]:
-    raw = spec.return_ids
-    return [raw[i:i + 20] for i in range(0, len(raw), 20)]
 
 
 def _relabel(value, oid):

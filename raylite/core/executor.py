@@ -15,6 +15,7 @@ import traceback
 
 from raylite.core.actor_runtime import TERMINATE, ActorExit, ActorRuntime
 from raylite.exceptions import RayTaskError
+from raylite.ids import spec_return_ids
 from raylite.protocol import common_pb2
 from raylite.serialization import serialize
 
@@ -29,11 +30,6 @@ class ArgPlaceholder:
 
     def __reduce__(self):
         return (ArgPlaceholder, (self.index,))
-
-
-def split_return_ids(spec) -> list[bytes]:
-    raw = spec.return_ids
-    return [raw[i:i + 20] for i in range(0, len(raw), 20)]
 
 
 _IP = None
@@ -241,7 +237,7 @@ class Executor:
         return args, kwargs
 
     def pack_returns(self, spec, value) -> list:
-        ids = split_return_ids(spec)
+        ids = spec_return_ids(spec)
         if spec.num_returns == 1:
             values = [value]
         elif spec.num_returns == 0:
@@ -275,7 +271,7 @@ class Executor:
         else:
             cause = err
         wrapped = RayTaskError(spec.name, text, cause, os.getpid(), node_ip(), spec.call_site)
-        returns = [self.worker.error_value(oid, wrapped) for oid in split_return_ids(spec)]
+        returns = [self.worker.error_value(oid, wrapped) for oid in spec_return_ids(spec)]
         if not returns:
             returns = [self.worker.error_value(spec.task_id + b"\0\0\0\0", wrapped)]
         return common_pb2.TaskResult(task_id=spec.task_id, returns=returns, app_error=True,

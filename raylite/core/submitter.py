@@ -16,6 +16,7 @@ import grpc
 from raylite import exceptions as exc
 from raylite.core.local_channel import open_task_stream
 from raylite.core.task_stream import TaskStream, describe
+from raylite.ids import spec_return_ids
 from raylite.protocol import common_pb2, node_pb2
 
 LINGER_S = 0.05              # keep an idle lease this long for the next task
@@ -400,7 +401,7 @@ class TaskSubmitter:
 
     def _finish_with_value_error(self, entry: TaskEntry, error_value) -> None:
         returns = []
-        for oid in _return_ids(entry.spec):
+        for oid in spec_return_ids(entry.spec):
             value = common_pb2.ObjectValue()
             value.CopyFrom(error_value)
             value.id = oid
@@ -408,7 +409,7 @@ class TaskSubmitter:
         self._finish(entry, returns)
 
     def _fail(self, entry: TaskEntry, error: BaseException) -> None:
-        self._finish(entry, [self.worker.error_value(oid, error) for oid in _return_ids(entry.spec)])
+        self._finish(entry, [self.worker.error_value(oid, error) for oid in spec_return_ids(entry.spec)])
 
     def shutdown(self) -> None:
         for kq in self.keys.values():
@@ -420,6 +421,3 @@ class TaskSubmitter:
                     lease.stream.abort()
 
 
-def _return_ids(spec) -> list[bytes]:
-    raw = spec.return_ids
-    return [raw[i:i + 20] for i in range(0, len(raw), 20)]
