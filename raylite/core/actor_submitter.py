@@ -16,6 +16,7 @@ import grpc
 
 from raylite import exceptions as exc
 from raylite.core.local_channel import open_task_stream
+from raylite.core.object_manager import _quiet
 from raylite.core.task_stream import TaskStream, describe
 from raylite.ids import spec_return_ids
 from raylite.protocol import common_pb2, node_pb2
@@ -370,9 +371,3 @@ def _relabel(value, oid):
     out.id = oid
     return out
 
-
-async def _quiet(awaitable) -> None:
-    try:
-        await awaitable
-    except grpc.RpcError:
-        pass
