@@ -16,7 +16,7 @@ import grpc
 
 from raylite import exceptions as exc
 from raylite.core.local_channel import open_task_stream
-from raylite.core.object_manager import _quiet
+from raylite.core.object_manager import _quiet, relabeled
 from raylite.core.task_stream import TaskStream, describe
 from raylite.ids import spec_return_ids
 from raylite.protocol import common_pb2, node_pb2
@@ -96,7 +96,7 @@ class ActorCaller:
                 continue
             bad = next((v for v in call.spec.deps if v.is_error), None)
             if bad is not None:
-                self._finish(call, [_relabel(bad, oid) for oid in spec_return_ids(call.spec)])
+                self._finish(call, [relabeled(bad, oid) for oid in spec_return_ids(call.spec)])
                 continue
             self.in_flight[call.spec.task_id] = call
             self.stream.send(call.spec)
@@ -118,18 +118,12 @@ class ActorCaller:
             worker.warn_if_infeasible(info["placement"])
         if self.num_restarts:
             self._record(RESTARTING)
-        stub = worker.scheduler_aio
         request = node_pb2.LeaseRequest(
             resources=info["placement"], running_resources=info["running"], for_actor=True,
             job_id=worker.job_id, actor_id=self.actor_id, strategy=info.get("strategy", ""),
             owner_worker_id="" if info["detached"] else worker.worker_id)
         try:
-            while True:
-                reply = await stub.RequestLease(request)
-                if not reply.spill_to:
-                    break
-                stub = worker.scheduler_stub_for(reply.spill_to)
-                request.spilled = True
+            reply, stub = await worker.lease(request)
         except (grpc.RpcError, asyncio.CancelledError) as err:
             self.connecting = False
             self._die(exc.ActorDiedError(f"The actor could not be placed: {describe(err)}"))
@@ -304,11 +298,7 @@ class ActorCaller:
 
     def _finish(self, call: ActorCall, returns) -> None:
         call.done = True
-        for value in returns:
-            self.worker.store_owned_value(value)
-        if call.spec.args.in_store:
-            self.worker.free_store([call.spec.args.id])
-        self.worker.task_done(call.spec.task_id)
+        self.worker.finish_task(call.spec, returns)
         call.deps = None
 
     def _fail(self, call: ActorCall, error: BaseException) -> None:
@@ -364,10 +354,4 @@ def _exit_key() -> str:
     from raylite.gcs import keys
     return keys.ACTOR_EXITS
 
-
-def _relabel(value, oid):
-    out = common_pb2.ObjectValue()
-    out.CopyFrom(value)
-    out.id = oid
-    return out
 

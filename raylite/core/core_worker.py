@@ -116,6 +116,17 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
             ch = self._channels[target] = aio_channel(target)
         return ch
 
+    async def lease(self, request):
+        """Ask the local scheduler for a lease, following spill-over to other nodes;
+        returns (reply, the stub of the scheduler that granted it). Raises RpcError."""
+        stub = self.scheduler_aio
+        while True:
+            reply = await stub.RequestLease(request)
+            if not reply.spill_to:
+                return reply, stub
+            stub = self.scheduler_stub_for(reply.spill_to)
+            request.spilled = True
+
     def scheduler_stub_for(self, address: str):
         return AuthedStub(node_pb2_grpc.NodeSchedulerStub(self.channel(address)), self.token)
 

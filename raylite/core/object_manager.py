@@ -130,9 +130,14 @@ class ObjectManagerMixin:
             channel = self._sync_channels[target] = sync_channel(target)
         return AuthedStub(worker_pb2_grpc.CoreWorkerStub(channel), self.token)
 
-    def task_done(self, task_id: bytes) -> None:
-        """Unpin the refs that were serialized into a finished task's arguments."""
-        for inner in self._contained.pop(task_id, ()):
+    def finish_task(self, spec, returns) -> None:
+        """A task or actor call is over (for good): keep its return values, free its
+        stored arguments, and unpin the refs that were serialized into them."""
+        for value in returns:
+            self.store_owned_value(value)
+        if spec.args.in_store:
+            self.free_store([spec.args.id])
+        for inner in self._contained.pop(spec.task_id, ()):
             self.refs.unpin(inner)
 
     def free_store(self, object_ids: list[bytes]) -> None:
@@ -295,3 +300,12 @@ async def _quiet(awaitable) -> None:
 
 def _bad_ref(value):
     raise TypeError(f"get() expects ObjectRefs, got {type(value).__name__}: {value!r}")
+
+
+def relabeled(value: common_pb2.ObjectValue, object_id: bytes) -> common_pb2.ObjectValue:
+    """A copy of ``value`` stored under another id (an argument's error, passed on to
+    each return of the task that received it)."""
+    out = common_pb2.ObjectValue()
+    out.CopyFrom(value)
+    out.id = object_id
+    return out

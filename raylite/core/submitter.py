@@ -15,6 +15,7 @@ import grpc
 
 from raylite import exceptions as exc
 from raylite.core.local_channel import open_task_stream
+from raylite.core.object_manager import relabeled
 from raylite.core.task_stream import TaskStream, describe
 from raylite.ids import spec_return_ids
 from raylite.protocol import common_pb2, node_pb2
@@ -207,17 +208,11 @@ class TaskSubmitter:
         task.add_done_callback(kq.requests.discard)
 
     async def _lease_once(self, kq: KeyQueue) -> None:
-        stub = self.worker.scheduler_aio
         request = node_pb2.LeaseRequest(resources=kq.resources, job_id=self.worker.job_id,
                                         owner_worker_id=self.worker.worker_id,
                                         strategy=kq.key[2])
         try:
-            while True:
-                reply = await stub.RequestLease(request)
-                if not reply.spill_to:
-                    break
-                stub = self.worker.scheduler_stub_for(reply.spill_to)
-                request.spilled = True
+            reply, stub = await self.worker.lease(request)
         except asyncio.CancelledError:
             return
         except grpc.RpcError as err:
@@ -392,21 +387,11 @@ class TaskSubmitter:
     def _finish(self, entry: TaskEntry, returns) -> None:
         entry.done = True
         self.tasks.pop(entry.spec.task_id, None)
-        for value in returns:
-            self.worker.store_owned_value(value)
-        if entry.spec.args.in_store:
-            self.worker.free_store([entry.spec.args.id])
-        self.worker.task_done(entry.spec.task_id)
+        self.worker.finish_task(entry.spec, returns)
         entry.deps = None
 
     def _finish_with_value_error(self, entry: TaskEntry, error_value) -> None:
-        returns = []
-        for oid in spec_return_ids(entry.spec):
-            value = common_pb2.ObjectValue()
-            value.CopyFrom(error_value)
-            value.id = oid
-            returns.append(value)
-        self._finish(entry, returns)
+        self._finish(entry, [relabeled(error_value, oid) for oid in spec_return_ids(entry.spec)])
 
     def _fail(self, entry: TaskEntry, error: BaseException) -> None:
         self._finish(entry, [self.worker.error_value(oid, error) for oid in spec_return_ids(entry.spec)])
