@@ -40,6 +40,18 @@ def ray_start(request):
         ray.shutdown()
 
 
+def backing_file(address: int) -> str:
+    """The file whose mapping holds ``address`` in the calling process (from
+    /proc/self/maps): how tests see that an array is a view of a shared segment."""
+    with open("/proc/self/maps") as f:
+        for line in f:
+            parts = line.split()
+            lo, hi = (int(x, 16) for x in parts[0].split("-"))
+            if lo <= address < hi:
+                return parts[5] if len(parts) > 5 else ""
+    return ""
+
+
 def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05) -> bool:
     """Poll ``predicate`` until it is truthy; returns its last truthiness."""
     deadline = time.monotonic() + timeout

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import raylite as ray
+from conftest import backing_file
 
 MiB = 1 << 20
 
@@ -136,33 +137,22 @@ def test_object_larger_than_store_raises_full_error(small_store):
     assert "object_store_memory" in str(info.value)
 
 
-def _mapping_of(address: int) -> str:
-    """The file backing ``address`` in this process (from /proc/self/maps)."""
-    with open("/proc/self/maps") as f:
-        for line in f:
-            parts = line.split()
-            lo, hi = (int(x, 16) for x in parts[0].split("-"))
-            if lo <= address < hi:
-                return parts[5] if len(parts) > 5 else ""
-    return ""
-
-
 def test_many_readers_share_one_copy(small_store):
     @ray.remote
-    def backing_file(x):
-        return _mapping_of(x.ctypes.data), float(x.sum())
+    def reader(x):
+        return backing_file(x.ctypes.data), float(x.sum())
 
     arr = np.ones(16 * MiB // 8)
     ref = ray.put(arr)
-    results = ray.get([backing_file.remote(ref) for _ in range(4)])
+    results = ray.get([reader.remote(ref) for _ in range(4)])
     expected = os.path.join(store_dir(), ref.hex())
     for path, total in results:
         assert total == arr.size
         # Every reader maps the one segment in /dev/shm instead of holding a copy.
         assert path == expected
-    assert _mapping_of(ray.get(ref).ctypes.data) == expected
+    assert backing_file(ray.get(ref).ctypes.data) == expected
     free_before = os.statvfs("/dev/shm").f_bavail
-    more = ray.get([backing_file.remote(ref) for _ in range(4)])
+    more = ray.get([reader.remote(ref) for _ in range(4)])
     assert all(p == expected for p, _ in more)
     assert os.statvfs("/dev/shm").f_bavail >= free_before - (2 * MiB) // os.statvfs("/dev/shm").f_frsize
 

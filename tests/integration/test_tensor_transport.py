@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import raylite as ray
+from conftest import backing_file
 import raylite.tensor as rt
 
 
@@ -16,16 +17,6 @@ def cluster():
     ray.init(num_cpus=2)
     yield ray.api._cluster
     ray.shutdown()
-
-
-def backing_file(address: int) -> str:
-    with open("/proc/self/maps") as f:
-        for line in f:
-            parts = line.split()
-            lo, hi = (int(x, 16) for x in parts[0].split("-"))
-            if lo <= address < hi:
-                return parts[5] if len(parts) > 5 else ""
-    return ""
 
 
 @ray.remote
