@@ -65,6 +65,8 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
         self._contained: dict[bytes, list] = {}      # put object id -> ids of refs inside it
         self._sync_channels: dict = {}
         self._task = threading.local()   # per thread: threaded actors run calls at once
+        self._nodes: dict = {}           # node table cached for warn_if_infeasible
+        self._nodes_read_at = -1e9
         self.gpu_ids: list = []
         self.actor_id = b""
         self.actor_class_name = ""
@@ -199,11 +201,19 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
 
     def warn_if_infeasible(self, resources: dict) -> None:
         """Print one loud warning when no node in the cluster has these resources."""
+        import time
+
         from raylite.scheduler.resources import missing
-        try:
-            nodes = self.gcs.nodes()
-        except Exception:
-            return
+        # Checked for every new function/resource shape and every actor, on the event
+        # loop: reuse the node table for a second instead of reading Redis each time.
+        now = time.monotonic()
+        if now - self._nodes_read_at > 1.0:
+            try:
+                self._nodes = self.gcs.nodes()
+            except Exception:
+                return
+            self._nodes_read_at = now
+        nodes = self._nodes
         alive = [n for n in nodes.values() if n.get("alive", True)]
         if any(not missing(resources, n.get("resources", {})) for n in alive):
             return
