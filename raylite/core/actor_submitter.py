@@ -25,12 +25,11 @@ PENDING, ALIVE, RESTARTING, DEAD = "PENDING_CREATION", "ALIVE", "RESTARTING", "D
 
 
 class ActorCall:
-    __slots__ = ("spec", "deps", "dep_values", "unresolved", "retries_left", "done", "cancelled")
+    __slots__ = ("spec", "deps", "unresolved", "retries_left", "done", "cancelled")
 
     def __init__(self, spec, deps, retries_left):
         self.spec = spec
         self.deps = deps
-        self.dep_values = None
         self.unresolved = len(deps)
         self.retries_left = retries_left
         self.done = False
@@ -62,22 +61,11 @@ class ActorCaller:
             return
         self.queue.append(call)
         if call.deps:
-            call.dep_values = [None] * len(call.deps)
-            for index, ref in enumerate(call.deps):
-                self.worker.when_ready(ref, self._dep_callback(call, index))
+            self.worker.resolve_deps(call.spec, call.deps, lambda: self._deps_resolved(call))
         self._flush()
 
-    def _dep_callback(self, call, index):
-        def ready(value):
-            self.loop.call_soon_threadsafe(self._dep_ready, call, index, value)
-        return ready
-
-    def _dep_ready(self, call: ActorCall, index: int, value) -> None:
-        call.dep_values[index] = value
-        call.unresolved -= 1
-        if call.unresolved == 0:
-            del call.spec.deps[:]
-            call.spec.deps.extend(call.dep_values)
+    def _deps_resolved(self, call: ActorCall) -> None:
+        call.unresolved = 0
         self._flush()
 
     def _flush(self) -> None:

@@ -177,6 +177,23 @@ class ObjectManagerMixin:
             self._fetching.add(oid)
             self.loop.call_soon_threadsafe(self._start_fetch, ref)
 
+    def resolve_deps(self, spec, deps: list, on_resolved) -> None:
+        """Fill ``spec.deps`` with the values of ``deps`` (the top-level ref arguments),
+        in order, once all are known; then call ``on_resolved()`` on the event loop."""
+        values = [None] * len(deps)
+        remaining = [len(deps)]
+
+        def arrived(index, value):  # on the loop
+            values[index] = value
+            remaining[0] -= 1
+            if remaining[0] == 0:
+                del spec.deps[:]
+                spec.deps.extend(values)
+                on_resolved()
+
+        for index, ref in enumerate(deps):
+            self.when_ready(ref, lambda v, i=index: self.loop.call_soon_threadsafe(arrived, i, v))
+
     def _start_fetch(self, ref: ObjectRef) -> None:
         self.loop.create_task(self._fetch(ref))
 

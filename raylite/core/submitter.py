@@ -30,7 +30,7 @@ class TaskEntry:
     """One submitted normal task and what the owner needs to finish or retry it."""
 
     __slots__ = ("spec", "key", "resources", "retries_left", "retry_exceptions", "deps",
-                 "dep_values", "lease", "cancelled", "force", "done", "unresolved", "submitted_at")
+                 "lease", "cancelled", "force", "done", "unresolved", "submitted_at")
 
     def __init__(self, spec, key, resources, max_retries, retry_exceptions, deps):
         self.spec = spec
@@ -39,7 +39,6 @@ class TaskEntry:
         self.retries_left = max_retries
         self.retry_exceptions = retry_exceptions
         self.deps = deps              # ObjectRefs of top-level args (kept alive until done)
-        self.dep_values = None
         self.lease = None
         self.cancelled = False
         self.force = False
@@ -135,31 +134,18 @@ class TaskSubmitter:
         return kq
 
     def _resolve(self, entry: TaskEntry) -> None:
-        entry.dep_values = [None] * len(entry.deps)
         entry.unresolved = len(entry.deps)
-        for index, ref in enumerate(entry.deps):
-            self.worker.when_ready(ref, self._dep_callback(entry, index))
+        self.worker.resolve_deps(entry.spec, entry.deps, lambda: self._deps_resolved(entry))
 
-    def _dep_callback(self, entry, index):
-        def ready(value):
-            # May fire on any thread; continue on the loop.
-            self.loop.call_soon_threadsafe(self._dep_ready, entry, index, value)
-        return ready
-
-    def _dep_ready(self, entry: TaskEntry, index: int, value) -> None:
+    def _deps_resolved(self, entry: TaskEntry) -> None:
+        entry.unresolved = 0
         if entry.done:
             return
-        entry.dep_values[index] = value
-        entry.unresolved -= 1
-        if entry.unresolved:
-            return
-        for dep in entry.dep_values:
+        for dep in entry.spec.deps:
             if dep.is_error:
                 # The argument failed: this task fails with the same error, unrun.
                 self._finish_with_value_error(entry, dep)
                 return
-        del entry.spec.deps[:]
-        entry.spec.deps.extend(entry.dep_values)
         if entry.cancelled:
             self._fail(entry, exc.TaskCancelledError(entry.spec.task_id.hex()))
             return
@@ -192,9 +178,9 @@ class TaskSubmitter:
             wanted = min(MAX_LEASE_REQUESTS, -(-len(kq.queue) // depth))
             for _ in range(wanted - len(kq.requests)):
                 self._request_lease(kq)
-        elif kq.requests:
-            for task in list(kq.requests):
-                task.cancel()
+        # Outstanding lease requests are left to complete even when the queue drains:
+        # cancelling one races with its grant, and a grant whose reply is lost would
+        # hold a CPU for good. A lease nobody needs is returned after LINGER_S.
         for lease in kq.leases:
             if lease.alive and not lease.in_flight and lease.linger is None and not kq.queue:
                 lease.linger = self.loop.call_later(LINGER_S, self._return_idle, lease)

@@ -154,6 +154,13 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer, objects_pb2_grpc.Object
             raise
         if isinstance(outcome, Reject):
             return node_pb2.LeaseReply(rejected=True, error=outcome.reason)
+        lease_id = outcome.lease_id
+
+        def reclaim_if_unheard(_):
+            # The requester went away before the grant reached it: take the lease back.
+            if context.cancelled():
+                self.apply(self.state.lease_returned(lease_id, now=time.monotonic()))
+        context.add_done_callback(reclaim_if_unheard)
         return node_pb2.LeaseReply(lease_id=outcome.lease_id, worker=self.addresses[outcome.worker_id],
                                    gpu_ids=outcome.gpu_ids)
 
