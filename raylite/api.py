@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import atexit
 import inspect
+import logging
 import os
 import threading
 
@@ -16,11 +17,24 @@ from raylite.core.object_ref import ObjectRef
 from raylite.runtime_context import get_runtime_context  # noqa: F401 (re-exported)
 
 _lock = threading.RLock()
-_cluster = None
+logger = logging.getLogger("raylite")
 
 
 def is_initialized() -> bool:
-    return _cluster is not None
+    return global_state.connection(required=False) is not None
+
+
+def connection():
+    """This process's cluster connection (ClusterHandle), or None: for tools and tests."""
+    return global_state.connection(required=False)
+
+
+def auto_init() -> None:
+    """``init()`` with defaults, once, for the first call that needs a cluster (as Ray's
+    auto-init: ``.remote()``, get, put, wait, actor creation, get_actor, ...)."""
+    with _lock:
+        if not is_initialized():
+            init()
 
 
 def init(address: str | None = None, *, num_cpus: int | None = None, num_gpus: int | None = None,
@@ -38,12 +52,12 @@ def init(address: str | None = None, *, num_cpus: int | None = None, num_gpus: i
     (unless ignore_reinit_error), ValueError for resources given while connecting,
     ConnectionError when the cluster cannot be reached.
     """
-    global _cluster
     from raylite.cluster import connect_cluster, start_embedded_cluster
     with _lock:
-        if _cluster is not None:
+        current = global_state.connection(required=False)
+        if current is not None:
             if ignore_reinit_error:
-                return _cluster.context()
+                return current.context()
             raise RuntimeError("Maybe you called ray.init twice by accident? This error can be "
                                "suppressed by passing in 'ignore_reinit_error=True' or by calling "
                                "'ray.shutdown()' prior to 'ray.init()'.")
@@ -51,30 +65,48 @@ def init(address: str | None = None, *, num_cpus: int | None = None, num_gpus: i
         if resources is not None:
             from raylite.options import validate
             validate({"resources": resources}, "task")
+        if configure_logging:
+            _configure_logging(logging_level)
         if address in (None, "", "local"):
-            _cluster = start_embedded_cluster(
+            cluster = start_embedded_cluster(
                 num_cpus=num_cpus, num_gpus=num_gpus, resources=resources,
                 object_store_memory=object_store_memory, namespace=namespace,
                 log_to_driver=log_to_driver, host=_node_ip_address or "127.0.0.1")
+            logger.info("Started a local Ray instance.")
         else:
             if num_cpus is not None or num_gpus is not None or resources or object_store_memory:
                 raise ValueError("When connecting to an existing cluster, num_cpus, num_gpus, "
                                  "resources and object_store_memory must not be provided.")
-            _cluster = connect_cluster(address, namespace=namespace, log_to_driver=log_to_driver,
-                                       token=_token)
+            logger.info("Connecting to existing Ray cluster at address: %s...", address)
+            cluster = connect_cluster(address, namespace=namespace, log_to_driver=log_to_driver,
+                                      token=_token)
+            logger.info("Connected to Ray cluster.")
+        global_state.set_connection(cluster)
         atexit.register(shutdown)
-        return _cluster.context()
+        return cluster.context()
+
+
+def _configure_logging(level) -> None:
+    """Ray's driver log format on stderr (``2026-01-01 10:00:00,000\tINFO api.py:60 --
+    Started a local Ray instance.``); installed once, level from ``logging_level``."""
+    if not any(getattr(h, "_raylite", False) for h in logger.handlers):
+        handler = logging.StreamHandler()
+        handler._raylite = True
+        handler.setFormatter(logging.Formatter(
+            "%(asctime)s\t%(levelname)s %(filename)s:%(lineno)s -- %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(logging.INFO if level is None else level)
 
 
 def shutdown(_exiting_interpreter: bool = False) -> None:
     """Disconnect; stop every process the embedded cluster started. Never raises."""
-    global _cluster
     with _lock:
-        if _cluster is not None and _cluster.in_worker:
+        cluster = global_state.connection(required=False)
+        if cluster is None or cluster.in_worker:
             return
-        cluster, _cluster = _cluster, None
-    if cluster is not None:
-        cluster.shutdown()
+        global_state.set_connection(None)
+    cluster.shutdown()
 
 
 def _worker():
@@ -162,14 +194,14 @@ def wait(object_refs, *, num_returns: int = 1, timeout: float | None = None,
             raise TypeError(f"wait() expected a list of ray.ObjectRef, got list containing {type(ref)}")
     if timeout is not None and timeout < 0:
         raise ValueError(f"The 'timeout' argument must be nonnegative. Received {timeout}")
+    if not object_refs:
+        return [], []   # as Ray, whatever num_returns asks for
     if len(set(object_refs)) != len(object_refs):
         raise ValueError("Wait requires a list of unique object refs.")
     if num_returns <= 0:
         raise ValueError("Invalid number of objects to return %d." % num_returns)
     if num_returns > len(object_refs):
         raise ValueError("num_returns cannot be greater than the number of objects provided to ray.wait.")
-    if not object_refs:
-        return [], []
     return _worker().wait(object_refs, num_returns, timeout, fetch_local)
 
 
@@ -236,6 +268,8 @@ def timeline(filename: str | None = None):
 
 
 def _cluster_or_raise():
-    if _cluster is None:
+    # Cluster-state queries do not auto-init, as in Ray.
+    cluster = global_state.connection(required=False)
+    if cluster is None:
         raise exc.RaySystemError("raylite is not initialized: call raylite.init() first")
-    return _cluster
+    return cluster

@@ -9,7 +9,6 @@ import subprocess
 import time
 import uuid
 
-from raylite.core import global_state
 from raylite.session import CURRENT_CLUSTER_FILE, new_session, session_from_root
 
 
@@ -110,7 +109,6 @@ class ClusterHandle:
             except Exception:
                 pass
         worker.shutdown()
-        global_state.set_worker(None)
         for proc in self.procs:
             _stop(proc)
         self.gcs.close()
@@ -239,7 +237,6 @@ def _attach_driver(*, session, node_id, token, gcs, host, namespace, log_to_driv
                 raise RuntimeError(f"the node scheduler did not start: {err}\n"
                                    f"{_log_tail(session, f'scheduler-{node_id[:8]}.log')}") from err
     worker.io.store_dir = reply.store_dir
-    global_state.set_worker(worker)
     watch = worker.run_sync(_open_watch(worker))
     import sys
     # Workers add the driver's import path, so functions defined in the driver's

@@ -27,12 +27,11 @@ def main() -> int:
                         token=env["RAYLITE_TOKEN"], gcs=gcs, scheduler_target=env["RAYLITE_SCHEDULER"],
                         job_id=b"", store_dir=env["RAYLITE_STORE_DIR"],
                         host=env.get("RAYLITE_HOST", "127.0.0.1"), worker_id=env["RAYLITE_WORKER_ID"])
-    global_state.set_worker(worker)
     # Inside tasks, ray.is_initialized(), cluster_resources() etc. see the cluster.
-    from raylite import api
     from raylite.cluster import ClusterHandle
-    api._cluster = ClusterHandle(worker=worker, gcs=gcs, session=session, embedded=False,
-                                 in_worker=True, gcs_address=env["RAYLITE_GCS"])
+    global_state.set_connection(ClusterHandle(worker=worker, gcs=gcs, session=session,
+                                              embedded=False, in_worker=True,
+                                              gcs_address=env["RAYLITE_GCS"]))
     worker.log_sink = LogSink(gcs)
     install(worker.log_sink)
     worker.executor.install_signal_handler()

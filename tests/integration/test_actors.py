@@ -52,7 +52,7 @@ def pid_alive(pid: int) -> bool:
 
 
 def actor_record(handle) -> dict | None:
-    return api._cluster.gcs.get_actor(handle._actor_id_hex())
+    return api.connection().gcs.get_actor(handle._actor_id_hex())
 
 
 def get(refs):
@@ -398,7 +398,7 @@ print(ray.get(detached.pid.remote()), ray.get(owned.pid.remote()))
 @pytest.fixture(scope="module")
 def second_driver_pids():
     """Run a second driver that creates a detached and a non-detached named actor, then exits."""
-    cluster = api._cluster
+    cluster = api.connection()
     env = dict(os.environ, RAYLITE_TOKEN=cluster.worker.token,
                RAYLITE_GCS_PASSWORD=cluster.gcs.password)
     out = subprocess.run([sys.executable, "-c", _SECOND_DRIVER, cluster.gcs_address], env=env,

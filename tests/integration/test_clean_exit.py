@@ -48,7 +48,7 @@ BUSY_DRIVER = """
     while ray.available_resources().get("CPU", 0) > 0 and time.monotonic() - started < 30:
         time.sleep(0.05)
     print("SESSION", ctx["session_dir"], flush=True)
-    print("GCS", ray.api._cluster.gcs_address, flush=True)
+    print("GCS", ray.api.connection().gcs_address, flush=True)
     print("READY", flush=True)
     {ending}
 """
@@ -89,7 +89,7 @@ def test_shutdown_leaves_no_process_and_no_shm(session_probe):
         ray.shutdown()
     ctx = ray.init(num_cpus=2)
     try:
-        probe = session_probe(ctx["session_dir"], ray.api._cluster.gcs_address)
+        probe = session_probe(ctx["session_dir"], ray.api.connection().gcs_address)
 
         @ray.remote
         def square(x):
@@ -121,7 +121,7 @@ def test_init_again_after_shutdown_works(session_probe):
         def one():
             return 1
         assert ray.get(one.remote()) == 1
-        probe = session_probe(ctx["session_dir"], ray.api._cluster.gcs_address)
+        probe = session_probe(ctx["session_dir"], ray.api.connection().gcs_address)
     finally:
         ray.shutdown()
     processes, shm = probe.wait_gone(timeout=5)

@@ -14,7 +14,7 @@ from raylite.gcs.redis_server import find_redis_server
 def test_cluster_carries_on_after_redis_restart():
     ray.init(num_cpus=2)
     try:
-        cluster = ray.api._cluster
+        cluster = ray.api.connection()
         redis_proc = next(p for p in cluster.procs
                           if os.path.basename(str(p.args[0])) == "redis-server")
 

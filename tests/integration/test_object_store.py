@@ -19,12 +19,12 @@ MiB = 1 << 20
 @pytest.fixture(scope="module")
 def small_store():
     ray.init(num_cpus=2, object_store_memory=64 * MiB)
-    yield ray.api._cluster
+    yield ray.api.connection()
     ray.shutdown()
 
 
 def store_dir() -> str:
-    return ray.api._cluster.worker.io.store_dir
+    return ray.api.connection().worker.io.store_dir
 
 
 def live_objects() -> list[str]:

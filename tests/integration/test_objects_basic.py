@@ -177,3 +177,9 @@ def test_large_object_freed_when_refs_dropped(ray_start):
     while time.monotonic() < deadline and _object_files(ray_start, oid):
         time.sleep(0.05)
     assert not _object_files(ray_start, oid), "a dropped 10 MB object stayed in /dev/shm"
+
+
+def test_wait_on_no_refs_returns_two_empty_lists(_cluster):
+    # As Ray: ([], []) whatever num_returns asks for, not a ValueError.
+    assert ray.wait([]) == ([], [])
+    assert ray.wait([], num_returns=3, timeout=0) == ([], [])

@@ -13,7 +13,7 @@ from raylite.protocol.channels import AuthedStub
 @pytest.fixture(scope="module")
 def cluster():
     ray.init(num_cpus=1)
-    yield ray.api._cluster
+    yield ray.api.connection()
     ray.shutdown()
 
 

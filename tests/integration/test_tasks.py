@@ -717,7 +717,7 @@ def test_nested_wait_inside_task():
 
 def _function_keys() -> set:
     from raylite.gcs import keys
-    redis = ray.api._cluster.gcs.redis
+    redis = ray.api.connection().gcs.redis
     return set(redis.keys(keys.function_key("*")))
 
 

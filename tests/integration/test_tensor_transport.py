@@ -15,7 +15,7 @@ import raylite.tensor as rt
 @pytest.fixture(scope="module")
 def cluster():
     ray.init(num_cpus=2)
-    yield ray.api._cluster
+    yield ray.api.connection()
     ray.shutdown()
 
 
