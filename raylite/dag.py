@@ -204,7 +204,12 @@ class _UnboundMethod:
         return _UnboundMethod(self._class_node, self._name, merged)
 
     def bind(self, *args, **kwargs) -> ClassMethodNode:
-        return ClassMethodNode(self._class_node, self._name, args, kwargs, self._options)
+        node = ClassMethodNode(self._class_node, self._name, args, kwargs, self._options)
+        # As in Ray, calls bound on one actor form a chain: executing a call first runs
+        # every call bound on that actor before it, even those off the output path.
+        node._prev_call = self._class_node.__dict__.get("_last_call")
+        self._class_node.__dict__["_last_call"] = node
+        return node
 
     def remote(self, *args, **kwargs):
         raise TypeError(f"'{self._name}' belongs to an actor that does not exist yet (a "
@@ -219,18 +224,22 @@ class ClassMethodNode(DAGNode):
         super().__init__(args, kwargs, options)
         self._actor = actor          # an ActorHandle or a ClassNode
         self._method_name = method_name
+        self._prev_call: ClassMethodNode | None = None   # see _UnboundMethod.bind
 
     def options(self, **options) -> ClassMethodNode:
         merged = dict(self._bound_options)
         merged.update(options)
-        return ClassMethodNode(self._actor, self._method_name, self._bound_args,
+        node = ClassMethodNode(self._actor, self._method_name, self._bound_args,
                                self._bound_kwargs, merged)
+        node._prev_call = self._prev_call
+        return node
 
     def get_method_name(self) -> str:
         return self._method_name
 
     def _extra_children(self):
-        return [self._actor] if isinstance(self._actor, DAGNode) else []
+        extra = [self._actor] if isinstance(self._actor, DAGNode) else []
+        return extra + [self._prev_call] if self._prev_call is not None else extra
 
     def _run(self, inputs, done):
         args, kwargs = self._resolve(done)
