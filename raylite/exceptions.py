@@ -57,7 +57,8 @@ class RayTaskError(RayliteError):
         Falls back to self when the cause's class cannot be subclassed or built.
         """
         cause_cls = type(self.cause)
-        if self.cause is None or isinstance(self.cause, RayTaskError) \
+        if self.cause is None or type(self.cause) is RayliteError \
+                or isinstance(self.cause, RayTaskError) \
                 or not issubclass(cause_cls, BaseException) or cause_cls in _UNSUBCLASSABLE:
             return self
         try:

@@ -45,10 +45,19 @@ class ObjectManagerMixin:
         try:
             data = ser(error).to_bytes()
             deserialize(data)  # some exceptions pickle but cannot be rebuilt (cls(*args))
-        except Exception:
+        except Exception as why:
             if isinstance(error, exc.RayTaskError) and error.cause is not None:
-                # Keep the remote traceback and message; drop the unrebuildable cause.
-                error = exc.RayTaskError(error.function_name, error.traceback_str, None,
+                # Keep the remote traceback and message; the cause becomes a RayError
+                # that describes it, as in Ray.
+                kind = type(error.cause)
+                try:
+                    deserialize(ser(error.cause).to_bytes())
+                except Exception as cause_why:
+                    why = cause_why
+                cause = exc.RayError(f"Exception {kind.__module__}.{kind.__qualname__} isn't "
+                                     f"serializable: {why}.\nOriginal exception details:\n"
+                                     f"{error.traceback_str}")
+                error = exc.RayTaskError(error.function_name, error.traceback_str, cause,
                                          error.pid, error.ip, error.call_site)
                 data = ser(error).to_bytes()
             else:

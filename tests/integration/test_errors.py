@@ -318,6 +318,29 @@ def test_unpicklable_return_value_is_an_error_not_a_hang(cluster):
         ray.get(give_lock.remote(), timeout=60)
 
 
+class _UnpicklableError(Exception):
+    def __init__(self):
+        super().__init__("holds a lock")
+        import threading as th
+        self.lock = th.Lock()
+
+
+def test_unpicklable_exception_gives_a_ray_error_cause_describing_it(cluster):
+    # As Ray: still a RayTaskError, whose cause is a RayError naming the class, why it
+    # could not be pickled, and the original traceback.
+    @ray.remote
+    def fail():
+        raise _UnpicklableError()
+
+    with pytest.raises(rex.RayTaskError) as info:
+        ray.get(fail.remote(), timeout=60)
+    cause = info.value.cause
+    assert type(cause) is rex.RayError
+    text = str(cause)
+    assert "_UnpicklableError isn't serializable" in text
+    assert "lock" in text and "raise _UnpicklableError()" in text
+
+
 # ---- infeasible resources -------------------------------------------------------------------
 
 def test_infeasible_task_warns_on_stderr_and_never_hangs(run_driver):
