@@ -414,8 +414,8 @@ class TaskSubmitState:
 
     def _lease_failed(self, ev: LeaseFailed) -> list:
         kq = self._take_request(ev.request_id)
-        if self.closed or kq.retry_pending:
-            return []  # already backing off: the other requests failed in the same outage
+        if self.closed or kq.retry_pending or not kq.queue:
+            return []  # nothing waits, or already backing off from the same outage
         if kq.failed_for >= LEASE_RETRY_GIVE_UP_S:
             kq.failed_for = kq.retry_delay = 0.0
             out = []
