@@ -209,8 +209,8 @@ def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True
     """Cancel the task that produces ``object_ref``.
 
     A queued task never runs; a running one gets KeyboardInterrupt (``force=True``
-    kills its worker). ``get`` then raises TaskCancelledError (WorkerCrashedError when
-    forced). Raises TypeError when given something other than an ObjectRef.
+    kills its worker). ``get`` then raises TaskCancelledError, forced or not. Raises
+    TypeError when given something other than an ObjectRef.
     """
     if not isinstance(object_ref, ObjectRef):
         raise TypeError(f"ray.cancel() only supported for object refs. Got: {type(object_ref)}.")

@@ -48,6 +48,7 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
         self.token = token
         self.gcs = gcs
         self.job_id = job_id
+        self.scheduler_target = scheduler_target
         self.namespace = namespace
         self.host = host
         self.worker_id = worker_id or uuid.uuid4().hex
