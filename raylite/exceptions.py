@@ -128,6 +128,11 @@ class TaskCancelledError(RayliteError):
         self.task_id = task_id
         super().__init__(message or f"Task {task_id} was cancelled.")
 
+    def __reduce__(self):
+        # Exception pickles its args (the message) only: rebuilt, that would become
+        # the task id and be wrapped again.
+        return (type(self), (self.task_id, str(self)))
+
 
 class GetTimeoutError(RayliteError, TimeoutError):
     """``ray.get`` or ``ray.wait`` ran out of time."""
