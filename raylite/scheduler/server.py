@@ -23,7 +23,7 @@ from raylite.object_store.store import SharedMemoryStore
 from raylite.processes import pid_alive
 from raylite.protocol import common_pb2, node_pb2, node_pb2_grpc, objects_pb2, objects_pb2_grpc
 from raylite.protocol.channels import advertised_host, bind, make_server
-from raylite.scheduler import resources as res
+from raylite.scheduler.placement import Peer
 from raylite.scheduler.state import Grant, KillWorker, LeaseAsk, Reject, SchedulerState, StartWorker
 from raylite.scheduler.worker_pool import WorkerProcesses, worker_env
 
@@ -39,7 +39,7 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer, objects_pb2_grpc.Object
     def __init__(self, cfg, procs: WorkerProcesses | None = None, prestarted: list | None = None):
         self.cfg = cfg
         self.node_id = cfg.node_id
-        self.state = SchedulerState(cfg.resources)
+        self.state = SchedulerState(cfg.resources, node_id=cfg.node_id)
         self.store = SharedMemoryStore(cfg.session.shm_dir(cfg.node_id), cfg.object_store_memory,
                                        os.path.join(cfg.session.spill, cfg.node_id[:8]))
         self.procs = procs or WorkerProcesses(worker_env(cfg), cfg.session.logs)
@@ -55,7 +55,6 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer, objects_pb2_grpc.Object
         self.drivers: dict[str, int] = {}
         self._nodes_cache: dict = {}
         self._nodes_read_at = 0.0
-        self._spread_turn = -1
 
     # ---- actions -------------------------------------------------------------------
     def apply(self, actions: list) -> None:
@@ -119,25 +118,11 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer, objects_pb2_grpc.Object
 
     async def RequestLease(self, request, context):
         resources = dict(request.resources)
-        if request.strategy and not request.spilled:
-            target, error = self._strategy_target(request.strategy, resources)
-            if error:
-                return node_pb2.LeaseReply(rejected=True, error=error)
-            if target:
-                return node_pb2.LeaseReply(spill_to=target)
-            if request.strategy.startswith("NODE:") and request.strategy.endswith(":hard"):
-                request.spilled = True  # pinned here: never spill on load
-        if not request.spilled:
-            # Bottom-up: run here if this node can; otherwise spill to a node that has
-            # the resources (infeasible here) or has them free right now (busy here).
-            if self.state.infeasible(resources):
-                target = self._spill_target(resources, free_now=False)
-            elif not self.state.can_grant_now(resources):
-                target = self._spill_target(resources, free_now=True)
-            else:
-                target = ""
-            if target:
-                return node_pb2.LeaseReply(spill_to=target)
+        placement = self.state.place(resources, request.strategy, request.spilled, self._peers)
+        if placement.error:
+            return node_pb2.LeaseReply(rejected=True, error=placement.error)
+        if placement.spill_to:
+            return node_pb2.LeaseReply(spill_to=placement.spill_to)
         rid = next(self.request_ids)
         fut = asyncio.get_running_loop().create_future()
         self.waiters[rid] = fut
@@ -164,29 +149,6 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer, objects_pb2_grpc.Object
         return node_pb2.LeaseReply(lease_id=outcome.lease_id, worker=self.addresses[outcome.worker_id],
                                    gpu_ids=outcome.gpu_ids)
 
-    def _strategy_target(self, strategy: str, resources: dict) -> tuple[str, str]:
-        """(address to spill to, error) under an explicit scheduling strategy."""
-        nodes = self._alive_nodes()
-        if strategy == "SPREAD":
-            # Round-robin over the nodes that could run it, this one included.
-            candidates = sorted(n for n, info in nodes.items()
-                                if res.fits(resources, info.get("resources", {})))
-            if not candidates:
-                return "", ""
-            self._spread_turn = (self._spread_turn + 1) % len(candidates)
-            chosen = candidates[self._spread_turn]
-            return ("" if chosen == self.node_id else nodes[chosen]["address"]), ""
-        _, node_id, mode = strategy.split(":")
-        if node_id == self.node_id:
-            return "", ""
-        info = nodes.get(node_id)
-        if info is not None and res.feasible(resources, info.get("resources", {})):
-            return info["address"], ""
-        if mode == "soft":
-            return "", ""
-        return "", (f"NodeAffinitySchedulingStrategy(node_id={node_id!r}, soft=False): that node "
-                     f"is not alive or lacks {resources}")
-
     def _alive_nodes(self) -> dict:
         now = time.time()
         if now - self._nodes_read_at > 0.5:  # the node table, read at most twice a second
@@ -198,16 +160,10 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer, objects_pb2_grpc.Object
         return {n: info for n, info in self._nodes_cache.items()
                 if info.get("alive", True) and now - info["last_heartbeat"] <= 10}
 
-    def _spill_target(self, resources: dict, free_now: bool) -> str:
-        """Address of another alive node that has ``resources`` (free at its last
-        heartbeat when ``free_now``); "" when there is none."""
-        for node_id, info in self._alive_nodes().items():
-            if node_id == self.node_id:
-                continue
-            pool = info.get("available", {}) if free_now else info.get("resources", {})
-            if res.fits(resources, pool):
-                return info["address"]
-        return ""
+    def _peers(self) -> list[Peer]:
+        """The alive nodes as placement decisions take them (see peer_from_node)."""
+        return [peer_from_node(node_id, info, self.node_id)
+                for node_id, info in self._alive_nodes().items()]
 
     async def ReturnLease(self, request, context):
         self.apply(self.state.lease_returned(request.lease_id, request.kill_worker, time.monotonic()))
@@ -343,6 +299,12 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer, objects_pb2_grpc.Object
                 os.kill(self.cfg.redis_pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
+
+
+def peer_from_node(node_id: str, info: dict, self_id: str) -> Peer:
+    """A node-table entry (as GcsClient.nodes() returns it) as placement sees it."""
+    return Peer(node_id, info["address"], info.get("resources", {}), info.get("available", {}),
+                is_self=node_id == self_id)
 
 
 async def serve(cfg, procs: WorkerProcesses | None = None, prestarted: list | None = None) -> None:
