@@ -1,9 +1,10 @@
-"""The node scheduler process: a gRPC shell around SchedulerState and the object store.
+"""The node scheduler process: a gRPC shell around SchedulerState.
 
-It grants worker leases (the submitter then streams tasks straight to the worker),
-starts and reaps worker processes, serves the node's shared-memory store, beats a
-heartbeat into the GCS, and — for the embedded cluster — tears everything down
-when the driver that started it goes away.
+It grants worker leases (the submitter then streams tasks straight to the worker) or
+spills them to another node (SchedulerState.place decides), starts and reaps worker
+processes, owns the node's shared-memory store and registers its service
+(raylite.object_store.service), beats a heartbeat into the GCS, and — for the
+embedded cluster — tears everything down when the driver that started it goes away.
 """
 from __future__ import annotations
 
@@ -15,13 +16,10 @@ import signal
 import time
 import uuid
 
-import grpc
-
-from raylite.exceptions import ObjectStoreFullError
-from raylite.gcs import keys
+from raylite.object_store.service import ObjectStoreService
 from raylite.object_store.store import SharedMemoryStore
 from raylite.processes import pid_alive
-from raylite.protocol import common_pb2, node_pb2, node_pb2_grpc, objects_pb2, objects_pb2_grpc
+from raylite.protocol import common_pb2, node_pb2, node_pb2_grpc, objects_pb2_grpc
 from raylite.protocol.channels import advertised_host, bind, make_server
 from raylite.scheduler.placement import Peer
 from raylite.scheduler.state import Grant, KillWorker, LeaseAsk, Reject, SchedulerState, StartWorker
@@ -29,12 +27,11 @@ from raylite.scheduler.worker_pool import WorkerProcesses, worker_env
 
 log = logging.getLogger("raylite.scheduler")
 
-CHUNK = 4 << 20
 HEARTBEAT_S = 1.0
 IDLE_WORKER_TIMEOUT_S = 10.0
 
 
-class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer, objects_pb2_grpc.ObjectStoreServicer):
+class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
 
     def __init__(self, cfg, procs: WorkerProcesses | None = None, prestarted: list | None = None):
         self.cfg = cfg
@@ -42,6 +39,7 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer, objects_pb2_grpc.Object
         self.state = SchedulerState(cfg.resources, node_id=cfg.node_id)
         self.store = SharedMemoryStore(cfg.session.shm_dir(cfg.node_id), cfg.object_store_memory,
                                        os.path.join(cfg.session.spill, cfg.node_id[:8]))
+        self.object_service = ObjectStoreService(self.store, cfg.node_id)
         self.procs = procs or WorkerProcesses(worker_env(cfg), cfg.session.logs)
         self.addresses: dict[str, common_pb2.Address] = {}
         self.waiters: dict[int, asyncio.Future] = {}
@@ -208,50 +206,6 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer, objects_pb2_grpc.Object
         asyncio.get_running_loop().call_later(0.01, self.stopping.set)
         return common_pb2.Empty()
 
-    # ---- ObjectStore service ------------------------------------------------------
-    async def Create(self, request, context):
-        try:
-            path, reused = self.store.create(request.id.hex(), request.size, owner=request.owner,
-                                             secondary=request.secondary)
-        except ObjectStoreFullError as exc:
-            return objects_pb2.CreateReply(error=str(exc))
-        return objects_pb2.CreateReply(path=path, reused=reused)
-
-    async def Seal(self, request, context):
-        hex_id = request.id.hex()
-        self.store.seal(hex_id, request.size)
-        if self.gcs is not None:  # the object directory, written off the hot path
-            self.gcs.buffer("sadd", keys.object_locations(hex_id), self.node_id)
-        return common_pb2.Empty()
-
-    async def Delete(self, request, context):
-        for oid in request.ids:
-            self.store.delete(oid.hex())
-            if self.gcs is not None:
-                self.gcs.buffer("srem", keys.object_locations(oid.hex()), self.node_id)
-        return common_pb2.Empty()
-
-    async def Locate(self, request, context):
-        try:
-            path = self.store.locate(request.id.hex())
-        except ObjectStoreFullError:
-            path = None
-        if path is None:
-            return objects_pb2.LocateReply()
-        return objects_pb2.LocateReply(path=path, size=self.store.objects[request.id.hex()].size)
-
-    async def Pull(self, request, context):
-        path = self.store.locate(request.id.hex())
-        if path is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"object {request.id.hex()} not here")
-        with open(path, "rb") as f:
-            total = os.fstat(f.fileno()).st_size
-            offset = 0
-            while offset < total:
-                data = f.read(CHUNK)
-                yield objects_pb2.Chunk(offset=offset, total=total, data=data)
-                offset += len(data)
-
     # ---- background loops -------------------------------------------------------------
     async def watch_processes(self) -> None:
         last_reap = time.monotonic()
@@ -311,7 +265,7 @@ async def serve(cfg, procs: WorkerProcesses | None = None, prestarted: list | No
     scheduler = NodeScheduler(cfg, procs, prestarted)
     server = make_server(cfg.token)
     node_pb2_grpc.add_NodeSchedulerServicer_to_server(scheduler, server)
-    objects_pb2_grpc.add_ObjectStoreServicer_to_server(scheduler, server)
+    objects_pb2_grpc.add_ObjectStoreServicer_to_server(scheduler.object_service, server)
     uds_path = cfg.session.scheduler_socket(cfg.node_id)
     scheduler.tcp_address, uds = bind(server, cfg.host, uds_path)
     await server.start()
@@ -320,6 +274,7 @@ async def serve(cfg, procs: WorkerProcesses | None = None, prestarted: list | No
         loop.add_signal_handler(sig, scheduler.stopping.set)
     from raylite.gcs.client import GcsClient  # after the socket is up: drivers wait on it
     scheduler.gcs = GcsClient(cfg.gcs_address, cfg.redis_password, cfg.gcs_socket)
+    scheduler.object_service.gcs = scheduler.gcs
     scheduler.gcs.register_node(cfg.node_id, {
         "node_id": cfg.node_id, "address": scheduler.tcp_address, "uds": uds,
         "host": advertised_host(cfg.host), "resources": cfg.resources, "alive": True, "pid": os.getpid(),
