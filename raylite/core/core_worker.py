@@ -21,7 +21,7 @@ from raylite.core.executor import ArgPlaceholder, Executor
 from raylite.core.function_manager import FunctionManager
 from raylite.core.memory_store import MemoryStore
 from raylite.core.object_manager import ObjectManagerMixin, _quiet
-from raylite.core.object_io import ObjectIO
+from raylite.object_store.client import ObjectIO
 from raylite.core.object_ref import ObjectRef
 from raylite.core.reference_counter import ReferenceCounter
 from raylite.core.submitter import TaskEntry, TaskSubmitter

@@ -1,5 +1,6 @@
 """The object half of the core worker: put/get/wait, values kept by their owner,
-borrowed values fetched from owners, reference-driven freeing, and cross-node pulls.
+borrowed values fetched from owners, reference-driven freeing; cross-node pulls are
+raylite.object_store.transfer's, given this worker's node table and channels.
 
 A mixin of CoreWorker (it uses the worker's loop, stores, stubs and address)."""
 from __future__ import annotations
@@ -11,6 +12,7 @@ import grpc
 from raylite import exceptions as exc
 from raylite.core.object_ref import ObjectRef
 from raylite.ids import object_id_for
+from raylite.object_store.transfer import pull_object
 from raylite.protocol import common_pb2, node_pb2, objects_pb2_grpc, worker_pb2, worker_pb2_grpc
 from raylite.protocol.channels import AuthedStub, pick_target, sync_channel
 from raylite.serialization import serialize
@@ -87,23 +89,21 @@ class ObjectManagerMixin:
                 pass
 
     def _pull_remote(self, value: common_pb2.ObjectValue) -> None:
-        """Copy an object from the store of the node holding it into this node's store,
-        in chunks over the ObjectStore.Pull stream. Raises ObjectLostError if it is gone."""
-        from raylite.protocol import objects_pb2
-        node = self.gcs.nodes().get(value.node_id)
-        if node is None or not node.get("alive", True):
-            raise exc.ObjectLostError(value.id.hex(), f"Object {value.id.hex()} lived on node "
-                                                      f"{value.node_id[:8]}, which is gone.")
-        channel = self._sync_channels.get(node["address"])
+        """Copy an object from the node holding it into this node's store (see
+        raylite.object_store.transfer). Raises ObjectLostError if it is gone."""
+        pull_object(value, self.io, self.token, self._node_address, self._sync_channel)
+
+    def _node_address(self, node_id: str) -> str:
+        """Where node ``node_id``'s scheduler listens; "" when it is not alive."""
+        node = self.gcs.nodes().get(node_id)
+        return node["address"] if node is not None and node.get("alive", True) else ""
+
+    def _sync_channel(self, target: str):
+        """A cached sync channel to ``target`` (closed at shutdown with the others)."""
+        channel = self._sync_channels.get(target)
         if channel is None:
-            channel = self._sync_channels[node["address"]] = sync_channel(node["address"])
-        stub = AuthedStub(objects_pb2_grpc.ObjectStoreStub(channel), self.token)
-        try:
-            chunks = stub.Pull(objects_pb2.PullRequest(id=value.id))
-            self.io.write_raw(value.id, (c.data for c in chunks), value.size)
-        except grpc.RpcError as err:
-            raise exc.ObjectLostError(value.id.hex(), f"Could not fetch object {value.id.hex()} "
-                                                      f"from node {value.node_id[:8]}: {err.code().name}") from err
+            channel = self._sync_channels[target] = sync_channel(target)
+        return channel
 
     def register_borrow(self, object_id: bytes, owner_bytes: bytes) -> None:
         """A ref owned elsewhere arrived here: tell its owner before using it.
@@ -133,10 +133,7 @@ class ObjectManagerMixin:
         return owner
 
     def _sync_peer(self, address: common_pb2.Address):
-        target = pick_target(address, self.node_id)
-        channel = self._sync_channels.get(target)
-        if channel is None:
-            channel = self._sync_channels[target] = sync_channel(target)
+        channel = self._sync_channel(pick_target(address, self.node_id))
         return AuthedStub(worker_pb2_grpc.CoreWorkerStub(channel), self.token)
 
     def finish_task(self, spec, returns) -> None:

@@ -1,9 +1,10 @@
-"""The node scheduler process: a gRPC shell around SchedulerState and the object store.
+"""The node scheduler process: a gRPC shell around SchedulerState.
 
-It grants worker leases (the submitter then streams tasks straight to the worker),
-starts and reaps worker processes, serves the node's shared-memory store, beats a
-heartbeat into the GCS, and — for the embedded cluster — tears everything down
-when the driver that started it goes away.
+It grants worker leases (the submitter then streams tasks straight to the worker) or
+spills them to another node (SchedulerState.place decides), starts and reaps worker
+processes, owns the node's shared-memory store and registers its service
+(raylite.object_store.service), beats a heartbeat into the GCS, and — for the
+embedded cluster — tears everything down when the driver that started it goes away.
 """
 from __future__ import annotations
 
@@ -15,33 +16,30 @@ import signal
 import time
 import uuid
 
-import grpc
-
-from raylite.exceptions import ObjectStoreFullError
-from raylite.gcs import keys
+from raylite.object_store.service import ObjectStoreService
 from raylite.object_store.store import SharedMemoryStore
 from raylite.processes import pid_alive
-from raylite.protocol import common_pb2, node_pb2, node_pb2_grpc, objects_pb2, objects_pb2_grpc
+from raylite.protocol import common_pb2, node_pb2, node_pb2_grpc, objects_pb2_grpc
 from raylite.protocol.channels import advertised_host, bind, make_server
-from raylite.scheduler import resources as res
+from raylite.scheduler.placement import Peer
 from raylite.scheduler.state import Grant, KillWorker, LeaseAsk, Reject, SchedulerState, StartWorker
 from raylite.scheduler.worker_pool import WorkerProcesses, worker_env
 
 log = logging.getLogger("raylite.scheduler")
 
-CHUNK = 4 << 20
 HEARTBEAT_S = 1.0
 IDLE_WORKER_TIMEOUT_S = 10.0
 
 
-class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer, objects_pb2_grpc.ObjectStoreServicer):
+class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
 
     def __init__(self, cfg, procs: WorkerProcesses | None = None, prestarted: list | None = None):
         self.cfg = cfg
         self.node_id = cfg.node_id
-        self.state = SchedulerState(cfg.resources)
+        self.state = SchedulerState(cfg.resources, node_id=cfg.node_id)
         self.store = SharedMemoryStore(cfg.session.shm_dir(cfg.node_id), cfg.object_store_memory,
                                        os.path.join(cfg.session.spill, cfg.node_id[:8]))
+        self.object_service = ObjectStoreService(self.store, cfg.node_id)
         self.procs = procs or WorkerProcesses(worker_env(cfg), cfg.session.logs)
         self.addresses: dict[str, common_pb2.Address] = {}
         self.waiters: dict[int, asyncio.Future] = {}
@@ -55,7 +53,6 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer, objects_pb2_grpc.Object
         self.drivers: dict[str, int] = {}
         self._nodes_cache: dict = {}
         self._nodes_read_at = 0.0
-        self._spread_turn = -1
 
     # ---- actions -------------------------------------------------------------------
     def apply(self, actions: list) -> None:
@@ -119,25 +116,11 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer, objects_pb2_grpc.Object
 
     async def RequestLease(self, request, context):
         resources = dict(request.resources)
-        if request.strategy and not request.spilled:
-            target, error = self._strategy_target(request.strategy, resources)
-            if error:
-                return node_pb2.LeaseReply(rejected=True, error=error)
-            if target:
-                return node_pb2.LeaseReply(spill_to=target)
-            if request.strategy.startswith("NODE:") and request.strategy.endswith(":hard"):
-                request.spilled = True  # pinned here: never spill on load
-        if not request.spilled:
-            # Bottom-up: run here if this node can; otherwise spill to a node that has
-            # the resources (infeasible here) or has them free right now (busy here).
-            if self.state.infeasible(resources):
-                target = self._spill_target(resources, free_now=False)
-            elif not self.state.can_grant_now(resources):
-                target = self._spill_target(resources, free_now=True)
-            else:
-                target = ""
-            if target:
-                return node_pb2.LeaseReply(spill_to=target)
+        placement = self.state.place(resources, request.strategy, request.spilled, self._peers)
+        if placement.error:
+            return node_pb2.LeaseReply(rejected=True, error=placement.error)
+        if placement.spill_to:
+            return node_pb2.LeaseReply(spill_to=placement.spill_to)
         rid = next(self.request_ids)
         fut = asyncio.get_running_loop().create_future()
         self.waiters[rid] = fut
@@ -164,29 +147,6 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer, objects_pb2_grpc.Object
         return node_pb2.LeaseReply(lease_id=outcome.lease_id, worker=self.addresses[outcome.worker_id],
                                    gpu_ids=outcome.gpu_ids)
 
-    def _strategy_target(self, strategy: str, resources: dict) -> tuple[str, str]:
-        """(address to spill to, error) under an explicit scheduling strategy."""
-        nodes = self._alive_nodes()
-        if strategy == "SPREAD":
-            # Round-robin over the nodes that could run it, this one included.
-            candidates = sorted(n for n, info in nodes.items()
-                                if res.fits(resources, info.get("resources", {})))
-            if not candidates:
-                return "", ""
-            self._spread_turn = (self._spread_turn + 1) % len(candidates)
-            chosen = candidates[self._spread_turn]
-            return ("" if chosen == self.node_id else nodes[chosen]["address"]), ""
-        _, node_id, mode = strategy.split(":")
-        if node_id == self.node_id:
-            return "", ""
-        info = nodes.get(node_id)
-        if info is not None and res.feasible(resources, info.get("resources", {})):
-            return info["address"], ""
-        if mode == "soft":
-            return "", ""
-        return "", (f"NodeAffinitySchedulingStrategy(node_id={node_id!r}, soft=False): that node "
-                     f"is not alive or lacks {resources}")
-
     def _alive_nodes(self) -> dict:
         now = time.time()
         if now - self._nodes_read_at > 0.5:  # the node table, read at most twice a second
@@ -198,16 +158,10 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer, objects_pb2_grpc.Object
         return {n: info for n, info in self._nodes_cache.items()
                 if info.get("alive", True) and now - info["last_heartbeat"] <= 10}
 
-    def _spill_target(self, resources: dict, free_now: bool) -> str:
-        """Address of another alive node that has ``resources`` (free at its last
-        heartbeat when ``free_now``); "" when there is none."""
-        for node_id, info in self._alive_nodes().items():
-            if node_id == self.node_id:
-                continue
-            pool = info.get("available", {}) if free_now else info.get("resources", {})
-            if res.fits(resources, pool):
-                return info["address"]
-        return ""
+    def _peers(self) -> list[Peer]:
+        """The alive nodes as placement decisions take them (see peer_from_node)."""
+        return [peer_from_node(node_id, info, self.node_id)
+                for node_id, info in self._alive_nodes().items()]
 
     async def ReturnLease(self, request, context):
         self.apply(self.state.lease_returned(request.lease_id, request.kill_worker, time.monotonic()))
@@ -251,50 +205,6 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer, objects_pb2_grpc.Object
     async def Shutdown(self, request, context):
         asyncio.get_running_loop().call_later(0.01, self.stopping.set)
         return common_pb2.Empty()
-
-    # ---- ObjectStore service ------------------------------------------------------
-    async def Create(self, request, context):
-        try:
-            path, reused = self.store.create(request.id.hex(), request.size, owner=request.owner,
-                                             secondary=request.secondary)
-        except ObjectStoreFullError as exc:
-            return objects_pb2.CreateReply(error=str(exc))
-        return objects_pb2.CreateReply(path=path, reused=reused)
-
-    async def Seal(self, request, context):
-        hex_id = request.id.hex()
-        self.store.seal(hex_id, request.size)
-        if self.gcs is not None:  # the object directory, written off the hot path
-            self.gcs.buffer("sadd", keys.object_locations(hex_id), self.node_id)
-        return common_pb2.Empty()
-
-    async def Delete(self, request, context):
-        for oid in request.ids:
-            self.store.delete(oid.hex())
-            if self.gcs is not None:
-                self.gcs.buffer("srem", keys.object_locations(oid.hex()), self.node_id)
-        return common_pb2.Empty()
-
-    async def Locate(self, request, context):
-        try:
-            path = self.store.locate(request.id.hex())
-        except ObjectStoreFullError:
-            path = None
-        if path is None:
-            return objects_pb2.LocateReply()
-        return objects_pb2.LocateReply(path=path, size=self.store.objects[request.id.hex()].size)
-
-    async def Pull(self, request, context):
-        path = self.store.locate(request.id.hex())
-        if path is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"object {request.id.hex()} not here")
-        with open(path, "rb") as f:
-            total = os.fstat(f.fileno()).st_size
-            offset = 0
-            while offset < total:
-                data = f.read(CHUNK)
-                yield objects_pb2.Chunk(offset=offset, total=total, data=data)
-                offset += len(data)
 
     # ---- background loops -------------------------------------------------------------
     async def watch_processes(self) -> None:
@@ -345,11 +255,17 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer, objects_pb2_grpc.Object
                 pass
 
 
+def peer_from_node(node_id: str, info: dict, self_id: str) -> Peer:
+    """A node-table entry (as GcsClient.nodes() returns it) as placement sees it."""
+    return Peer(node_id, info["address"], info.get("resources", {}), info.get("available", {}),
+                is_self=node_id == self_id)
+
+
 async def serve(cfg, procs: WorkerProcesses | None = None, prestarted: list | None = None) -> None:
     scheduler = NodeScheduler(cfg, procs, prestarted)
     server = make_server(cfg.token)
     node_pb2_grpc.add_NodeSchedulerServicer_to_server(scheduler, server)
-    objects_pb2_grpc.add_ObjectStoreServicer_to_server(scheduler, server)
+    objects_pb2_grpc.add_ObjectStoreServicer_to_server(scheduler.object_service, server)
     uds_path = cfg.session.scheduler_socket(cfg.node_id)
     scheduler.tcp_address, uds = bind(server, cfg.host, uds_path)
     await server.start()
@@ -358,6 +274,7 @@ async def serve(cfg, procs: WorkerProcesses | None = None, prestarted: list | No
         loop.add_signal_handler(sig, scheduler.stopping.set)
     from raylite.gcs.client import GcsClient  # after the socket is up: drivers wait on it
     scheduler.gcs = GcsClient(cfg.gcs_address, cfg.redis_password, cfg.gcs_socket)
+    scheduler.object_service.gcs = scheduler.gcs
     scheduler.gcs.register_node(cfg.node_id, {
         "node_id": cfg.node_id, "address": scheduler.tcp_address, "uds": uds,
         "host": advertised_host(cfg.host), "resources": cfg.resources, "alive": True, "pid": os.getpid(),

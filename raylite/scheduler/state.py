@@ -2,15 +2,21 @@
 
 Inputs are events (a lease is requested or returned, a worker registers, dies,
 blocks); outputs are actions the server shell carries out (grant a lease, start a
-worker, spill a request, kill a worker). Unit-tested in tests/unit/test_scheduler_state.py.
+worker, spill a request, kill a worker). Where a request should run at all (its
+scheduling strategy, spill-over to another node) is decided by ``place`` over the node
+table the shell passes in (see placement.py). Unit-tested in
+tests/unit/test_scheduler_state.py and tests/unit/test_placement.py.
 """
 from __future__ import annotations
 
 import itertools
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from raylite.scheduler import placement as pl
 from raylite.scheduler import resources as res
+from raylite.scheduler.placement import Peer, Placement
 
 
 @dataclass
@@ -69,7 +75,9 @@ class Reject:
 class SchedulerState:
     """Resources, the worker pool and the lease queue of one node."""
 
-    def __init__(self, total: dict, max_workers: int | None = None, idle_keep: int | None = None):
+    def __init__(self, total: dict, max_workers: int | None = None, idle_keep: int | None = None,
+                 node_id: str = ""):
+        self.node_id = node_id
         self.total = dict(total)
         self.available = dict(total)
         self.gpus = GpuSlotsFor(total)
@@ -80,6 +88,7 @@ class SchedulerState:
         self.idle_keep = idle_keep if idle_keep is not None else max(1, cpus)
         self.max_workers = max_workers or max(64, 8 * max(1, cpus))
         self._lease_counter = itertools.count(1)
+        self._spread_turn = -1  # SPREAD's position in its round-robin over nodes
 
     # ---- events ------------------------------------------------------------------
     def request(self, ask: LeaseAsk) -> list:
@@ -151,6 +160,51 @@ class SchedulerState:
         return self.schedule()
 
     # ---- decisions ----------------------------------------------------------------
+    def place(self, resources: dict, strategy: str, spilled: bool,
+              peers: Callable[[], list[Peer]]) -> Placement:
+        """Where a lease request for ``resources`` goes: spilled to another node,
+        rejected, or queued here (RUN_HERE).
+
+        Bottom-up as in the Ray paper: an explicit strategy is honoured first; then the
+        request runs here if this node can run it now, else it spills to a node that
+        has the resources (when this node never will) or has them free (when this one
+        is busy). A request that was already spilled to us stays. ``peers`` returns the
+        alive nodes (this one marked is_self); it is called only when the decision
+        needs the table, so a request that fits here with no strategy reads nothing.
+        """
+        table: list[Peer] | None = None
+        if strategy and not spilled:
+            table = peers()
+            if strategy == "SPREAD":
+                placement = self._spread(resources, table)
+            else:
+                _, node_id, mode = strategy.split(":")
+                placement = pl.by_affinity(node_id, mode == "soft", resources, self.node_id, table)
+            if placement is not None:
+                return placement
+            if pl.is_hard_affinity(strategy):
+                return pl.RUN_HERE  # pinned here: never spill on load
+        if spilled:
+            return pl.RUN_HERE
+        if self.infeasible(resources):
+            free_now = False
+        elif not self.can_grant_now(resources):
+            free_now = True
+        else:
+            return pl.RUN_HERE
+        target = pl.spill_target(resources, table if table is not None else peers(), free_now)
+        return Placement(spill_to=target) if target else pl.RUN_HERE
+
+    def _spread(self, resources: dict, table: list[Peer]) -> Placement | None:
+        """SPREAD: round-robin over the nodes that could run it, this one included.
+        None when the turn falls on this node (or no node fits): placed as DEFAULT."""
+        candidates = pl.spread_candidates(resources, table)
+        if not candidates:
+            return None
+        self._spread_turn = (self._spread_turn + 1) % len(candidates)
+        chosen = candidates[self._spread_turn]
+        return None if chosen.is_self else Placement(spill_to=chosen.address)
+
     def schedule(self) -> list:
         """Grant what fits, in arrival order, skipping asks that do not fit yet."""
         actions: list = []

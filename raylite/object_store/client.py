@@ -1,4 +1,5 @@
-"""Writing values into, and reading them out of, the node's shared-memory store.
+"""The store's client: writing values into, and reading them out of, the node's
+shared-memory store (used by every core worker on the node).
 
 Small values stay inline (bytes in messages, kept by their owner). Large ones are
 written once into a file under the store directory and read back through mmap, so
