@@ -83,7 +83,7 @@ class ActorManager:
             self.callers[actor_id] = caller
             if name or detached:
                 self.keep_alive.add(actor_id)
-        worker.loop.call_soon_threadsafe(caller._ensure_connected)
+        worker.loop.call_soon_threadsafe(caller.start)
         return ActorHandle(actor_id, actor_class._meta, actor_class._name)
 
     def _claim_name(self, namespace: str, name: str, actor_id: bytes) -> str | None:
@@ -122,7 +122,7 @@ class ActorManager:
         """Cancel an actor call if ``ref`` came from one; False when it did not."""
         task_id = ref.task_id()
         for caller in list(self.callers.values()):
-            if task_id in caller.in_flight or any(c.spec.task_id == task_id for c in caller.queue):
+            if caller.sm.has_call(task_id):
                 self.worker.loop.call_soon_threadsafe(caller.cancel, task_id, force)
                 return True
         return False

@@ -14,6 +14,7 @@ import time
 import traceback
 
 from raylite.core.actor_runtime import TERMINATE, ActorExit, ActorRuntime
+from raylite.core.object_ref import ObjectRef
 from raylite.exceptions import RayTaskError
 from raylite.ids import spec_return_ids
 from raylite.protocol import common_pb2
@@ -54,6 +55,7 @@ class Executor:
         self._lock = threading.Lock()
         self.actor = ActorRuntime()
         self.exiting = False
+        self.exit_code = 0      # non-zero: the actor ends as if it crashed (sys.exit(n))
         self.waiting: dict[bytes, object] = {}   # queued task id -> its reply callback
 
     def install_signal_handler(self) -> None:
@@ -109,7 +111,8 @@ class Executor:
                 self._dispatch_concurrent(reply_to, spec)
                 continue
             result = self.execute(spec)
-            reply_to(result)
+            if not self.exit_code:
+                reply_to(result)
             if self.exiting:
                 self._exit_process()
 
@@ -123,13 +126,16 @@ class Executor:
                         result = await self.execute_async(spec)
                     finally:
                         self.actor.async_tasks.pop(spec.task_id, None)
-                reply_to(result)
+                if not self.exit_code:
+                    reply_to(result)
                 if self.exiting:
                     self._exit_process()
             asyncio.run_coroutine_threadsafe(run(), self.actor.loop)
         else:
             def run():
-                reply_to(self.execute(spec))
+                result = self.execute(spec)
+                if not self.exit_code:
+                    reply_to(result)
                 if self.exiting:
                     self._exit_process()
             self.actor.pool.submit(run)
@@ -138,7 +144,7 @@ class Executor:
         # Let the reply reach the caller, then leave without running atexit hooks.
         time.sleep(0.1)
         _flush_stdio()
-        os._exit(0)
+        os._exit(self.exit_code)
 
     def _call(self, spec, args, kwargs):
         """Run the function, constructor or method a spec names; returns its value."""
@@ -154,14 +160,26 @@ class Executor:
             return None
         return target(*args, **kwargs)
 
-    def _exit_result(self, spec) -> common_pb2.TaskResult:
+    def _exit_result(self, spec, reason: str = "") -> common_pb2.TaskResult:
         """The actor ends on purpose: as in Ray, the call that ended it reports the
         actor's death, and the actor is not restarted."""
-        reason = ("__ray_terminate__ was called" if spec.method == TERMINATE
-                  else "exit_actor() was called")
+        reason = reason or ("__ray_terminate__ was called" if spec.method == TERMINATE
+                            else "exit_actor() was called")
         self.worker.record_actor_exit(reason)
         return common_pb2.TaskResult(task_id=spec.task_id, status=common_pb2.TASK_ACTOR_DEAD,
                                      message=f"The actor exited intentionally: {reason}.")
+
+    def _system_exit_result(self, spec, err: SystemExit) -> common_pb2.TaskResult:
+        """sys.exit() in an actor method ends the actor, as in Ray: with code 0 (or
+        none) on purpose and for good; with another code as if the process crashed
+        (no reply: the caller sees the stream break, and the owner may restart it)."""
+        self.exiting = True
+        code = err.code
+        if code is None or code == 0:
+            return self._exit_result(spec, "sys.exit() was called")
+        self.exit_code = code if isinstance(code, int) else 1
+        return common_pb2.TaskResult(task_id=spec.task_id, status=common_pb2.TASK_ACTOR_DEAD,
+                                     message=f"The actor exited with sys.exit({code!r}).")
 
     async def execute_async(self, spec) -> common_pb2.TaskResult:
         """Run an async actor's method on the actor's event loop."""
@@ -171,7 +189,7 @@ class Executor:
             if spec.method == TERMINATE:
                 raise ActorExit(0)
             value = getattr(self.actor.instance, spec.method)(*args, **kwargs)
-            if inspect.isawaitable(value):
+            if inspect.isawaitable(value) and not isinstance(value, ObjectRef):
                 value = await value
             result = common_pb2.TaskResult(task_id=spec.task_id, returns=self.pack_returns(spec, value))
         except asyncio.CancelledError:
@@ -179,6 +197,8 @@ class Executor:
         except ActorExit:
             self.exiting = True
             result = self._exit_result(spec)
+        except SystemExit as err:
+            result = self._system_exit_result(spec, err)
         except BaseException as err:  # noqa: BLE001
             result = self.error_result(spec, err)
         result.duration = time.perf_counter() - started
@@ -199,7 +219,9 @@ class Executor:
         try:
             args, kwargs = self.load_args(spec)
             value = self._call(spec, args, kwargs)
-            if spec.type == common_pb2.ACTOR_TASK and inspect.isawaitable(value):
+            # An ObjectRef is awaitable too, but a returned ref travels as a ref (as in Ray).
+            if spec.type == common_pb2.ACTOR_TASK and inspect.isawaitable(value) \
+                    and not isinstance(value, ObjectRef):
                 value = asyncio.run(_await(value))
             returns = self.pack_returns(spec, value)
             result = common_pb2.TaskResult(task_id=task_id, returns=returns)
@@ -213,6 +235,11 @@ class Executor:
                 result = self.error_result(spec, KeyboardInterrupt())
             else:
                 result = common_pb2.TaskResult(task_id=task_id, status=common_pb2.TASK_CANCELLED)
+        except SystemExit as err:
+            if spec.type == common_pb2.ACTOR_TASK:
+                result = self._system_exit_result(spec, err)
+            else:
+                result = self.error_result(spec, err)
         except BaseException as err:  # noqa: BLE001 - every user error travels back
             result = self.error_result(spec, err)
             if spec.type == common_pb2.ACTOR_CREATION_TASK:

@@ -161,6 +161,10 @@ class GcsClient:
     def all_actors(self) -> dict[str, dict]:
         return {k.decode(): msgpack.unpackb(v) for k, v in self._redis.hgetall(keys.ACTORS).items()}
 
+    def record_actor_exit(self, actor_id_hex: str, reason: str) -> None:
+        """Note that the actor ended on purpose (so it is not restarted), and why."""
+        self._redis.hset(keys.ACTOR_EXITS, actor_id_hex, reason)
+
     def claim_actor_name(self, namespace: str, name: str, actor_id_hex: str) -> str:
         """Atomically bind a name; returns the id now bound (ours or an existing one)."""
         field = keys.actor_name_key(namespace, name)

@@ -96,6 +96,12 @@ class Counter:
     def leave(self):
         raylite.actor.exit_actor()
 
+    def quit(self, code=None):
+        sys.exit(code)
+
+    def make_ref(self, value):
+        return ray.put(value)
+
     @ray.method(num_returns=2)
     def pair(self, x):
         return x, x * 10
@@ -290,6 +296,9 @@ class AsyncActor:
 
     async def await_fresh(self, x):
         return await square.remote(x)          # a ref nobody else holds
+
+    async def make_ref(self, value):
+        return ray.put(value)
 
 
 def test_async_actor_overlaps_calls_default_limit():
@@ -513,6 +522,42 @@ def test_exit_actor_call_raises_like_ray():
     get(c.pid.remote())
     with pytest.raises(RayActorError):
         get(c.leave.remote())
+
+
+def test_sys_exit_ends_actor_for_good_like_ray():
+    # As in Ray: sys.exit() (code 0 or none) is an intentional exit, never restarted.
+    c = Counter.options(max_restarts=2).remote()
+    pid = get(c.pid.remote())
+    with pytest.raises(ActorDiedError, match="exit"):
+        get(c.quit.remote())
+    wait_until(lambda: not pid_alive(pid), what="exited actor process exits")
+    with pytest.raises(ActorDiedError, match="exit"):
+        get(c.inc.remote())
+    wait_until(lambda: actor_record(c)["state"] == "DEAD", what="DEAD in the actor table")
+
+
+def test_sys_exit_with_error_code_is_a_crash_and_restarts():
+    c = Counter.options(max_restarts=1).remote()
+    pid = get(c.pid.remote())
+    with pytest.raises(RayActorError):
+        get(c.quit.remote(3))
+    assert get(c.inc.remote()) == 1            # a fresh instance
+    assert get(c.pid.remote()) != pid
+    with pytest.raises(RayActorError):
+        get(c.quit.remote(3))                  # no restarts left
+    with pytest.raises(ActorDiedError):
+        get(c.inc.remote())
+
+
+def test_ref_returned_by_actor_method_arrives_as_a_ref():
+    c = Counter.remote()
+    inner = get(c.make_ref.remote("payload"))
+    assert isinstance(inner, ray.ObjectRef)
+    assert get(inner) == "payload"
+    a = AsyncActor.remote()
+    inner = get(a.make_ref.remote([1, 2]))
+    assert isinstance(inner, ray.ObjectRef)
+    assert get(inner) == [1, 2]
 
 
 @ray.remote
