@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import numbers
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 from raylite.exceptions import UnsupportedOptionError
@@ -81,8 +81,9 @@ def _check_num_returns(value) -> None:
 
 
 def _check_strategy(value) -> None:
-    from raylite.util.scheduling_strategies import encode
-    encode(value)  # raises ValueError for strategies raylite does not know
+    if value is not None:
+        from raylite.util.scheduling_strategies import encode
+        encode(value)  # raises ValueError for strategies raylite does not know
 
 
 def _is_default(value, default) -> bool:
@@ -92,10 +93,11 @@ def _is_default(value, default) -> bool:
     return default is None and isinstance(value, (dict, list, tuple)) and not value
 
 
-def _reject_unimplemented(obj, names: tuple) -> None:
-    for name in names:
-        value = getattr(obj, name)
-        if not _is_default(value, type(obj).__dataclass_fields__[name].default):
+def _reject_unimplemented(obj) -> None:
+    values = obj.__dict__
+    for name, default in obj._UNIMPLEMENTED_DEFAULTS:
+        value = values[name]
+        if value is not default and not _is_default(value, default):
             raise UnsupportedOptionError(name, value)
 
 
@@ -106,6 +108,10 @@ class _Options:
     # Accepted by Ray, not implemented by raylite: a non-default value raises.
     UNIMPLEMENTED: ClassVar[tuple] = ()
 
+    # Filled in by _declared() once the dataclass exists: lookups on the build path.
+    _NAMES: ClassVar[frozenset] = frozenset()
+    _UNIMPLEMENTED_DEFAULTS: ClassVar[tuple] = ()
+
     @classmethod
     def build(cls, given: dict, base=None):
         """``base`` (or the defaults) with ``given`` applied, validated.
@@ -113,12 +119,15 @@ class _Options:
         Raises ValueError for unknown names or bad values, TypeError for wrong
         types, UnsupportedOptionError for options raylite does not implement.
         """
-        names = {f.name for f in fields(cls)}
+        names = cls._NAMES
         for key in given:
             if key not in names:
                 raise ValueError(f"Invalid option keyword {key} for {_KIND_WORDS[cls.KIND]}. "
                                  f"Valid ones are {sorted(n for n in names if not n.startswith('_'))}.")
-        return replace(base, **given) if base is not None else cls(**given)
+        if base is None:
+            return cls(**given)
+        # As dataclasses.replace, minus its per-field bookkeeping (all fields are init=True).
+        return cls(**{**base.__dict__, **given})
 
     def as_dict(self) -> dict:
         """Field name -> value (shallow: strategy objects stay objects)."""
@@ -165,7 +174,7 @@ class TaskOptions(_Options):
             _int_at_least("max_calls", self.max_calls, 0)
         if self.max_calls == 0:  # Ray's own spelling of "no limit"
             object.__setattr__(self, "max_calls", None)
-        _reject_unimplemented(self, self.UNIMPLEMENTED)
+        _reject_unimplemented(self)
 
     def resource_request(self) -> dict:
         """The resources the task asks the scheduler for."""
@@ -219,7 +228,7 @@ class ActorOptions(_Options):
         _optional_bool("enable_task_events", self.enable_task_events)
         _int_at_least("max_pending_calls", self.max_pending_calls, -1)
         _check_strategy(self.scheduling_strategy)
-        _reject_unimplemented(self, self.UNIMPLEMENTED)
+        _reject_unimplemented(self)
 
     def placement_request(self) -> dict:
         """The resources needed to place the actor."""
@@ -261,7 +270,18 @@ class MethodOptions(_Options):
                                          "actor methods are retried only when the actor dies")
         _optional_bool("enable_task_events", self.enable_task_events)
         _optional_str("name", self.name)
-        _reject_unimplemented(self, self.UNIMPLEMENTED)
+        _reject_unimplemented(self)
+
+
+def _declared(cls):
+    cls._NAMES = frozenset(f.name for f in fields(cls))
+    cls._UNIMPLEMENTED_DEFAULTS = tuple((name, cls.__dataclass_fields__[name].default)
+                                        for name in cls.UNIMPLEMENTED)
+    return cls
+
+
+for _cls in (TaskOptions, ActorOptions, MethodOptions):
+    _declared(_cls)
 
 
 # ---- resources --------------------------------------------------------------------------
