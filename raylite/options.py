@@ -110,6 +110,7 @@ class _Options:
 
     # Filled in by _declared() once the dataclass exists: lookups on the build path.
     _NAMES: ClassVar[frozenset] = frozenset()
+    _DEFAULTS: ClassVar[dict] = {}
     _UNIMPLEMENTED_DEFAULTS: ClassVar[tuple] = ()
 
     @classmethod
@@ -120,10 +121,13 @@ class _Options:
         types, UnsupportedOptionError for options raylite does not implement.
         """
         names = cls._NAMES
-        for key in given:
+        for key, value in given.items():
             if key not in names:
                 raise ValueError(f"Invalid option keyword {key} for {_KIND_WORDS[cls.KIND]}. "
                                  f"Valid ones are {sorted(n for n in names if not n.startswith('_'))}.")
+            if value is None and cls._DEFAULTS[key] is not None:
+                # As in Ray, None stands for the option's default.
+                given = {**given, key: cls._DEFAULTS[key]}
         if base is None:
             return cls(**given)
         # As dataclasses.replace, minus its per-field bookkeeping (all fields are init=True).
@@ -275,6 +279,7 @@ class MethodOptions(_Options):
 
 def _declared(cls):
     cls._NAMES = frozenset(f.name for f in fields(cls))
+    cls._DEFAULTS = {f.name: f.default for f in fields(cls)}
     cls._UNIMPLEMENTED_DEFAULTS = tuple((name, cls.__dataclass_fields__[name].default)
                                         for name in cls.UNIMPLEMENTED)
     return cls

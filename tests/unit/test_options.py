@@ -125,6 +125,16 @@ def test_max_calls_zero_means_no_limit_as_in_ray():
     assert TaskOptions.build({"max_calls": 0}).max_calls is None
 
 
+def test_none_stands_for_the_default():
+    task = TaskOptions.build({"num_returns": None, "max_retries": None, "num_gpus": None,
+                              "retry_exceptions": None})
+    assert (task.num_returns, task.max_retries, task.num_gpus, task.retry_exceptions) == (1, 3, 0, False)
+    base = TaskOptions.build({"max_retries": 0})
+    assert TaskOptions.build({"max_retries": None}, base).max_retries == 3
+    actor = ActorOptions.build({"max_restarts": None, "max_pending_calls": None})
+    assert (actor.max_restarts, actor.max_pending_calls) == (0, -1)
+
+
 def test_options_are_frozen():
     with pytest.raises(AttributeError):
         TaskOptions().num_cpus = 2
