@@ -3,21 +3,22 @@ from __future__ import annotations
 
 import inspect
 
-from raylite import options as opts
 from raylite.core import global_state
 from raylite.core.actor_runtime import TERMINATE, ActorExit, is_async_class
+from raylite.options import ActorOptions, MethodOptions
 
 
 def _method_meta(cls) -> dict:
+    # Plain dicts per method: the core's actor manager reads and completes them.
     meta = {}
     for name, member in inspect.getmembers(cls):
         if name.startswith("__") and name.endswith("__"):
             continue
         if not (inspect.isfunction(member) or inspect.ismethod(member)):
             continue
-        options = getattr(member, "__raylite_method_options__", {})
-        meta[name] = {"num_returns": options.get("num_returns", 1),
-                      "max_task_retries": options.get("max_task_retries")}
+        options = getattr(member, "__raylite_method_options__", None) or MethodOptions()
+        meta[name] = {"num_returns": 1 if options.num_returns is None else options.num_returns,
+                      "max_task_retries": options.max_task_retries}
     meta[TERMINATE] = {"num_returns": 1, "max_task_retries": 0}
     return meta
 
@@ -25,9 +26,10 @@ def _method_meta(cls) -> dict:
 class ActorClass:
     """What ``@ray.remote`` makes of a class: ``.remote(...)`` starts an actor."""
 
-    def __init__(self, cls, options: dict):
+    def __init__(self, cls, options: dict | ActorOptions):
         self._cls = cls
-        self._options = opts.validate(dict(options), "actor")
+        # Validated once here, at decoration or .options() time.
+        self._options = options if isinstance(options, ActorOptions) else ActorOptions.build(options)
         self._name = cls.__name__
         self._meta = _method_meta(cls)
         self._is_async = is_async_class(cls)
@@ -41,10 +43,12 @@ class ActorClass:
                         f"use '{self._name}.remote()'.")
 
     def options(self, **options) -> "ActorClass":
-        """A copy with options overridden. Raises ValueError/TypeError for bad options."""
-        merged = dict(self._options)
-        merged.update(options)
-        return ActorClass(self._cls, merged)
+        """A copy with options overridden.
+
+        Raises ValueError/TypeError for bad options and UnsupportedOptionError (a
+        ValueError) for options raylite does not implement.
+        """
+        return ActorClass(self._cls, ActorOptions.build(options, self._options))
 
     def remote(self, *args, **kwargs) -> "ActorHandle":
         """Start the actor; returns its handle at once (creation is asynchronous).
@@ -53,9 +57,8 @@ class ActorClass:
         TypeError when an argument cannot be serialized.
         """
         from raylite.core.core_worker import caller_site
-        merged = dict(opts.ACTOR_DEFAULTS)
-        merged.update(self._options)
-        return global_state.get_worker().actors.create(self, args, kwargs, merged, caller_site())
+        return global_state.get_worker().actors.create(self, args, kwargs, self._options.as_dict(),
+                                                       caller_site())
 
     def bind(self, *args, **kwargs):
         from raylite.dag import ClassNode
@@ -123,27 +126,36 @@ def _rebuild_handle(actor_id, meta, class_name):
 class ActorMethod:
     """``handle.method``: call ``.remote(...)`` to run it on the actor."""
 
-    def __init__(self, handle: ActorHandle, name: str, meta: dict, overrides: dict | None = None):
+    def __init__(self, handle: ActorHandle, name: str, meta: dict,
+                 overrides: MethodOptions | None = None):
         self._handle = handle
         self._name = name
         self._meta = meta
-        self._overrides = overrides or {}
+        self._overrides = overrides
 
     def __call__(self, *args, **kwargs):
         raise TypeError(f"Actor methods cannot be called directly. Instead of running "
                         f"'object.{self._name}()', try 'object.{self._name}.remote()'.")
 
     def options(self, **options) -> "ActorMethod":
-        opts.validate(options, "method")
-        merged = dict(self._overrides)
-        merged.update(options)
-        return ActorMethod(self._handle, self._name, self._meta, merged)
+        """A copy of this method with call options overridden.
+
+        Raises ValueError/TypeError for bad options and UnsupportedOptionError (a
+        ValueError) for options raylite does not implement.
+        """
+        overrides = MethodOptions.build(options, self._overrides)
+        return ActorMethod(self._handle, self._name, self._meta, overrides)
 
     def remote(self, *args, **kwargs):
         """Submit the call; returns an ObjectRef (a list for num_returns > 1)."""
         from raylite.core.core_worker import caller_site
-        num_returns = self._overrides.get("num_returns", self._meta.get("num_returns", 1))
-        retries = self._overrides.get("max_task_retries", self._meta.get("max_task_retries"))
+        num_returns = self._meta.get("num_returns", 1)
+        retries = self._meta.get("max_task_retries")
+        if self._overrides is not None:
+            if self._overrides.num_returns is not None:
+                num_returns = self._overrides.num_returns
+            if self._overrides.max_task_retries is not None:
+                retries = self._overrides.max_task_retries
         refs = global_state.get_worker().actors.submit(
             self._handle, self._name, args, kwargs, num_returns, retries, caller_site())
         if num_returns == 1:

@@ -21,6 +21,7 @@ logger = logging.getLogger("raylite")
 
 
 def is_initialized() -> bool:
+    """True once ``init`` connected this process to a cluster (until ``shutdown``)."""
     return global_state.connection(required=False) is not None
 
 
@@ -50,9 +51,20 @@ def init(address: str | None = None, *, num_cpus: int | None = None, num_gpus: i
     workers on 127.0.0.1), "auto" (the cluster `raylite start` left running here) or
     "host:port" of a cluster's GCS. Raises RuntimeError when already initialized
     (unless ignore_reinit_error), ValueError for resources given while connecting,
-    ConnectionError when the cluster cannot be reached.
+    UnsupportedOptionError (a ValueError) for an argument raylite does not implement
+    given a non-default value (runtime_env, include_dashboard=True, dashboard_host/port,
+    _system_config, _temp_dir), checked before anything
+    starts, and ConnectionError when the cluster cannot be reached.
     """
     from raylite.cluster import connect_cluster, start_embedded_cluster
+    from raylite.options import check_init_args
+    address = address or os.environ.get("RAYLITE_ADDRESS") or os.environ.get("RAY_ADDRESS")
+    check_init_args(connecting=address not in (None, "", "local"), resources=resources,
+                    runtime_env=runtime_env, include_dashboard=include_dashboard,
+                    dashboard_host=dashboard_host, dashboard_port=dashboard_port,
+                    logging_level=logging_level, configure_logging=configure_logging,
+                    _system_config=_system_config, _temp_dir=_temp_dir,
+                    _node_ip_address=_node_ip_address)
     with _lock:
         current = global_state.connection(required=False)
         if current is not None:
@@ -61,10 +73,6 @@ def init(address: str | None = None, *, num_cpus: int | None = None, num_gpus: i
             raise RuntimeError("Maybe you called ray.init twice by accident? This error can be "
                                "suppressed by passing in 'ignore_reinit_error=True' or by calling "
                                "'ray.shutdown()' prior to 'ray.init()'.")
-        address = address or os.environ.get("RAYLITE_ADDRESS") or os.environ.get("RAY_ADDRESS")
-        if resources is not None:
-            from raylite.options import validate
-            validate({"resources": resources}, "task")
         if configure_logging:
             _configure_logging(logging_level)
         if address in (None, "", "local"):
@@ -96,7 +104,8 @@ def _configure_logging(level) -> None:
             "%(asctime)s\t%(levelname)s %(filename)s:%(lineno)s -- %(message)s"))
         logger.addHandler(handler)
         logger.propagate = False
-    logger.setLevel(logging.INFO if level is None else level)
+    from raylite.options import level_number
+    logger.setLevel(logging.INFO if level is None else level_number(level))
 
 
 def shutdown(_exiting_interpreter: bool = False) -> None:
@@ -140,13 +149,15 @@ def remote(*args, **kwargs):
 
 def method(*, num_returns: int | None = None, concurrency_group=None, max_task_retries=None,
            retry_exceptions=None, **kwargs):
-    """Annotate an actor method with options (``@ray.method(num_returns=2)``)."""
-    options = {k: v for k, v in dict(num_returns=num_returns, concurrency_group=concurrency_group,
-                                     max_task_retries=max_task_retries,
-                                     retry_exceptions=retry_exceptions, **kwargs).items()
-               if v is not None}
-    from raylite.options import validate
-    validate(options, "method")
+    """Annotate an actor method with options (``@ray.method(num_returns=2)``).
+
+    Raises ValueError/TypeError for unknown or invalid options and
+    UnsupportedOptionError (a ValueError) for options raylite does not implement.
+    """
+    from raylite.options import MethodOptions
+    options = MethodOptions.build(dict(num_returns=num_returns, concurrency_group=concurrency_group,
+                                       max_task_retries=max_task_retries,
+                                       retry_exceptions=retry_exceptions, **kwargs))
 
     def annotate(fn):
         fn.__raylite_method_options__ = options

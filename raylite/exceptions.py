@@ -98,7 +98,11 @@ def _rebuild_task_error(name, tb, cause, pid, ip, call_site):
 
 
 class RayActorError(RayliteError):
-    """The actor died or could not be created; its method calls fail with this."""
+    """The actor died or could not be created; its method calls fail with this.
+
+    raylite raises it as its subclass ActorDiedError, which ``except RayActorError``
+    catches.
+    """
 
     def __init__(self, message: str = "The actor died unexpectedly before finishing this task.",
                  cause=None):
@@ -111,7 +115,11 @@ class ActorDiedError(RayActorError):
 
 
 class ActorUnavailableError(RayActorError):
-    """The actor is temporarily unreachable (for example restarting)."""
+    """The actor is temporarily unreachable (for example restarting).
+
+    Not raised by raylite yet: calls to a restarting actor wait for it instead. Kept
+    so that ``except ray.exceptions.ActorUnavailableError`` in Ray scripts resolves.
+    """
 
 
 class WorkerCrashedError(RayliteError):
@@ -151,7 +159,11 @@ class OwnerDiedError(ObjectLostError):
 
 
 class ObjectReconstructionFailedError(ObjectLostError):
-    """The object was lost and re-running its lineage failed."""
+    """The object was lost and re-running its lineage failed.
+
+    Not raised by raylite yet: there is no lineage reconstruction, so a lost object
+    raises ObjectLostError (or OwnerDiedError). Kept for Ray scripts that catch it.
+    """
 
 
 class ObjectStoreFullError(RayliteError):
@@ -159,15 +171,27 @@ class ObjectStoreFullError(RayliteError):
 
 
 class OutOfMemoryError(RayliteError):
-    """The node ran out of memory running the task."""
+    """The node ran out of memory running the task.
+
+    Not raised by raylite yet: there is no memory monitor; a worker killed by the
+    kernel's OOM killer surfaces as WorkerCrashedError. Kept for Ray scripts that catch it.
+    """
 
 
 class RuntimeEnvSetupError(RayliteError):
-    """The requested runtime environment could not be prepared."""
+    """The requested runtime environment could not be prepared.
+
+    Not raised by raylite: runtime_env is rejected up front (UnsupportedOptionError)
+    until it is implemented. Kept for Ray scripts that catch it.
+    """
 
 
 class NodeDiedError(RayliteError):
-    """A node of the cluster stopped answering."""
+    """A node of the cluster stopped answering.
+
+    Not raised by raylite yet (node failure handling comes with the fault-tolerance
+    work). Kept for Ray scripts that catch it.
+    """
 
 
 class AuthenticationError(RayliteError):
@@ -183,7 +207,30 @@ class ActorUnschedulableError(RayliteError):
 
 
 class PendingCallsLimitExceeded(RayliteError):
-    """An actor's max_pending_calls was reached."""
+    """An actor's max_pending_calls was reached.
+
+    Not raised by raylite: max_pending_calls is rejected up front (UnsupportedOptionError)
+    until it is implemented. Kept so that ``except ray.exceptions.PendingCallsLimitExceeded``
+    in Ray scripts still resolves.
+    """
+
+
+class UnsupportedOptionError(RayliteError, ValueError):
+    """An option or ``init`` argument that Ray has and raylite does not implement yet was
+    given a value other than its default. Raised at decoration, ``.options()`` or
+    ``init`` time, before anything is submitted or started. ``option`` names it.
+    """
+
+    def __init__(self, option: str, value=None, reason: str = ""):
+        self.option = option
+        self.value = value
+        self.reason = reason
+        why = f" ({reason})" if reason else ""
+        super().__init__(f"raylite does not implement the option '{option}' yet{why} "
+                         f"(given {value!r}); remove it or use Ray")
+
+    def __reduce__(self):
+        return (type(self), (self.option, self.value, self.reason))
 
 
 __all__ = [name for name, obj in list(globals().items())

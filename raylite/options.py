@@ -1,25 +1,24 @@
-"""Options of remote functions and actors: declared once, validated at decoration
-and ``.options()`` time (unknown names raise ValueError, wrong types TypeError)."""
+"""Options of remote functions, actors, actor methods and ``init``, declared once.
+
+TaskOptions, ActorOptions and MethodOptions are frozen dataclasses whose fields carry
+Ray's defaults. They are built and validated once, at decoration and ``.options()``
+time, never on the submit path: unknown names raise ValueError, wrong types
+TypeError, bad values ValueError, and an option raylite does not implement, given a
+value other than its default, raises UnsupportedOptionError naming it (a ValueError).
+"""
 from __future__ import annotations
 
+import logging
 import numbers
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
 
-_COMMON = {"num_cpus", "num_gpus", "resources", "memory", "accelerator_type", "name",
-           "runtime_env", "scheduling_strategy", "label_selector", "_metadata"}
-TASK_OPTIONS = _COMMON | {"num_returns", "max_retries", "retry_exceptions", "max_calls",
-                          "_generator_backpressure_num_objects", "enable_task_events"}
-ACTOR_OPTIONS = _COMMON | {"namespace", "get_if_exists", "lifetime", "max_restarts",
-                           "max_task_retries", "max_concurrency", "max_pending_calls",
-                           "concurrency_groups", "enable_task_events", "object_store_memory"}
-METHOD_OPTIONS = {"num_returns", "concurrency_group", "max_task_retries", "retry_exceptions",
-                  "name", "enable_task_events", "_generator_backpressure_num_objects"}
+from raylite.exceptions import UnsupportedOptionError
 
-TASK_DEFAULTS = {"num_cpus": 1, "num_gpus": 0, "num_returns": 1, "max_retries": 3,
-                 "retry_exceptions": False}
-ACTOR_DEFAULTS = {"num_cpus": None, "num_gpus": 0, "max_restarts": 0, "max_task_retries": 0,
-                  "max_concurrency": None, "max_pending_calls": -1, "lifetime": None,
-                  "get_if_exists": False}
+_KIND_WORDS = {"task": "remote functions", "actor": "actors", "method": "actor methods"}
 
+
+# ---- value checks ---------------------------------------------------------------------
 
 def _number(name: str, value, allow_none: bool = True) -> None:
     if value is None and allow_none:
@@ -39,74 +38,327 @@ def _int_at_least(name: str, value, low: int) -> None:
         raise ValueError(f"The option '{name}' must be >= {low}, got {value}")
 
 
-def validate(options: dict, kind: str) -> dict:
-    """Check option names and values for kind 'task', 'actor' or 'method'.
+def _optional_str(name: str, value) -> None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{name} must be a string")
 
-    Raises ValueError for unknown names or bad values, TypeError for wrong types.
-    """
-    valid = {"task": TASK_OPTIONS, "actor": ACTOR_OPTIONS, "method": METHOD_OPTIONS}[kind]
-    for key in options:
-        if key not in valid:
-            what = {"task": "remote functions", "actor": "actors", "method": "actor methods"}[kind]
-            raise ValueError(f"Invalid option keyword {key} for {what}. "
-                             f"Valid ones are {sorted(k for k in valid if not k.startswith('_'))}.")
-    for key in ("num_cpus", "num_gpus", "memory"):
-        if key in options:
-            _number(key, options[key])
-    if "num_gpus" in options and options["num_gpus"] and options["num_gpus"] > 1 \
-            and options["num_gpus"] != int(options["num_gpus"]):
+
+def _optional_bool(name: str, value) -> None:
+    if value is not None and not isinstance(value, bool):
+        raise TypeError(f"The option '{name}' must be a bool, got {type(value).__name__}")
+
+
+def _check_resources(num_gpus, memory, resources) -> None:
+    _number("num_gpus", num_gpus)
+    _number("memory", memory)
+    if num_gpus and num_gpus > 1 and num_gpus != int(num_gpus):
         raise ValueError("num_gpus above 1 must be a whole number")
-    resources = options.get("resources")
-    if resources is not None:
-        if not isinstance(resources, dict):
-            raise TypeError(f"The option 'resources' must be a dict, got {type(resources).__name__}")
-        for name, amount in resources.items():
-            if name in ("CPU", "GPU"):
-                raise ValueError(f"Use the '{name.lower().replace('cpu', 'num_cpus').replace('gpu', 'num_gpus')}'"
-                                 f" option instead of resources={{'{name}': ...}}")
-            if not isinstance(name, str):
-                raise TypeError("resource names must be strings")
-            _number(f"resources[{name!r}]", amount, allow_none=False)
-    if "num_returns" in options:
-        value = options["num_returns"]
-        if value in ("dynamic", "streaming"):
-            raise ValueError(f"num_returns={value!r} (generators) is not supported by raylite yet")
-        _int_at_least("num_returns", value, 0)
-    if "max_retries" in options:
-        _int_at_least("max_retries", options["max_retries"], -1)
-    for key in ("max_restarts", "max_task_retries"):
-        if key in options:
-            _int_at_least(key, options[key], -1)
-    if "max_concurrency" in options and options["max_concurrency"] is not None:
-        _int_at_least("max_concurrency", options["max_concurrency"], 1)
-    if "retry_exceptions" in options:
-        value = options["retry_exceptions"]
-        if not isinstance(value, bool):
-            if not isinstance(value, (list, tuple)) or not all(
-                    isinstance(t, type) and issubclass(t, BaseException) for t in value):
-                raise TypeError("retry_exceptions must be a bool or a list of exception types")
-    if "lifetime" in options and options["lifetime"] not in (None, "detached", "non_detached"):
-        raise ValueError("lifetime must be None, 'detached' or 'non_detached'")
-    if "name" in options and options["name"] is not None and not isinstance(options["name"], str):
-        raise TypeError("name must be a string")
-    if "namespace" in options and options["namespace"] is not None \
-            and not isinstance(options["namespace"], str):
-        raise TypeError("namespace must be a string")
-    if "scheduling_strategy" in options:
+    if resources is None:
+        return
+    if not isinstance(resources, dict):
+        raise TypeError(f"The option 'resources' must be a dict, got {type(resources).__name__}")
+    for name, amount in resources.items():
+        if name in ("CPU", "GPU"):
+            option = "num_cpus" if name == "CPU" else "num_gpus"
+            raise ValueError(f"Use the '{option}' option instead of resources={{'{name}': ...}}")
+        if not isinstance(name, str):
+            raise TypeError("resource names must be strings")
+        _number(f"resources[{name!r}]", amount, allow_none=False)
+
+
+def _check_retry_exceptions(value) -> None:
+    if value is None or isinstance(value, bool):
+        return
+    if not isinstance(value, (list, tuple)) or not all(
+            isinstance(t, type) and issubclass(t, BaseException) for t in value):
+        raise TypeError("retry_exceptions must be a bool or a list of exception types")
+
+
+def _check_num_returns(value) -> None:
+    if value in ("dynamic", "streaming"):
+        raise UnsupportedOptionError("num_returns", value, "generator tasks are not supported")
+    _int_at_least("num_returns", value, 0)
+
+
+def _check_strategy(value) -> None:
+    if value is not None:
         from raylite.util.scheduling_strategies import encode
-        encode(options["scheduling_strategy"])  # raises ValueError for unknown ones
-    return options
+        encode(value)  # raises ValueError for strategies raylite does not know
+
+
+def _is_default(value, default) -> bool:
+    # An empty dict/list asks for nothing, so it is as good as the default None.
+    if value is None or value == default:
+        return True
+    return default is None and isinstance(value, (dict, list, tuple)) and not value
+
+
+def _reject_unimplemented(obj) -> None:
+    values = obj.__dict__
+    for name, default in obj._UNIMPLEMENTED_DEFAULTS:
+        value = values[name]
+        if value is not default and not _is_default(value, default):
+            raise UnsupportedOptionError(name, value)
+
+
+class _Options:
+    """What the three option dataclasses share: building from keyword arguments."""
+
+    KIND: ClassVar[str]
+    # Accepted by Ray, not implemented by raylite: a non-default value raises.
+    UNIMPLEMENTED: ClassVar[tuple] = ()
+
+    # Filled in by _declared() once the dataclass exists: lookups on the build path.
+    _NAMES: ClassVar[frozenset] = frozenset()
+    _DEFAULTS: ClassVar[dict] = {}
+    _UNIMPLEMENTED_DEFAULTS: ClassVar[tuple] = ()
+
+    @classmethod
+    def build(cls, given: dict, base=None):
+        """``base`` (or the defaults) with ``given`` applied, validated.
+
+        Raises ValueError for unknown names or bad values, TypeError for wrong
+        types, UnsupportedOptionError for options raylite does not implement.
+        """
+        names = cls._NAMES
+        for key, value in given.items():
+            if key not in names:
+                raise ValueError(f"Invalid option keyword {key} for {_KIND_WORDS[cls.KIND]}. "
+                                 f"Valid ones are {sorted(n for n in names if not n.startswith('_'))}.")
+            if value is None and cls._DEFAULTS[key] is not None:
+                # As in Ray, None stands for the option's default.
+                given = {**given, key: cls._DEFAULTS[key]}
+        if base is None:
+            return cls(**given)
+        # As dataclasses.replace, minus its per-field bookkeeping (all fields are init=True).
+        return cls(**{**base.__dict__, **given})
+
+    def as_dict(self) -> dict:
+        """Field name -> value (shallow: strategy objects stay objects)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class TaskOptions(_Options):
+    """Options of ``@ray.remote`` on a function, with Ray's defaults."""
+
+    KIND: ClassVar[str] = "task"
+    UNIMPLEMENTED: ClassVar[tuple] = ("accelerator_type", "runtime_env", "label_selector",
+                                      "_metadata", "max_calls",
+                                      "_generator_backpressure_num_objects")
+
+    num_cpus: float = 1
+    num_gpus: float = 0
+    resources: dict | None = None
+    memory: float | None = None
+    name: str | None = None
+    scheduling_strategy: Any = None
+    num_returns: int = 1
+    max_retries: int = 3
+    retry_exceptions: bool | list = False
+    # raylite records no task events, so turning them off holds already.
+    enable_task_events: bool = True
+    accelerator_type: str | None = None
+    runtime_env: dict | None = None
+    label_selector: dict | None = None
+    _metadata: dict | None = None
+    max_calls: int | None = None
+    _generator_backpressure_num_objects: int | None = None
+
+    def __post_init__(self):
+        _number("num_cpus", self.num_cpus)
+        _check_resources(self.num_gpus, self.memory, self.resources)
+        _optional_str("name", self.name)
+        _check_num_returns(self.num_returns)
+        _int_at_least("max_retries", self.max_retries, -1)
+        _check_retry_exceptions(self.retry_exceptions)
+        _optional_bool("enable_task_events", self.enable_task_events)
+        _check_strategy(self.scheduling_strategy)
+        if self.max_calls is not None:
+            _int_at_least("max_calls", self.max_calls, 0)
+        if self.max_calls == 0:  # Ray's own spelling of "no limit"
+            object.__setattr__(self, "max_calls", None)
+        _reject_unimplemented(self)
+
+    def resource_request(self) -> dict:
+        """The resources the task asks the scheduler for."""
+        return _request(self.num_cpus, 1, self.num_gpus, self.memory, self.resources)
+
+
+@dataclass(frozen=True)
+class ActorOptions(_Options):
+    """Options of ``@ray.remote`` on a class, with Ray's defaults.
+
+    num_cpus None means Ray's default: 1 CPU to place the actor, 0 while it runs.
+    """
+
+    KIND: ClassVar[str] = "actor"
+    UNIMPLEMENTED: ClassVar[tuple] = ("accelerator_type", "runtime_env", "label_selector",
+                                      "_metadata", "max_pending_calls", "concurrency_groups",
+                                      "object_store_memory")
+
+    num_cpus: float | None = None
+    num_gpus: float = 0
+    resources: dict | None = None
+    memory: float | None = None
+    name: str | None = None
+    namespace: str | None = None
+    get_if_exists: bool = False
+    lifetime: str | None = None
+    scheduling_strategy: Any = None
+    max_restarts: int = 0
+    max_task_retries: int = 0
+    max_concurrency: int | None = None
+    enable_task_events: bool = True
+    accelerator_type: str | None = None
+    runtime_env: dict | None = None
+    label_selector: dict | None = None
+    _metadata: dict | None = None
+    max_pending_calls: int = -1
+    concurrency_groups: dict | None = None
+    object_store_memory: int | None = None
+
+    def __post_init__(self):
+        _number("num_cpus", self.num_cpus)
+        _check_resources(self.num_gpus, self.memory, self.resources)
+        _optional_str("name", self.name)
+        _optional_str("namespace", self.namespace)
+        _optional_bool("get_if_exists", self.get_if_exists)
+        if self.lifetime not in (None, "detached", "non_detached"):
+            raise ValueError("lifetime must be None, 'detached' or 'non_detached'")
+        _int_at_least("max_restarts", self.max_restarts, -1)
+        _int_at_least("max_task_retries", self.max_task_retries, -1)
+        _int_at_least("max_concurrency", self.max_concurrency, 1)
+        _optional_bool("enable_task_events", self.enable_task_events)
+        _int_at_least("max_pending_calls", self.max_pending_calls, -1)
+        _check_strategy(self.scheduling_strategy)
+        _reject_unimplemented(self)
+
+    def placement_request(self) -> dict:
+        """The resources needed to place the actor."""
+        return _request(self.num_cpus, 1, self.num_gpus, self.memory, self.resources)
+
+    def running_request(self) -> dict:
+        """The resources the actor holds while it lives."""
+        return _request(self.num_cpus, 0, self.num_gpus, self.memory, self.resources)
+
+
+@dataclass(frozen=True)
+class MethodOptions(_Options):
+    """Options of one actor method (``@ray.method`` or ``handle.m.options``).
+
+    None means "not given": the decorator's value, else the actor's, else Ray's
+    default (num_returns 1, the actor's max_task_retries) applies.
+    """
+
+    KIND: ClassVar[str] = "method"
+    UNIMPLEMENTED: ClassVar[tuple] = ("concurrency_group", "name",
+                                      "_generator_backpressure_num_objects")
+
+    num_returns: int | None = None
+    max_task_retries: int | None = None
+    # Actor calls are retried only when the actor dies, never on the user's exceptions.
+    retry_exceptions: bool | list | None = None
+    enable_task_events: bool | None = None
+    concurrency_group: str | None = None
+    name: str | None = None
+    _generator_backpressure_num_objects: int | None = None
+
+    def __post_init__(self):
+        if self.num_returns is not None:
+            _check_num_returns(self.num_returns)
+        _int_at_least("max_task_retries", self.max_task_retries, -1)
+        _check_retry_exceptions(self.retry_exceptions)
+        if self.retry_exceptions:
+            raise UnsupportedOptionError("retry_exceptions", self.retry_exceptions,
+                                         "actor methods are retried only when the actor dies")
+        _optional_bool("enable_task_events", self.enable_task_events)
+        _optional_str("name", self.name)
+        _reject_unimplemented(self)
+
+
+def _declared(cls):
+    cls._NAMES = frozenset(f.name for f in fields(cls))
+    cls._DEFAULTS = {f.name: f.default for f in fields(cls)}
+    cls._UNIMPLEMENTED_DEFAULTS = tuple((name, cls.__dataclass_fields__[name].default)
+                                        for name in cls.UNIMPLEMENTED)
+    return cls
+
+
+for _cls in (TaskOptions, ActorOptions, MethodOptions):
+    _declared(_cls)
+
+
+# ---- resources --------------------------------------------------------------------------
+
+def _request(num_cpus, default_cpus, num_gpus, memory, resources) -> dict:
+    out = {"CPU": float(default_cpus if num_cpus is None else num_cpus)}
+    if num_gpus:
+        out["GPU"] = float(num_gpus)
+    if memory:
+        out["memory"] = float(memory)
+    for name, amount in (resources or {}).items():
+        out[name] = float(amount)
+    return {k: v for k, v in out.items() if v}
 
 
 def resource_request(options: dict, default_cpus: float) -> dict:
-    """The resource dict a task or actor asks the scheduler for."""
-    cpus = options.get("num_cpus")
-    out = {"CPU": float(default_cpus if cpus is None else cpus)}
-    gpus = options.get("num_gpus") or 0
-    if gpus:
-        out["GPU"] = float(gpus)
-    if options.get("memory"):
-        out["memory"] = float(options["memory"])
-    for name, amount in (options.get("resources") or {}).items():
-        out[name] = float(amount)
-    return {k: v for k, v in out.items() if v}
+    """The resource dict a task or actor asks the scheduler for, from an options dict
+    (``ActorOptions.as_dict()``); default_cpus applies when num_cpus is None."""
+    return _request(options.get("num_cpus"), default_cpus, options.get("num_gpus"),
+                    options.get("memory"), options.get("resources"))
+
+
+# ---- init ----------------------------------------------------------------------------------
+
+# Ray's own defaults for the dashboard address, accepted since they ask for nothing.
+_DASHBOARD_HOST_DEFAULTS = (None, "127.0.0.1", "localhost")
+
+
+def check_init_args(*, connecting: bool, resources, runtime_env, include_dashboard,
+                    dashboard_host, dashboard_port, logging_level, configure_logging,
+                    _system_config, _temp_dir, _node_ip_address) -> None:
+    """Validate ``init``'s arguments before anything starts.
+
+    Raises UnsupportedOptionError for arguments raylite does not implement given a
+    value other than Ray's default, TypeError/ValueError for bad resources.
+    """
+    if resources is not None:
+        _check_resources(None, None, resources)
+    if include_dashboard:
+        raise UnsupportedOptionError("include_dashboard", include_dashboard,
+                                     "raylite has no dashboard")
+    if dashboard_host not in _DASHBOARD_HOST_DEFAULTS:
+        raise UnsupportedOptionError("dashboard_host", dashboard_host, "raylite has no dashboard")
+    if dashboard_port is not None:
+        raise UnsupportedOptionError("dashboard_port", dashboard_port, "raylite has no dashboard")
+    if runtime_env:
+        raise UnsupportedOptionError("runtime_env", runtime_env)
+    if _system_config:
+        raise UnsupportedOptionError("_system_config", _system_config)
+    if _temp_dir is not None:
+        raise UnsupportedOptionError("_temp_dir", _temp_dir,
+                                     "set RAYLITE_TMPDIR before importing raylite instead")
+    if connecting and _node_ip_address is not None:
+        raise UnsupportedOptionError("_node_ip_address", _node_ip_address,
+                                     "it only applies to a cluster started by init")
+    _optional_bool("configure_logging", configure_logging)
+    if logging_level is not None:
+        level_number(logging_level)
+
+
+def level_number(level) -> int:
+    """A logging level given as an int or a name. Raises TypeError/ValueError."""
+    if isinstance(level, bool):
+        raise TypeError("logging_level must be a logging level (int or name)")
+    if isinstance(level, int):
+        return level
+    if isinstance(level, str):
+        number = logging.getLevelName(level.upper())
+        if isinstance(number, int):
+            return number
+        raise ValueError(f"Unknown logging_level {level!r}")
+    raise TypeError("logging_level must be a logging level (int or name)")
+
+
+__all__ = ["TaskOptions", "ActorOptions", "MethodOptions", "resource_request", "check_init_args"]

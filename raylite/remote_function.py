@@ -3,26 +3,22 @@ from __future__ import annotations
 
 import functools
 
-from raylite import options as opts
 from raylite.core import global_state
+from raylite.options import TaskOptions
 
 
 class RemoteFunction:
     """A function that runs as a task: call ``.remote(...)`` to submit it."""
 
-    def __init__(self, function, options: dict):
+    def __init__(self, function, options: dict | TaskOptions):
         self._function = function
-        self._options = opts.validate(dict(options), "task")
+        # Validated once here; .remote() only reads the prepared fields below.
+        self._options = options if isinstance(options, TaskOptions) else TaskOptions.build(options)
         self._name = getattr(function, "__qualname__", getattr(function, "__name__", "function"))
-        self._resources = opts.resource_request(self._merged(), 1)
+        self._resources = self._options.resource_request()
         from raylite.util.scheduling_strategies import encode
-        self._strategy = encode(self._options.get("scheduling_strategy"))
+        self._strategy = encode(self._options.scheduling_strategy)
         functools.update_wrapper(self, function)
-
-    def _merged(self) -> dict:
-        merged = dict(opts.TASK_DEFAULTS)
-        merged.update(self._options)
-        return merged
 
     def __call__(self, *args, **kwargs):
         raise TypeError(f"Remote functions cannot be called directly. Instead of running "
@@ -31,11 +27,10 @@ class RemoteFunction:
     def options(self, **options) -> "RemoteFunction":
         """A copy of this function with some options overridden.
 
-        Raises ValueError/TypeError for unknown or invalid options.
+        Raises ValueError/TypeError for unknown or invalid options and
+        UnsupportedOptionError (a ValueError) for options raylite does not implement.
         """
-        merged = dict(self._options)
-        merged.update(options)
-        return RemoteFunction(self._function, merged)
+        return RemoteFunction(self._function, TaskOptions.build(options, self._options))
 
     def remote(self, *args, **kwargs):
         """Submit the task; returns an ObjectRef (a list for num_returns > 1, None for 0).
@@ -44,15 +39,15 @@ class RemoteFunction:
         """
         from raylite.core.core_worker import caller_site
         worker = global_state.get_worker()
-        o = self._merged()
-        name = o.get("name") or self._name
-        refs = worker.submit_task(self._function, name, args, kwargs, num_returns=o["num_returns"],
-                                  resources=self._resources, max_retries=o["max_retries"],
-                                  retry_exceptions=o["retry_exceptions"], call_site=caller_site(),
-                                  strategy=self._strategy)
-        if o["num_returns"] == 1:
+        o = self._options
+        num_returns = o.num_returns
+        refs = worker.submit_task(self._function, o.name or self._name, args, kwargs,
+                                  num_returns=num_returns, resources=self._resources,
+                                  max_retries=o.max_retries, retry_exceptions=o.retry_exceptions,
+                                  call_site=caller_site(), strategy=self._strategy)
+        if num_returns == 1:
             return refs[0]
-        if o["num_returns"] == 0:
+        if num_returns == 0:
             return None
         return refs
 

@@ -60,4 +60,5 @@ class RuntimeContext:
 
 
 def get_runtime_context() -> RuntimeContext:
+    """A view of the calling process: its job, task, actor, node and namespace."""
     return RuntimeContext(global_state.get_worker())
