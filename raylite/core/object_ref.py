@@ -13,6 +13,9 @@ from raylite.serialization import note_serialized_ref
 
 
 class ObjectRef:
+    """A reference to an object in the cluster: returned by ``.remote()`` and ``put``,
+    passed to ``get``/``wait``/tasks; hashable, ``hex()``, awaitable."""
+
     __slots__ = ("_id", "_owner", "_counted", "_fut", "_callbacks", "__weakref__")
 
     def __init__(self, object_id: bytes, owner: bytes = b"", _count: bool = True):
