@@ -9,6 +9,7 @@ import subprocess
 import time
 import uuid
 
+from raylite.security.tokens import connect_gcs, is_auth_failure, redis_password, wrong_token
 from raylite.session import CURRENT_CLUSTER_FILE, new_session, session_from_root
 
 
@@ -173,10 +174,12 @@ def start_embedded_cluster(*, num_cpus, num_gpus, resources, object_store_memory
 
     from raylite.object_store.store import sweep_stale_stores
     from raylite.session import SHM_PREFIX, SHM_ROOT
+    from raylite.security.exposure import warn_if_exposed
     sweep_stale_stores(SHM_ROOT, SHM_PREFIX)  # left by clusters killed without cleanup
+    warn_if_exposed(host)
     session = new_session()
     token = secrets.token_hex(16)
-    password = secrets.token_hex(16)
+    password = redis_password(token)
     node_id = uuid.uuid4().hex
     total = {"CPU": float(num_cpus if num_cpus is not None else (os.cpu_count() or 1)),
              "GPU": float(num_gpus if num_gpus is not None else detect_gpus())}
@@ -232,6 +235,9 @@ def _attach_driver(*, session, node_id, token, gcs, host, namespace, log_to_driv
                 wait_for_ready=True, timeout=0.5)
             break
         except Exception as err:
+            if is_auth_failure(err):   # a wrong token: retrying cannot help
+                worker.shutdown()
+                raise wrong_token(f"the node scheduler at {scheduler_target}") from None
             if watch_proc is not None and watch_proc.poll() is not None or time.monotonic() > deadline:
                 worker.shutdown()
                 raise RuntimeError(f"the node scheduler did not start: {err}\n"
@@ -268,22 +274,27 @@ async def _open_watch(worker):
 def read_current_cluster() -> dict:
     """What `raylite start --head` recorded for drivers on this machine.
 
-    Raises ConnectionError when no cluster was started here.
+    Raises ConnectionError when no cluster was started here, and
+    raylite.security.files.InsecurePathError (a PermissionError) when the file is a
+    symlink or not private to this user (it could have been planted).
     """
+    from raylite.security.files import read_secret
     try:
-        with open(CURRENT_CLUSTER_FILE) as f:
-            return json.load(f)
-    except (OSError, ValueError) as err:
+        return json.loads(read_secret(CURRENT_CLUSTER_FILE))
+    except (FileNotFoundError, ValueError) as err:
         raise ConnectionError("Could not find any running raylite instance. Start one with "
                               "`raylite start --head`, or call raylite.init() with no address "
                               "to start a local cluster.") from err
 
 
 def connect_cluster(address: str, *, namespace, log_to_driver: bool, token: str | None) -> ClusterHandle:
-    """Join a running cluster as a driver. Raises ConnectionError when it is unreachable."""
+    """Join a running cluster as a driver.
+
+    Raises ConnectionError when it is unreachable and AuthenticationError at once
+    when the GCS or the node scheduler refuses the token.
+    """
     import socket
 
-    from raylite.gcs.client import GcsClient
     info = {}
     if address == "auto":
         info = read_current_cluster()
@@ -296,10 +307,10 @@ def connect_cluster(address: str, *, namespace, log_to_driver: bool, token: str 
         except ConnectionError:
             pass
     token = token or os.environ.get("RAYLITE_TOKEN") or info.get("token")
-    password = os.environ.get("RAYLITE_GCS_PASSWORD") or info.get("password") or token
     if not token:
         raise ConnectionError(f"no cluster token for {address}: set RAYLITE_TOKEN or pass _token=")
-    gcs = GcsClient(address, password)
+    password = os.environ.get("RAYLITE_GCS_PASSWORD") or redis_password(token)
+    gcs = connect_gcs(address, password)
     nodes = gcs.nodes()
     me = socket.gethostname()
     chosen = None
@@ -318,10 +329,20 @@ def connect_cluster(address: str, *, namespace, log_to_driver: bool, token: str 
         gcs.close()
         raise ConnectionError(f"the cluster at {address} has no alive node")
     node_id, node, target = chosen
-    session = session_from_root(node["session"]) if os.path.isdir(node.get("session", "")) \
+    session = session_from_root(node["session"]) if _is_our_dir(node.get("session", "")) \
         else new_session()
     return _attach_driver(session=session, node_id=node_id, token=token, gcs=gcs,
                           host=node.get("host", "127.0.0.1"), namespace=namespace,
                           log_to_driver=log_to_driver, embedded=False, procs=[],
                           gcs_address=address, scheduler_target=target,
                           store_dir=node.get("store_dir"))
+
+
+def _is_our_dir(path: str) -> bool:
+    """True for a private directory of this user (a node's session we may share)."""
+    from raylite.security.files import check_private
+    try:
+        check_private(path, want_dir=True)
+        return True
+    except OSError:
+        return False

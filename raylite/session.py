@@ -6,10 +6,32 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 import tempfile
 from dataclasses import dataclass
 
-SESSION_ROOT = os.environ.get("RAYLITE_TMPDIR") or os.path.join(tempfile.gettempdir(), "raylite-run")
+from raylite.security.files import private_dir
+
+
+
+def _default_root() -> str:
+    """RAYLITE_TMPDIR, else $XDG_RUNTIME_DIR/raylite when that directory is ours, else
+    /tmp/raylite-<uid>: per user, so no other local user can pre-create it for us."""
+    explicit = os.environ.get("RAYLITE_TMPDIR")
+    if explicit:
+        return os.path.abspath(explicit)
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        try:
+            st = os.lstat(runtime)
+            if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o077:
+                return os.path.join(runtime, "raylite")
+        except OSError:
+            pass
+    return os.path.join(tempfile.gettempdir(), f"raylite-{os.geteuid()}")
+
+
+SESSION_ROOT = _default_root()
 SHM_ROOT = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
 SHM_PREFIX = "raylite-"
 CURRENT_CLUSTER_FILE = os.path.join(SESSION_ROOT, "current_cluster")
@@ -46,15 +68,30 @@ class SessionPaths:
         return os.path.join(self.sockets, f"w{worker_id[:12]}.sock")
 
     def make(self) -> "SessionPaths":
+        """Create (or check) the session's private directories.
+
+        Raises raylite.security.files.InsecurePathError when one exists but is not
+        private to this user.
+        """
         for path in (self.root, self.sockets, self.logs, self.redis_dir):
-            os.makedirs(path, mode=0o700, exist_ok=True)
+            private_dir(path)
         return self
 
 
+def session_root() -> str:
+    """The per-user root, created 0700 if missing.
+
+    Raises InsecurePathError (a PermissionError) when it exists but is a symlink,
+    not a directory, owned by another user, or open to group/other.
+    """
+    return private_dir(SESSION_ROOT)
+
+
 def new_session() -> SessionPaths:
+    """A fresh session directory under the checked per-user root (raises as session_root)."""
     name = f"{os.getpid()}{secrets.token_hex(3)}"
-    os.makedirs(SESSION_ROOT, mode=0o700, exist_ok=True)
-    return SessionPaths(name, os.path.join(SESSION_ROOT, f"s-{name}")).make()
+    root = session_root()
+    return SessionPaths(name, os.path.join(root, f"s-{name}")).make()
 
 
 def session_from_root(root: str) -> SessionPaths:

@@ -15,8 +15,15 @@ import sys
 import time
 import uuid
 
+from raylite.exceptions import AuthenticationError
 from raylite.processes import pid_alive
-from raylite.session import CURRENT_CLUSTER_FILE, SESSION_ROOT, new_session
+from raylite.security.files import append_private, write_secret
+from raylite.security.tokens import connect_gcs, redis_password, token_from_environment
+from raylite.session import CURRENT_CLUSTER_FILE, SESSION_ROOT, new_session, session_root
+
+TOKEN_ON_ARGV = ("raylite start: --token is not accepted: a command line is readable by every "
+                 "local user (/proc/*/cmdline). Pass the cluster token in the RAYLITE_TOKEN "
+                 "environment variable or with --token-file PATH (a file of mode 0600).")
 
 
 def _parse_resources(text: str) -> dict:
@@ -31,13 +38,26 @@ def _parse_resources(text: str) -> dict:
 
 def cmd_start(args) -> int:
     from raylite.cluster import detect_gpus
-    from raylite.gcs.client import GcsClient
     from raylite.gcs.redis_server import start_redis
     from raylite.scheduler.launch import start_scheduler
 
     if not args.head and not args.address:
         print("raylite start needs --head or --address=HOST:PORT", file=sys.stderr)
         return 2
+    if args.token:
+        print(TOKEN_ON_ARGV, file=sys.stderr)
+        return 2
+    try:
+        token = token_from_environment(args.token_file)
+    except (OSError, ValueError) as err:
+        print(f"raylite start: cannot use the token file: {err}", file=sys.stderr)
+        return 2
+    if not args.head and not token:
+        print("joining a cluster needs its token: set RAYLITE_TOKEN or pass --token-file PATH",
+              file=sys.stderr)
+        return 2
+    from raylite.security.exposure import warn_if_exposed
+    warn_if_exposed(args.host)
     from raylite.object_store.store import sweep_stale_stores
     from raylite.session import SHM_PREFIX, SHM_ROOT
     sweep_stale_stores(SHM_ROOT, SHM_PREFIX)
@@ -50,26 +70,27 @@ def cmd_start(args) -> int:
     total = {k: v for k, v in total.items() if v}
     node_id = uuid.uuid4().hex
     if args.head:
-        token = args.token or os.environ.get("RAYLITE_TOKEN") or secrets.token_hex(16)
-        redis_proc, port, sock = start_redis(session.redis_dir, token, args.host, args.port,
-                                             tie_to_parent=False)
+        token = token or secrets.token_hex(16)
+        redis_proc, port, sock = start_redis(session.redis_dir, redis_password(token), args.host,
+                                             args.port, tie_to_parent=False)
         from raylite.protocol.channels import advertised_host
         gcs_address = f"{advertised_host(args.host)}:{port}"
         gcs_socket = sock
     else:
-        token = args.token or os.environ.get("RAYLITE_TOKEN")
-        if not token:
-            print("joining a cluster needs its token: --token or RAYLITE_TOKEN", file=sys.stderr)
-            return 2
         gcs_address, gcs_socket, redis_proc = args.address, "", None
     try:
-        GcsClient(gcs_address, token, gcs_socket or None, connect_timeout=15).close()
+        connect_gcs(gcs_address, redis_password(token), unix_socket=gcs_socket or None,
+                    connect_timeout=15).close()
+    except AuthenticationError as err:
+        print(f"raylite start: {err}", file=sys.stderr)
+        _stop_redis(redis_proc)
+        return 1
     except Exception as err:
         print(f"cannot reach the GCS at {gcs_address}: {err}", file=sys.stderr)
         return 1
     ready = os.path.join(session.root, "scheduler.ready")
     sched = start_scheduler(session=session, node_id=node_id, token=token, gcs_address=gcs_address,
-                            redis_password=token, gcs_socket=gcs_socket, host=args.host,
+                            redis_password=redis_password(token), gcs_socket=gcs_socket, host=args.host,
                             resources=total, object_store_memory=args.object_store_memory or 0,
                             head=args.head, detached=True, ready_file=ready)
     deadline = time.monotonic() + 30
@@ -82,14 +103,18 @@ def cmd_start(args) -> int:
         address = f.read().strip()
     _remember_session(session.root, redis_proc.pid if redis_proc else 0)
     if args.head:
-        os.makedirs(SESSION_ROOT, mode=0o700, exist_ok=True)
-        fd = os.open(CURRENT_CLUSTER_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump({"gcs_address": gcs_address, "password": token, "token": token,
-                       "session": session.root, "redis_pid": redis_proc.pid}, f)
+        session_root()
+        token_file = os.path.join(session.root, "token")
+        write_secret(token_file, token + "\n")
+        write_secret(CURRENT_CLUSTER_FILE, json.dumps(
+            {"gcs_address": gcs_address, "password": redis_password(token), "token": token,
+             "token_file": token_file, "session": session.root, "redis_pid": redis_proc.pid}))
         print(f"raylite head started: GCS at {gcs_address}, node scheduler at {address}")
         print("  connect a driver here:   ray.init(address=\"auto\")")
-        print(f"  join another node:       RAYLITE_TOKEN={token} raylite start --address={gcs_address}")
+        # Never the token itself: terminals and CI logs are not secret.
+        print(f"  cluster token (mode 0600): {token_file}")
+        print(f"  join another node:       raylite start --token-file={token_file} "
+              f"--address={gcs_address}")
     else:
         print(f"raylite node {node_id[:8]} joined {gcs_address} (scheduler at {address})")
     if args.block:
@@ -106,8 +131,16 @@ STARTED_FILE = os.path.join(SESSION_ROOT, "started_sessions")
 
 
 def _remember_session(root: str, redis_pid: int) -> None:
-    with open(STARTED_FILE, "a") as f:
-        f.write(json.dumps({"session": root, "redis_pid": redis_pid}) + "\n")
+    append_private(STARTED_FILE, json.dumps({"session": root, "redis_pid": redis_pid}) + "\n")
+
+
+def _stop_redis(proc) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except Exception:
+            proc.kill()
 
 
 def _started() -> list[dict]:
@@ -181,17 +214,29 @@ def cmd_stop(args) -> int:
 
 
 def _gcs(args):
+    """The GCS of the cluster started here (or at --address, with RAYLITE_TOKEN).
+
+    Raises ConnectionError when there is none and AuthenticationError on a wrong token.
+    """
     from raylite.cluster import read_current_cluster
-    from raylite.gcs.client import GcsClient
-    info = read_current_cluster()
+    try:
+        info = read_current_cluster()
+    except ConnectionError:
+        if not args.address:
+            raise
+        info = {}
     address = args.address or info["gcs_address"]
-    return GcsClient(address, os.environ.get("RAYLITE_GCS_PASSWORD") or info["password"])
+    token = os.environ.get("RAYLITE_TOKEN") or info.get("token", "")
+    password = os.environ.get("RAYLITE_GCS_PASSWORD") or (redis_password(token) if token else "")
+    if not password:
+        raise ConnectionError(f"no cluster token for {address}: set RAYLITE_TOKEN")
+    return connect_gcs(address, password)
 
 
 def cmd_status(args) -> int:
     try:
         gcs = _gcs(args)
-    except ConnectionError as err:
+    except (ConnectionError, AuthenticationError) as err:
         print(err, file=sys.stderr)
         return 1
     now = time.time()
@@ -215,7 +260,11 @@ def cmd_status(args) -> int:
 
 
 def cmd_list(args) -> int:
-    gcs = _gcs(args)
+    try:
+        gcs = _gcs(args)
+    except (ConnectionError, AuthenticationError) as err:
+        print(err, file=sys.stderr)
+        return 1
     if args.what == "actors":
         for actor_id, record in gcs.all_actors().items():
             print(f"{actor_id}  {record['state']:<16} {record['class_name']:<20} "
@@ -240,7 +289,10 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--num-gpus", type=float, default=None)
     s.add_argument("--resources", default="{}", help="JSON dict of custom resources")
     s.add_argument("--object-store-memory", type=int, default=0)
-    s.add_argument("--token", default="", help="cluster token (generated on the head if omitted)")
+    s.add_argument("--token", default="", help=argparse.SUPPRESS)  # refused: see TOKEN_ON_ARGV
+    s.add_argument("--token-file", default="",
+                   help="file (mode 0600) holding the cluster token; else $RAYLITE_TOKEN; "
+                        "a head generates one when neither is given")
     s.add_argument("--block", action="store_true", help="stay in the foreground")
     s.set_defaults(fn=cmd_start)
     s = sub.add_parser("stop", help="stop the raylite nodes `raylite start` launched here")
@@ -255,7 +307,12 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--address", default="")
     s.set_defaults(fn=cmd_list)
     args = p.parse_args(argv)
-    return args.fn(args)
+    from raylite.security.files import InsecurePathError
+    try:
+        return args.fn(args)
+    except InsecurePathError as err:
+        print(f"raylite {args.command}: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -15,12 +15,16 @@ from raylite.protocol import worker_pb2
 from raylite.protocol.framing import FrameBuffer, check_token, encode, recv_frame
 
 
+MAX_HANDSHAKES = 32   # connections at once that have not yet shown the token
+
+
 class LocalTaskServer:
     """Accepts framed task streams on ``path`` for this worker's executor."""
 
     def __init__(self, worker, path: str):
         self.worker = worker
         self.path = path
+        self._handshakes = threading.BoundedSemaphore(MAX_HANDSHAKES)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.bind(path)
         os.chmod(path, 0o600)
@@ -33,12 +37,19 @@ class LocalTaskServer:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
+            if not self._handshakes.acquire(blocking=False):
+                _close(conn)   # a flood of unauthenticated connections: shed it
+                continue
             threading.Thread(target=self._serve, args=(conn,), daemon=True,
                              name="raylite-local-conn").start()
 
     def _serve(self, conn: socket.socket) -> None:
         buffer, pending = FrameBuffer(), []
-        if not check_token(conn, self.worker.token, buffer, pending):
+        try:
+            authenticated = check_token(conn, self.worker.token, buffer, pending)
+        finally:
+            self._handshakes.release()
+        if not authenticated:
             conn.close()
             return
         lock = threading.Lock()

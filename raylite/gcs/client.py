@@ -12,6 +12,7 @@ import msgpack
 import redis
 
 from raylite.gcs import keys
+from raylite.security.tokens import REDIS_USER
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -33,11 +34,11 @@ class GcsClient:
         self.address = address
         self.password = password
         if unix_socket:
-            self._redis = redis.Redis(unix_socket_path=unix_socket, password=password,
+            self._redis = redis.Redis(unix_socket_path=unix_socket, username=REDIS_USER, password=password,
                                       socket_keepalive=True)
         else:
             host, port = parse_address(address)
-            self._redis = redis.Redis(host=host, port=port, password=password,
+            self._redis = redis.Redis(host=host, port=port, username=REDIS_USER, password=password,
                                       socket_keepalive=True)
         self._wait_ready(connect_timeout)
         self._buffer: list = []

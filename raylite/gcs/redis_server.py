@@ -6,7 +6,8 @@ import shutil
 import socket
 import subprocess
 
-
+from raylite.security.files import private_dir, write_secret
+from raylite.security.tokens import redis_acl_lines
 
 def find_redis_server() -> str:
     """Path of a redis-server binary. Raises FileNotFoundError when none is installed."""
@@ -35,25 +36,27 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def start_redis(directory: str, password: str, host: str = "127.0.0.1", port: int = 0,
                 tie_to_parent: bool = True) -> tuple[subprocess.Popen, int, str]:
-    """Start redis-server with a password and append-only persistence.
+    """Start redis-server with append-only persistence and an ACL: only the
+    ``raylite`` user with ``password`` may connect (the default user is off), and it
+    cannot run administrative commands (see raylite.security.tokens.redis_acl_lines).
 
-    The password goes in a 0600 config file, not argv. With ``tie_to_parent`` it stays
+    The password goes in a 0600 config file, not argv; the server runs with umask
+    077 so its log and append-only file are private too. With ``tie_to_parent`` it stays
     in the caller's process group (and is stopped by the embedded scheduler's
     teardown); otherwise it gets a session of its own (`raylite start`). Returns (process, port,
     unix_socket_path). Raises FileNotFoundError when no binary exists and
     RuntimeError when it exits at once.
     """
-    os.makedirs(directory, mode=0o700, exist_ok=True)
+    private_dir(directory)
     port = port or free_port(host)
     sock = os.path.join(directory, "redis.sock")
     conf = os.path.join(directory, "redis.conf")
-    fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(f"port {port}\nbind {host}\nrequirepass {password}\nappendonly yes\n"
-                f"appendfsync everysec\ndir {directory}\nunixsocket {sock}\nunixsocketperm 700\n"
-                f"save \"\"\ndaemonize no\nprotected-mode yes\nloglevel warning\n"
-                f"logfile {os.path.join(directory, 'redis.log')}\n")
+    write_secret(conf, f"port {port}\nbind {host}\nappendonly yes\n"
+                       f"appendfsync everysec\ndir {directory}\nunixsocket {sock}\n"
+                       f"unixsocketperm 700\nsave \"\"\ndaemonize no\nprotected-mode yes\n"
+                       f"loglevel warning\nlogfile {os.path.join(directory, 'redis.log')}\n"
+                       + redis_acl_lines(password))
     proc = subprocess.Popen([find_redis_server(), conf], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True,
-                            start_new_session=not tie_to_parent)
+                            start_new_session=not tie_to_parent, umask=0o077)
     return proc, port, sock

@@ -1,7 +1,9 @@
 """gRPC plumbing shared by every process: authenticated servers and channels.
 
 Every call carries the cluster token in metadata; servers reject calls without it
-before any handler (and so any unpickling) runs.
+before any handler (and so any unpickling) runs, and before the request message is
+even read: the refusal handler never asks for a message, so an unauthenticated
+peer's payload is dropped with its stream rather than buffered.
 """
 from __future__ import annotations
 
@@ -12,9 +14,15 @@ import grpc.aio
 
 TOKEN_HEADER = "x-raylite-token"
 
+# The largest message any process accepts. Big values never travel as one message:
+# objects over 100 KiB go through the store and are pulled in 4 MiB chunks, so the
+# largest legitimate messages are batches of small inline tasks or results.
+MAX_MESSAGE = 256 << 20
+MAX_STREAMS_PER_CONNECTION = 1024
+
 CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", -1),
-    ("grpc.max_receive_message_length", -1),
+    ("grpc.max_receive_message_length", MAX_MESSAGE),
     ("grpc.enable_http_proxy", 0),
     ("grpc.keepalive_time_ms", 20000),
     ("grpc.keepalive_timeout_ms", 10000),
@@ -27,23 +35,28 @@ CHANNEL_OPTIONS = [
     ("grpc.max_reconnect_backoff_ms", 500),
 ]
 SERVER_OPTIONS = CHANNEL_OPTIONS + [("grpc.so_reuseport", 0),
-                                    ("grpc.http2.min_ping_interval_without_data_ms", 5000)]
+                                    ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+                                    ("grpc.max_concurrent_streams", MAX_STREAMS_PER_CONNECTION),
+                                    # A connection that never finishes its HTTP/2
+                                    # preface is dropped, not held.
+                                    ("grpc.server_handshake_timeout_ms", 5000),
+                                    ("grpc.max_metadata_size", 16 << 10)]
 
 
-def _deny(kind: str):
-    async def unary(request, context):
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong cluster token")
+async def _refuse(request_iterator, context):
+    await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong cluster token")
 
-    async def streaming(request_or_iterator, context):
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong cluster token")
-        yield  # pragma: no cover - makes this an async generator
 
-    return {
-        "unary_unary": lambda h: grpc.unary_unary_rpc_method_handler(unary),
-        "stream_unary": lambda h: grpc.stream_unary_rpc_method_handler(unary),
-        "unary_stream": lambda h: grpc.unary_stream_rpc_method_handler(streaming),
-        "stream_stream": lambda h: grpc.stream_stream_rpc_method_handler(streaming),
-    }[kind]
+async def _refuse_streaming(request_iterator, context):
+    await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong cluster token")
+    yield  # pragma: no cover - makes this an async generator
+
+
+# Request-streaming handlers even for unary methods: gRPC reads a unary request in
+# full before calling its handler, but hands a streaming one an iterator it never
+# has to touch, so the refusal costs no read of the (possibly huge) message.
+_REFUSE_UNARY_REPLY = grpc.stream_unary_rpc_method_handler(_refuse)
+_REFUSE_STREAMING_REPLY = grpc.stream_stream_rpc_method_handler(_refuse_streaming)
 
 
 class TokenCheck(grpc.aio.ServerInterceptor):
@@ -62,15 +75,7 @@ class TokenCheck(grpc.aio.ServerInterceptor):
                 break
         if handler is None:
             return None
-        if handler.request_streaming and handler.response_streaming:
-            kind = "stream_stream"
-        elif handler.request_streaming:
-            kind = "stream_unary"
-        elif handler.response_streaming:
-            kind = "unary_stream"
-        else:
-            kind = "unary_unary"
-        return _deny(kind)(handler)
+        return _REFUSE_STREAMING_REPLY if handler.response_streaming else _REFUSE_UNARY_REPLY
 
 
 def make_server(token: str) -> grpc.aio.Server:

@@ -38,9 +38,12 @@ def start_scheduler(*, session, node_id: str, token: str, gcs_address: str, redi
         args.append("--head")
     if ready_file:
         args += ["--ready-file", ready_file]
-    log = open(os.path.join(session.logs, f"scheduler-{node_id[:8]}.log"), "ab")
+    log = os.open(os.path.join(session.logs, f"scheduler-{node_id[:8]}.log"),
+                  os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
     try:
+        # umask 077: everything the node writes (logs, spill, sockets) and everything
+        # its workers write is private to this user.
         return subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                close_fds=True, start_new_session=detached)
+                                close_fds=True, start_new_session=detached, umask=0o077)
     finally:
-        log.close()
+        os.close(log)

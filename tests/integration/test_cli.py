@@ -43,6 +43,12 @@ def session_processes(root: str) -> list[str]:
     return found
 
 
+def read_token(join_line: str) -> str:
+    """The head prints where its 0600 token file is, never the token itself."""
+    with open(join_line.split("--token-file=")[1].split()[0]) as f:
+        return f.read().strip()
+
+
 @pytest.fixture
 def cli_env(tmp_path):
     env = dict(os.environ)
@@ -80,10 +86,8 @@ def test_head_start_connect_status_stop(cli_env, tmp_path):
 def test_two_nodes_spill_tasks_and_pull_objects(cli_env, tmp_path):
     head = run(["start", "--head", "--port", "0", "--num-cpus", "1"], cli_env).stdout
     join_line = next(line for line in head.splitlines() if "raylite start --address" in line)
-    token = join_line.split("RAYLITE_TOKEN=")[1].split()[0]
     address = join_line.split("--address=")[1].strip()
-    env2 = dict(cli_env)
-    env2["RAYLITE_TOKEN"] = token
+    env2 = dict(cli_env, RAYLITE_TOKEN=read_token(join_line))
     run(["start", "--address", address, "--num-cpus", "1", "--resources", '{"gpu_like": 1}'], env2)
     result = driver("""
         import numpy as np
@@ -111,8 +115,9 @@ def test_two_nodes_spill_tasks_and_pull_objects(cli_env, tmp_path):
 def test_scheduling_strategies_across_two_nodes(cli_env, tmp_path):
     head = run(["start", "--head", "--port", "0", "--num-cpus", "2"], cli_env).stdout
     join_line = next(line for line in head.splitlines() if "raylite start --address" in line)
-    env2 = dict(cli_env, RAYLITE_TOKEN=join_line.split("RAYLITE_TOKEN=")[1].split()[0])
-    run(["start", "--address", join_line.split("--address=")[1].strip(), "--num-cpus", "2"], env2)
+    token_file = join_line.split("--token-file=")[1].split()[0]
+    run(["start", "--address", join_line.split("--address=")[1].strip(), "--num-cpus", "2",
+         "--token-file", token_file], cli_env)
     result = driver("""
         import time
         import raylite as ray

@@ -91,3 +91,184 @@ def test_api_inside_a_task_sees_the_cluster(cluster):
                 ray.get_runtime_context().get_job_id())
 
     assert ray.get(inside.remote()) == (True, 1.0, ray.get_runtime_context().get_job_id())
+
+
+# ---- per-user files ------------------------------------------------------------------
+import json  # noqa: E402
+import os  # noqa: E402
+import stat  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+def cli(args, env, timeout=60):
+    return subprocess.run([sys.executable, "-m", "raylite.cli.main", *args], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _env(root, **extra):
+    env = dict(os.environ, PYTHONPATH=REPO, RAYLITE_TMPDIR=str(root), **extra)
+    env.pop("RAYLITE_TOKEN", None)
+    env.pop("RAYLITE_GCS_PASSWORD", None)
+    env.update(extra)
+    return env
+
+
+def test_session_files_are_private(cluster):
+    session = cluster.session
+    assert _mode(os.path.dirname(session.root)) == 0o700
+    for path in (session.root, session.sockets, session.logs, session.redis_dir):
+        assert _mode(path) == 0o700, path
+    for name in os.listdir(session.logs):
+        assert _mode(os.path.join(session.logs, name)) & 0o077 == 0, name
+    for name in ("redis.conf", "redis.log"):
+        assert _mode(os.path.join(session.redis_dir, name)) == 0o600, name
+    aof = [n for n in os.listdir(session.redis_dir) if n.endswith(".aof")]
+    assert aof and all(_mode(os.path.join(session.redis_dir, n)) == 0o600 for n in aof)
+
+
+def test_default_root_is_per_user(monkeypatch, tmp_path):
+    from raylite import session
+    monkeypatch.delenv("RAYLITE_TMPDIR", raising=False)
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    assert session._default_root().endswith(f"raylite-{os.geteuid()}")
+    runtime = tmp_path / "xdg"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    assert session._default_root() == str(runtime / "raylite")
+    os.chmod(runtime, 0o755)   # not a private runtime dir: fall back to /tmp/raylite-<uid>
+    assert session._default_root().endswith(f"raylite-{os.geteuid()}")
+
+
+@pytest.mark.parametrize("squat", ["other-owner", "open-mode", "symlink", "file"])
+def test_squatted_session_root_is_refused(tmp_path, squat):
+    root = tmp_path / "run"
+    if squat == "symlink":
+        (tmp_path / "elsewhere").mkdir(mode=0o700)
+        os.symlink(tmp_path / "elsewhere", root)
+    elif squat == "file":
+        root.write_text("")
+    else:
+        root.mkdir(mode=0o700)
+        if squat == "open-mode":
+            os.chmod(root, 0o777)
+        elif os.geteuid() == 0:
+            os.chown(root, 12345, 12345)
+        else:
+            pytest.skip("needs root to give a directory away")
+    out = cli(["start", "--head", "--port", "0", "--num-cpus", "1"], _env(root))
+    assert out.returncode != 0
+    assert "refusing raylite directory" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
+    if squat != "file":
+        assert not [p for p in os.listdir(root) if p.startswith("s-")]
+
+
+# ---- a CLI cluster: token handling -----------------------------------------------------
+@pytest.fixture(scope="module")
+def cli_head(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli") / "run"
+    env = _env(root)
+    out = cli(["start", "--head", "--port", "0", "--num-cpus", "1"], env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    yield env, out.stdout + out.stderr, root
+    cli(["stop"], env)
+
+
+def test_head_prints_token_file_not_token(cli_head):
+    env, output, root = cli_head
+    info = json.loads(open(os.path.join(root, "current_cluster")).read())
+    assert info["token"] not in output
+    assert _mode(os.path.join(root, "current_cluster")) == 0o600
+    token_file = next(line for line in output.splitlines() if "--token-file=" in line) \
+        .split("--token-file=")[1].split()[0]
+    assert _mode(token_file) == 0o600
+    assert open(token_file).read().strip() == info["token"]
+    assert info["password"] != info["token"]
+    for name in os.listdir(os.path.join(info["session"], "logs")):
+        path = os.path.join(info["session"], "logs", name)
+        assert _mode(path) & 0o077 == 0 and info["token"] not in open(path).read(), name
+
+
+def test_token_on_the_command_line_is_refused(tmp_path):
+    out = cli(["start", "--head", "--port", "0", "--token", "abc"], _env(tmp_path / "run"))
+    assert out.returncode == 2
+    assert "RAYLITE_TOKEN" in out.stderr and "--token-file" in out.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_token_file_must_be_private(tmp_path, cli_head):
+    env, output, root = cli_head
+    loose = tmp_path / "token"
+    loose.write_text("abc")
+    os.chmod(loose, 0o644)
+    info = json.loads(open(os.path.join(root, "current_cluster")).read())
+    out = cli(["start", "--address", info["gcs_address"], "--token-file", str(loose)],
+              _env(tmp_path / "run2"))
+    assert out.returncode == 2 and "0644" in out.stderr, out.stderr
+
+
+def test_joining_with_a_wrong_token_fails_fast(tmp_path, cli_head):
+    env, output, root = cli_head
+    info = json.loads(open(os.path.join(root, "current_cluster")).read())
+    started = time.monotonic()
+    out = cli(["start", "--address", info["gcs_address"], "--num-cpus", "1"],
+              _env(tmp_path / "run", RAYLITE_TOKEN="not-the-token"))
+    assert out.returncode == 1
+    assert "wrong cluster token" in out.stderr and "cannot reach" not in out.stderr, out.stderr
+    assert time.monotonic() - started < 15
+    out = cli(["status", "--address", info["gcs_address"]],
+              _env(tmp_path / "run3", RAYLITE_TOKEN="not-the-token"))
+    assert out.returncode == 1 and "wrong cluster token" in out.stderr, out.stderr
+
+
+def _driver(code, env, timeout=60):
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_driver_with_a_wrong_token_gets_authentication_error(tmp_path, cli_head):
+    env, output, root = cli_head
+    info = json.loads(open(os.path.join(root, "current_cluster")).read())
+    code = ("import raylite as ray\n"
+            "try:\n"
+            f"    ray.init(address={info['gcs_address']!r}, _token='wrong')\n"
+            "except ray.exceptions.AuthenticationError as err:\n"
+            "    print('AUTH', err)\n")
+    out = _driver(code, _env(tmp_path / "d1"))
+    assert "AUTH wrong cluster token" in out.stdout, out.stdout + out.stderr
+    # Right Redis password, wrong token: the node scheduler refuses at once (no 30 s wait).
+    code = code.replace("_token='wrong'", "")
+    started = time.monotonic()
+    out = _driver(code, _env(tmp_path / "d2", RAYLITE_TOKEN="wrong",
+                             RAYLITE_GCS_PASSWORD=info["password"]))
+    assert "AUTH wrong cluster token" in out.stdout, out.stdout + out.stderr
+    assert time.monotonic() - started < 20
+    # And the right token works.
+    good = _driver(f"import raylite as ray\nray.init(address={info['gcs_address']!r})\n"
+                   "print(ray.get(ray.remote(lambda: 41 + 1).remote()))\n",
+                   _env(tmp_path / "d3", RAYLITE_TOKEN=info["token"]))
+    assert good.stdout.split() == ["42"], good.stdout + good.stderr
+
+
+def test_symlinked_current_cluster_is_refused(tmp_path):
+    root = tmp_path / "run"
+    root.mkdir(mode=0o700)
+    planted = tmp_path / "planted.json"
+    planted.write_text(json.dumps({"gcs_address": "127.0.0.1:1", "token": "x"}))
+    os.symlink(planted, root / "current_cluster")
+    code = ("import raylite as ray\n"
+            "try:\n"
+            "    ray.init(address='auto')\n"
+            "except PermissionError as err:\n"
+            "    print('REFUSED', err)\n")
+    out = _driver(code, _env(root))
+    assert "REFUSED refusing raylite file" in out.stdout and "symlink" in out.stdout, \
+        out.stdout + out.stderr

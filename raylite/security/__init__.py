@@ -1,0 +1,1 @@
+"""Defence in depth: private session directories, secret files, token handling."""
