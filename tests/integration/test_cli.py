@@ -85,8 +85,8 @@ def test_head_start_connect_status_stop(cli_env, tmp_path):
 
 def test_two_nodes_spill_tasks_and_pull_objects(cli_env, tmp_path):
     head = run(["start", "--head", "--port", "0", "--num-cpus", "1"], cli_env).stdout
-    join_line = next(line for line in head.splitlines() if "raylite start --address" in line)
-    address = join_line.split("--address=")[1].strip()
+    join_line = next(line for line in head.splitlines() if "--token-file=" in line)
+    address = join_line.split("--address=")[1].split()[0]
     env2 = dict(cli_env, RAYLITE_TOKEN=read_token(join_line))
     run(["start", "--address", address, "--num-cpus", "1", "--resources", '{"gpu_like": 1}'], env2)
     result = driver("""
@@ -114,9 +114,9 @@ def test_two_nodes_spill_tasks_and_pull_objects(cli_env, tmp_path):
 
 def test_scheduling_strategies_across_two_nodes(cli_env, tmp_path):
     head = run(["start", "--head", "--port", "0", "--num-cpus", "2"], cli_env).stdout
-    join_line = next(line for line in head.splitlines() if "raylite start --address" in line)
+    join_line = next(line for line in head.splitlines() if "--token-file=" in line)
     token_file = join_line.split("--token-file=")[1].split()[0]
-    run(["start", "--address", join_line.split("--address=")[1].strip(), "--num-cpus", "2",
+    run(["start", "--address", join_line.split("--address=")[1].split()[0], "--num-cpus", "2",
          "--token-file", token_file], cli_env)
     result = driver("""
         import time
