@@ -272,3 +272,127 @@ def test_symlinked_current_cluster_is_refused(tmp_path):
     out = _driver(code, _env(root))
     assert "REFUSED refusing raylite file" in out.stdout and "symlink" in out.stdout, \
         out.stdout + out.stderr
+
+
+# ---- nothing unauthenticated is buffered ------------------------------------------------
+def _scheduler_process(cluster):
+    import psutil
+    sched = next(p for p in cluster.procs if "raylite.scheduler" in " ".join(map(str, p.args)))
+    return psutil.Process(sched.pid)
+
+
+def _raw_call(target, size, method="/raylite.NodeScheduler/GetNodeInfo"):
+    channel = grpc.insecure_channel(target, options=[("grpc.max_send_message_length", -1)])
+    call = channel.unary_unary(method)   # raw bytes: no (de)serializer
+    try:
+        call(b"\0" * size, timeout=30)
+        code = grpc.StatusCode.OK
+    except grpc.RpcError as err:
+        code = err.code()
+    channel.close()
+    return code
+
+
+def test_large_unauthenticated_grpc_messages_are_not_buffered(cluster):
+    from raylite.protocol.channels import MAX_MESSAGE
+    proc = _scheduler_process(cluster)
+    target = _node(cluster)["address"]
+    assert _raw_call(target, 1024) == grpc.StatusCode.UNAUTHENTICATED   # warm up
+    before = proc.memory_info().rss
+    codes = [_raw_call(target, 128 << 20) for _ in range(4)]
+    codes.append(_raw_call(target, MAX_MESSAGE + (1 << 20)))
+    grown = proc.memory_info().rss - before
+    assert set(codes) <= {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                          grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}, codes
+    assert grown < 8 << 20, f"scheduler grew by {grown >> 20} MiB on unauthenticated input"
+    assert ray.get(ray.remote(lambda: "still serving").remote()) == "still serving"
+
+
+def _fast_socket(cluster):
+    import glob
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = glob.glob(os.path.join(cluster.session.sockets, "*.sock.f"))
+        if found:
+            return found[0]
+        ray.get(ray.remote(lambda: None).remote())
+    raise AssertionError("no worker fast-path socket")
+
+
+def _closed_within(sock, seconds) -> bool:
+    sock.settimeout(seconds)
+    try:
+        while sock.recv(1024):
+            pass
+        return True
+    except ConnectionResetError:
+        return True
+    except OSError:
+        return False
+
+
+def test_fast_path_refuses_a_huge_first_frame(cluster):
+    import socket
+    import struct
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(_fast_socket(cluster))
+    sock.sendall(struct.pack("<I", (1 << 31) - 1) + b"\0" * 65536)
+    assert _closed_within(sock, 10)
+    sock.close()
+
+
+def test_fast_path_closes_a_dripping_handshake(cluster):
+    import socket
+    import struct
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(_fast_socket(cluster))
+    sock.sendall(struct.pack("<I", 64))
+    started = time.monotonic()
+    closed = False
+    while time.monotonic() - started < 60:   # one byte a second: never completes the frame
+        try:
+            sock.send(b"x")
+        except OSError:
+            closed = True
+            break
+        if _closed_within(sock, 1.0):
+            closed = True
+            break
+    sock.close()
+    assert closed, "a pre-auth connection outlived the handshake deadline"
+    assert ray.get(ray.remote(lambda: 7).remote()) == 7
+
+
+def test_fast_path_with_a_wrong_token_is_closed(cluster):
+    import socket
+    from raylite.protocol.framing import encode
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(_fast_socket(cluster))
+    sock.sendall(encode(b"0" * 32) + encode(worker_pb2.PushRequest().SerializeToString()))
+    assert _closed_within(sock, 10)
+    sock.close()
+
+
+# ---- Redis: an ACL user without administrative commands -----------------------------------
+def test_redis_dangerous_commands_are_denied(cluster):
+    r = cluster.gcs.redis
+    assert r.execute_command("PING")
+    for command in (("CONFIG", "SET", "dir", "/tmp"), ("CONFIG", "GET", "dir"), ("FLUSHALL",),
+                    ("FLUSHDB",), ("SAVE",), ("BGSAVE",), ("SHUTDOWN", "NOSAVE"),
+                    ("DEBUG", "SLEEP", "0"), ("MODULE", "LIST"), ("REPLICAOF", "NO", "ONE"),
+                    ("SLAVEOF", "NO", "ONE"), ("ACL", "LIST"), ("MONITOR",)):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            r.execute_command(*command)
+    assert r.exists("raylite:nodes") is not None and r.ping()
+
+
+def test_redis_default_user_is_disabled(cluster):
+    host, port = cluster.gcs_address.rsplit(":", 1)
+    password = cluster.gcs.password
+    as_default = redis.Redis(host=host, port=int(port), password=password)   # AUTH <password>
+    with pytest.raises((redis.exceptions.AuthenticationError, redis.exceptions.ResponseError)):
+        as_default.ping()
+    assert password != cluster.worker.token
+    with pytest.raises((redis.exceptions.AuthenticationError, redis.exceptions.ResponseError)):
+        redis.Redis(host=host, port=int(port), username="raylite",
+                    password=cluster.worker.token).ping()
