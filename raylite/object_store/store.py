@@ -11,6 +11,7 @@ import fcntl
 import glob
 import os
 import shutil
+import stat
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -65,7 +66,9 @@ class SharedMemoryStore:
         self.spilled_bytes = 0
         self.num_spilled = 0
         self.num_restored = 0
-        os.makedirs(directory, mode=0o700, exist_ok=True)
+        # /dev/shm is shared by every user: refuse a directory someone else planted.
+        from raylite.security.files import private_dir
+        private_dir(directory)
         # Held for this process's life: a store whose lock is free has no owner left
         # (even after a SIGKILL) and is swept by the next start on this machine.
         self._owner_fd = os.open(os.path.join(directory, OWNER_FILE), os.O_CREAT | os.O_RDWR, 0o600)
@@ -242,6 +245,12 @@ def sweep_stale_stores(shm_root: str, prefix: str) -> list[str]:
     """
     removed = []
     for path in glob.glob(os.path.join(shm_root, prefix + "*")):
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if st.st_uid != os.geteuid() or not stat.S_ISDIR(st.st_mode):
+            continue   # another user's store (or a planted link): never ours to remove
         owner = os.path.join(path, OWNER_FILE)
         try:
             fd = os.open(owner, os.O_RDWR)
