@@ -5,6 +5,7 @@ A mixin of CoreWorker (it uses the worker's loop, stores, stubs and address)."""
 from __future__ import annotations
 
 import threading
+import time
 
 import grpc
 
@@ -81,13 +82,14 @@ class ObjectManagerMixin:
         """Copy an object from the store of the node holding it into this node's store,
         in chunks over the ObjectStore.Pull stream. Raises ObjectLostError if it is gone."""
         from raylite.protocol import objects_pb2
+        from raylite.gcs.liveness import is_alive
         node = self.gcs.nodes().get(value.node_id)
-        if node is None or not node.get("alive", True):
+        if node is None or not is_alive(node, time.time()):
             raise exc.ObjectLostError(value.id.hex(), f"Object {value.id.hex()} lived on node "
                                                       f"{value.node_id[:8]}, which is gone.")
-        channel = self._sync_channels.get(node["address"])
+        channel = self._sync_channels.get(node.address)
         if channel is None:
-            channel = self._sync_channels[node["address"]] = sync_channel(node["address"])
+            channel = self._sync_channels[node.address] = sync_channel(node.address)
         stub = AuthedStub(objects_pb2_grpc.ObjectStoreStub(channel), self.token)
         try:
             chunks = stub.Pull(objects_pb2.PullRequest(id=value.id))
