@@ -13,6 +13,8 @@ import time
 
 import msgpack
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from raylite import exceptions as exc
 from raylite.gcs import keys, liveness
@@ -51,13 +53,15 @@ class GcsClient:
         self.password = password
         self.retry_s = retry_s
         self.closed = False
+        # redis-py's own retries (seconds of backoff in recent versions) are off: the
+        # retry policy is gcs_call's, in one place.
+        options = dict(password=password, socket_keepalive=True, retry=Retry(NoBackoff(), 0),
+                       socket_connect_timeout=5)
         if unix_socket:
-            self._redis = redis.Redis(unix_socket_path=unix_socket, password=password,
-                                      socket_keepalive=True)
+            self._redis = redis.Redis(unix_socket_path=unix_socket, **options)
         else:
             host, port = parse_address(address)
-            self._redis = redis.Redis(host=host, port=port, password=password,
-                                      socket_keepalive=True)
+            self._redis = redis.Redis(host=host, port=port, **options)
         self._release_name = self._redis.register_script(_RELEASE_NAME)
         self._wait_ready(connect_timeout)
         self._buffer: list = []

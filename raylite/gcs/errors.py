@@ -16,7 +16,7 @@ import redis
 from raylite import exceptions as exc
 
 # How long a retried call keeps trying while the GCS is unreachable.
-RETRY_S = float(os.environ.get("RAYLITE_GCS_RETRY_S", "3.0"))
+RETRY_S = float(os.environ.get("RAYLITE_GCS_RETRY_S", "5.0"))
 _FIRST_DELAY_S = 0.02
 _MAX_DELAY_S = 0.5
 

@@ -163,3 +163,28 @@ def test_reads_retry_across_a_redis_restart(tmp_path):
         for p in restarted:
             p.terminate()
             p.wait(10)
+
+
+def test_log_subscription_survives_a_redis_restart(tmp_path):
+    directory = str(tmp_path / "redis")
+    proc, port, _ = start_redis(directory, PASSWORD)
+    client = GcsClient(f"127.0.0.1:{port}", PASSWORD)
+    subscription = client.subscribe_logs("j1")
+    proc.terminate()
+    proc.wait(10)
+    proc = start_redis(directory, PASSWORD, port=port)[0]
+    try:
+        got = None
+        deadline = time.monotonic() + 20
+        while got is None and time.monotonic() < deadline:
+            try:
+                client.publish_logs("j1", [("stderr", "after")])
+                got = subscription.get(timeout=0.1)
+            except exc.GcsUnavailableError:
+                time.sleep(0.05)      # what the driver's printer does: wait and read again
+        assert got == [("stderr", "after")]
+    finally:
+        subscription.close()
+        client.close()
+        proc.terminate()
+        proc.wait(10)
