@@ -341,7 +341,7 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer, objects_pb2_grpc.Object
         self.store.cleanup()
         if self.gcs is not None:
             try:
-                self.gcs.mark_node_dead(self.node_id)
+                self.gcs.mark_node_dead(self.node_id, retry=False)  # shutting down: no waiting
             except Exception:
                 pass
         if self.cfg.redis_pid:
