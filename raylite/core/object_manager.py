@@ -81,8 +81,8 @@ class ObjectManagerMixin:
     def _pull_remote(self, value: common_pb2.ObjectValue) -> None:
         """Copy an object from the store of the node holding it into this node's store,
         in chunks over the ObjectStore.Pull stream. Raises ObjectLostError if it is gone."""
-        from raylite.protocol import objects_pb2
         from raylite.gcs.liveness import is_alive
+        from raylite.protocol import objects_pb2
         node = self.gcs.nodes().get(value.node_id)
         if node is None or not is_alive(node, time.time()):
             raise exc.ObjectLostError(value.id.hex(), f"Object {value.id.hex()} lived on node "

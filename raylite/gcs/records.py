@@ -69,10 +69,12 @@ class _Record:
         return self.extra[key]
 
     def get(self, key: str, default=None):
+        # None reads as absent, as it did in the dicts (e.g. NodeRecord.available).
         try:
-            return self[key]
+            value = self[key]
         except KeyError:
             return default
+        return default if value is None else value
 
 
 @dataclass
