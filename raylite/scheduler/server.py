@@ -16,6 +16,8 @@ import signal
 import time
 import uuid
 
+
+from raylite.gcs.liveness import HEARTBEAT_INTERVAL_S, is_alive
 from raylite.object_store.service import ObjectStoreService
 from raylite.object_store.store import SharedMemoryStore
 from raylite.processes import pid_alive
@@ -27,7 +29,7 @@ from raylite.scheduler.worker_pool import WorkerProcesses, worker_env
 
 log = logging.getLogger("raylite.scheduler")
 
-HEARTBEAT_S = 1.0
+
 IDLE_WORKER_TIMEOUT_S = 10.0
 
 
@@ -83,13 +85,13 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
         hex_id = actor_id.hex()
         try:
             record = self.gcs.get_actor(hex_id)
-            if record is None or record.get("state") == "DEAD":
+            if record is None or record.is_dead:
                 return
-            record.update(state="DEAD", death_cause="its owner (driver or worker) died",
-                          address=b"", pid=0)
-            self.gcs.put_actor(hex_id, record)
-            if record.get("name"):
-                self.gcs.release_actor_name(record["namespace"], record["name"], hex_id)
+            record = record.replace(state="DEAD", death_cause="its owner (driver or worker) died",
+                                    address=b"", pid=0)
+            self.gcs.put_actor(record)
+            if record.name:
+                self.gcs.release_actor_name(record.namespace, record.name, hex_id)
         except Exception as exc:  # the GCS may be going away with the cluster
             log.warning("could not record actor %s as dead: %s", hex_id[:8], exc)
 
@@ -148,15 +150,10 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
                                    gpu_ids=outcome.gpu_ids)
 
     def _alive_nodes(self) -> dict:
+        """The alive nodes (NodeRecords) of the table the heartbeat thread last read:
+        no Redis call on the event loop."""
         now = time.time()
-        if now - self._nodes_read_at > 0.5:  # the node table, read at most twice a second
-            try:
-                self._nodes_cache = self.gcs.nodes() if self.gcs is not None else {}
-            except Exception:
-                self._nodes_cache = {}
-            self._nodes_read_at = now
-        return {n: info for n, info in self._nodes_cache.items()
-                if info.get("alive", True) and now - info["last_heartbeat"] <= 10}
+        return {n: info for n, info in self._nodes_cache.items() if is_alive(info, now)}
 
     def _peers(self) -> list[Peer]:
         """The alive nodes as placement decisions take them (see peer_from_node)."""
@@ -229,14 +226,26 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
                 last_reap = now
                 self.apply(self.state.idle_workers_to_reap(now, IDLE_WORKER_TIMEOUT_S))
 
+    def _beat_and_read(self, available: dict) -> None:
+        """In a thread: beat, then refresh the node table spill-over decisions use."""
+        self.gcs.heartbeat(self.node_id, available, retry=False)
+        self._nodes_cache = self.gcs.nodes(retry=False)
+
     async def heartbeat(self) -> None:
+        # Off the event loop, so a slow or restarting Redis never delays a lease.
+        failing = False
         while not self.stopping.is_set():
             try:
-                self.gcs.heartbeat(self.node_id, dict(self.state.available))
+                await asyncio.to_thread(self._beat_and_read, dict(self.state.available))
+                if failing:
+                    log.warning("heartbeat: the GCS is back")
+                failing = False
             except Exception as exc:  # the GCS may be restarting; keep beating
-                log.warning("heartbeat failed: %s", exc)
+                if not failing:
+                    log.warning("heartbeat failed: %s", exc)
+                failing = True
             try:
-                await asyncio.wait_for(self.stopping.wait(), HEARTBEAT_S)
+                await asyncio.wait_for(self.stopping.wait(), HEARTBEAT_INTERVAL_S)
             except asyncio.TimeoutError:
                 pass
 
@@ -245,7 +254,7 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
         self.store.cleanup()
         if self.gcs is not None:
             try:
-                self.gcs.mark_node_dead(self.node_id)
+                self.gcs.mark_node_dead(self.node_id, retry=False)  # shutting down: no waiting
             except Exception:
                 pass
         if self.cfg.redis_pid:
@@ -273,14 +282,15 @@ async def serve(cfg, procs: WorkerProcesses | None = None, prestarted: list | No
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, scheduler.stopping.set)
     from raylite.gcs.client import GcsClient  # after the socket is up: drivers wait on it
+    from raylite.gcs.records import NodeRecord
     scheduler.gcs = GcsClient(cfg.gcs_address, cfg.redis_password, cfg.gcs_socket)
     scheduler.object_service.gcs = scheduler.gcs
-    scheduler.gcs.register_node(cfg.node_id, {
-        "node_id": cfg.node_id, "address": scheduler.tcp_address, "uds": uds,
-        "host": advertised_host(cfg.host), "resources": cfg.resources, "alive": True, "pid": os.getpid(),
-        "store_dir": scheduler.store.directory, "store_capacity": scheduler.store.capacity,
-        "session": cfg.session.root, "is_head": cfg.is_head,
-    })
+    scheduler.gcs.register_node(NodeRecord(
+        node_id=cfg.node_id, address=scheduler.tcp_address, uds=uds,
+        host=advertised_host(cfg.host), resources=dict(cfg.resources), alive=True,
+        pid=os.getpid(), store_dir=scheduler.store.directory,
+        store_capacity=scheduler.store.capacity, session=cfg.session.root,
+        is_head=bool(cfg.is_head), available=dict(cfg.resources)))
     tasks = [asyncio.create_task(scheduler.watch_processes()),
              asyncio.create_task(scheduler.heartbeat())]
     if cfg.ready_file:
