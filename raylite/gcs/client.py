@@ -29,6 +29,20 @@ end
 return 0
 """
 
+# Take the monitor lease when free, or extend it when ours (one atomic step).
+_LEAD_MONITOR = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
 
 def parse_address(address: str) -> tuple[str, int]:
     """(host, port) of "host:port". Raises ValueError for anything else."""
@@ -63,6 +77,7 @@ class GcsClient:
             host, port = parse_address(address)
             self._redis = redis.Redis(host=host, port=port, **options)
         self._release_name = self._redis.register_script(_RELEASE_NAME)
+        self._lead_script = self._redis.register_script(_LEAD_MONITOR)
         self._wait_ready(connect_timeout)
         self._buffer: list = []
         self._buffer_lock = threading.Lock()
@@ -176,15 +191,33 @@ class GcsClient:
         pipe.execute()
 
     @gcs_call(retry=True)
-    def mark_node_dead(self, node_id: str) -> None:
-        """Record that a node is gone for good and announce it."""
+    def mark_node_dead(self, node_id: str, reason: str = "stopped") -> None:
+        """Record that a node is gone (and why) and announce it on the node channel."""
         raw = self._redis.hget(keys.NODES, node_id)
         if raw:
-            record = NodeRecord.from_bytes(raw).replace(alive=False)
+            record = NodeRecord.from_bytes(raw).replace(alive=False, death_reason=reason)
             pipe = self._redis.pipeline(transaction=False)
             pipe.hset(keys.NODES, node_id, record.to_bytes())
-            pipe.publish(keys.NODE_CHANNEL, msgpack.packb({"node_id": node_id, "alive": False}))
+            pipe.publish(keys.NODE_CHANNEL, msgpack.packb(
+                {"node_id": node_id, "alive": False, "reason": reason}))
             pipe.execute()
+
+    @gcs_call(retry=True)
+    def revive_node(self, node_id: str) -> None:
+        """A node the monitor declared dead is beating after all (it was stalled, not
+        gone): mark it alive again and announce it."""
+        raw = self._redis.hget(keys.NODES, node_id)
+        if raw:
+            record = NodeRecord.from_bytes(raw).replace(alive=True, death_reason="")
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.hset(keys.NODES, node_id, record.to_bytes())
+            pipe.publish(keys.NODE_CHANNEL, msgpack.packb({"node_id": node_id, "alive": True}))
+            pipe.execute()
+
+    @gcs_call(retry=False)
+    def lead_monitor(self, node_id: str, ttl_s: float) -> bool:
+        """Take or keep the failure-monitor lease for ``ttl_s``; True when we hold it."""
+        return bool(self._lead_script(keys=[keys.MONITOR], args=[node_id, int(ttl_s * 1000)]))
 
     @gcs_call(retry=True)
     def nodes(self) -> dict[str, NodeRecord]:

@@ -14,6 +14,7 @@ ACTORS = PREFIX + "actors"               # hash actor_id -> ActorRecord
 ACTOR_NAMES = PREFIX + "actor_names"     # hash "namespace/name" -> actor_id
 ACTOR_EXITS = PREFIX + "actor_exits"     # hash actor_id -> why it ended on purpose (no restart)
 NODE_CHANNEL = PREFIX + "channel:nodes"  # pubsub: node joined / died
+MONITOR = PREFIX + "monitor"             # node id of the failure monitor (expiring lease)
 
 
 def function_key(function_id_hex: str) -> str:

@@ -93,6 +93,7 @@ class NodeRecord(_Record):
     host: str = ""
     resources: dict = field(default_factory=dict)
     alive: bool = True                # False once the node said goodbye or was marked dead
+    death_reason: str = ""            # why it is dead ("stopped", "missed heartbeats ...")
     pid: int = 0
     store_dir: str = ""
     store_capacity: int = 0

@@ -17,12 +17,13 @@ import time
 import uuid
 
 
-from raylite.gcs.liveness import HEARTBEAT_INTERVAL_S, is_alive
+from raylite.gcs.liveness import is_alive
 from raylite.object_store.service import ObjectStoreService
 from raylite.object_store.store import SharedMemoryStore
 from raylite.processes import pid_alive
 from raylite.protocol import common_pb2, node_pb2, node_pb2_grpc, objects_pb2_grpc
 from raylite.protocol.channels import advertised_host, bind, make_server
+from raylite.scheduler.heartbeat import Heartbeat
 from raylite.scheduler.placement import Peer
 from raylite.scheduler.state import Grant, KillWorker, LeaseAsk, Reject, SchedulerState, StartWorker
 from raylite.scheduler.worker_pool import WorkerProcesses, worker_env
@@ -53,7 +54,7 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
         self.stopping = asyncio.Event()
         self.tcp_address = ""
         self.drivers: dict[str, int] = {}
-        self._nodes_cache: dict = {}
+        self.beat: Heartbeat | None = None   # started once the GCS is connected
         self._nodes_read_at = 0.0
 
     # ---- actions -------------------------------------------------------------------
@@ -153,7 +154,8 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
         """The alive nodes (NodeRecords) of the table the heartbeat thread last read:
         no Redis call on the event loop."""
         now = time.time()
-        return {n: info for n, info in self._nodes_cache.items() if is_alive(info, now)}
+        nodes = self.beat.nodes if self.beat is not None else {}
+        return {n: info for n, info in nodes.items() if is_alive(info, now)}
 
     def _peers(self) -> list[Peer]:
         """The alive nodes as placement decisions take them (see peer_from_node)."""
@@ -226,30 +228,9 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
                 last_reap = now
                 self.apply(self.state.idle_workers_to_reap(now, IDLE_WORKER_TIMEOUT_S))
 
-    def _beat_and_read(self, available: dict) -> None:
-        """In a thread: beat, then refresh the node table spill-over decisions use."""
-        self.gcs.heartbeat(self.node_id, available, retry=False)
-        self._nodes_cache = self.gcs.nodes(retry=False)
-
-    async def heartbeat(self) -> None:
-        # Off the event loop, so a slow or restarting Redis never delays a lease.
-        failing = False
-        while not self.stopping.is_set():
-            try:
-                await asyncio.to_thread(self._beat_and_read, dict(self.state.available))
-                if failing:
-                    log.warning("heartbeat: the GCS is back")
-                failing = False
-            except Exception as exc:  # the GCS may be restarting; keep beating
-                if not failing:
-                    log.warning("heartbeat failed: %s", exc)
-                failing = True
-            try:
-                await asyncio.wait_for(self.stopping.wait(), HEARTBEAT_INTERVAL_S)
-            except asyncio.TimeoutError:
-                pass
-
     def teardown(self) -> None:
+        if self.beat is not None:
+            self.beat.stop()
         self.procs.kill_all()
         self.store.cleanup()
         if self.gcs is not None:
@@ -291,8 +272,9 @@ async def serve(cfg, procs: WorkerProcesses | None = None, prestarted: list | No
         pid=os.getpid(), store_dir=scheduler.store.directory,
         store_capacity=scheduler.store.capacity, session=cfg.session.root,
         is_head=bool(cfg.is_head), available=dict(cfg.resources)))
-    tasks = [asyncio.create_task(scheduler.watch_processes()),
-             asyncio.create_task(scheduler.heartbeat())]
+    scheduler.beat = Heartbeat(scheduler.gcs, cfg.node_id, lambda: scheduler.state.available)
+    scheduler.beat.start()
+    tasks = [asyncio.create_task(scheduler.watch_processes())]
     if cfg.ready_file:
         with open(cfg.ready_file + ".tmp", "w") as f:
             f.write(scheduler.tcp_address)

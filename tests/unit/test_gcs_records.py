@@ -59,10 +59,10 @@ def test_transitional_mapping_reads():
 
 def test_liveness_rule():
     node = NodeRecord(node_id="n", last_heartbeat=100.0)
-    timeout = liveness.NODE_TIMEOUT_S
+    stale = liveness.STALE_FACTOR * liveness.NODE_TIMEOUT_S
     assert liveness.is_alive(node, 100.0)
-    assert liveness.is_alive(node, 100.0 + timeout)
-    assert not liveness.is_alive(node, 100.0 + timeout + 0.01)
+    assert liveness.is_alive(node, 100.0 + stale - 0.01)   # the monitor decides before that
+    assert not liveness.is_alive(node, 100.0 + stale + 0.01)
     assert not liveness.is_alive(node.replace(alive=False), 100.0)
     assert not liveness.is_alive(NodeRecord(node_id="never beat"), 100.0)
 
