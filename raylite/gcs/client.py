@@ -8,6 +8,7 @@ a background thread.
 """
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
@@ -19,7 +20,7 @@ from redis.retry import Retry
 from raylite import exceptions as exc
 from raylite.gcs import keys, liveness
 from raylite.gcs.errors import RETRY_S, gcs_call, is_auth_failure, map_error
-from raylite.gcs.records import DEAD, ActorRecord, JobRecord, NodeRecord
+from raylite.gcs.records import DEAD, ActorRecord, JobRecord, LineageRecord, NodeRecord
 
 # Delete the name binding only while it still names the releasing actor.
 _RELEASE_NAME = """
@@ -42,6 +43,10 @@ if not holder then
 end
 return 0
 """
+
+
+# Buffered writes kept while the GCS is unreachable, before the oldest are dropped.
+MAX_BUFFERED = 200_000
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -83,6 +88,7 @@ class GcsClient:
         self._buffer_lock = threading.Lock()
         self._flush_event = threading.Event()
         self._flusher: threading.Thread | None = None
+        self._warned_drop = False
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -120,6 +126,23 @@ class GcsClient:
         """Record (buffered) that ``node_id``'s store dropped the object."""
         self.buffer("srem", keys.object_locations(object_id_hex), node_id)
 
+    def put_lineage(self, task_id_hex: str, record: LineageRecord) -> None:
+        """Record (buffered, pipelined: never a round trip on the task path) how to
+        re-run a task whose results live in a store."""
+        self.buffer("set", keys.lineage(task_id_hex), record.to_bytes())
+
+    def delete_lineage(self, task_id_hex: str) -> None:
+        """Drop (buffered) a lineage entry nothing can need any more."""
+        self.buffer("delete", keys.lineage(task_id_hex))
+
+    @gcs_call(retry=True)
+    def get_lineage(self, task_id_hex: str) -> LineageRecord | None:
+        """The lineage of a task, or None when none was kept. Flushes buffered writes
+        first, so an entry written a moment ago is found."""
+        self.flush()
+        raw = self._redis.get(keys.lineage(task_id_hex))
+        return LineageRecord.from_bytes(raw) if raw else None
+
     def _flush_loop(self) -> None:
         while not self.closed:
             self._flush_event.wait(0.5)
@@ -127,8 +150,9 @@ class GcsClient:
             self.flush()
 
     def flush(self) -> None:
-        """Send the buffered writes now. Never raises: they are advisory, and lost
-        when the GCS is going away."""
+        """Send the buffered writes now. Never raises: while the GCS is unreachable the
+        writes wait for the next flush (up to MAX_BUFFERED of them, then the oldest are
+        dropped with a warning); they are lost only when the client is closing."""
         with self._buffer_lock:
             batch, self._buffer = self._buffer, []
         if not batch:
@@ -139,7 +163,16 @@ class GcsClient:
         try:
             pipe.execute()
         except redis.RedisError:
-            pass
+            if self.closed:
+                return
+            with self._buffer_lock:
+                waiting = batch + self._buffer
+                self._buffer = waiting[-MAX_BUFFERED:]
+                dropped = len(waiting) > MAX_BUFFERED and not self._warned_drop
+                self._warned_drop = self._warned_drop or dropped
+            if dropped:
+                sys.stderr.write(f"raylite: the GCS at {self.address} is unreachable; buffered "
+                                 f"writes beyond {MAX_BUFFERED} are being dropped\n")
 
     # ---- functions --------------------------------------------------------------
     @gcs_call(retry=True)

@@ -150,3 +150,15 @@ class JobRecord(_Record):
     sys_path: list = field(default_factory=list)
     cwd: str = ""
     extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class LineageRecord(_Record):
+    """How to re-run a task whose results lived in a node's store (raylite:lineage:<id>):
+    written by the task's owner when it finished, deleted when nothing can need it."""
+
+    spec: bytes = b""                  # the TaskSpec (args inline or stored, deps by value)
+    dep_owners: list = field(default_factory=list)   # owner Address bytes of each dep
+    resources: dict = field(default_factory=dict)
+    strategy: str = ""
+    extra: dict = field(default_factory=dict)
