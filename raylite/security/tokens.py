@@ -57,18 +57,11 @@ def wrong_token(where: str, detail: str = "") -> AuthenticationError:
 
 
 def is_auth_failure(exc: BaseException) -> bool:
-    """True when ``exc`` says a peer refused our credentials (Redis or gRPC)."""
+    """True when ``exc`` says a peer refused our credentials: raylite's
+    AuthenticationError (the GCS client and the gRPC error mapping raise it) or a raw
+    gRPC UNAUTHENTICATED status."""
     if isinstance(exc, AuthenticationError):
         return True
-    try:
-        import redis
-        if isinstance(exc, redis.AuthenticationError):
-            return True
-        if isinstance(exc, redis.ResponseError):
-            text = str(exc)
-            return "WRONGPASS" in text or "NOAUTH" in text or "invalid password" in text.lower()
-    except ImportError:  # pragma: no cover
-        pass
     try:
         import grpc
         if isinstance(exc, grpc.RpcError) and hasattr(exc, "code"):

@@ -375,7 +375,8 @@ def test_fast_path_with_a_wrong_token_is_closed(cluster):
 
 # ---- Redis: an ACL user without administrative commands -----------------------------------
 def test_redis_dangerous_commands_are_denied(cluster):
-    r = cluster.gcs.redis
+    host, port = cluster.gcs_address.rsplit(":", 1)
+    r = redis.Redis(host=host, port=int(port), username="raylite", password=cluster.gcs.password)
     assert r.execute_command("PING")
     for command in (("CONFIG", "SET", "dir", "/tmp"), ("CONFIG", "GET", "dir"), ("FLUSHALL",),
                     ("FLUSHDB",), ("SAVE",), ("BGSAVE",), ("SHUTDOWN", "NOSAVE"),
