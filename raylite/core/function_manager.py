@@ -1,11 +1,23 @@
 """The function table: functions and classes are pickled once, exported to the GCS,
-and fetched (then cached) by the workers that run them."""
+and fetched (then cached) by the workers that run them.
+
+A function's id is a hash of its pickle, and ids only ever arrive in task specs over
+token-authenticated channels. Checking the fetched bytes against the id before
+unpickling means whoever can write Redis still cannot make a worker run their code.
+"""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import threading
 
+from raylite.exceptions import RaySystemError
 from raylite.serialization import dumps_code, loads_code
+
+
+def function_id_of(pickled: bytes) -> bytes:
+    """The id of a pickled function: its SHA-256, truncated to 16 bytes."""
+    return hashlib.sha256(pickled).digest()[:16]
 
 
 class FunctionManager:
@@ -43,7 +55,7 @@ class FunctionManager:
             if fid is not None:
                 return fid
             pickled = dumps_code(obj)
-            fid = hashlib.sha1(pickled).digest()[:16]
+            fid = function_id_of(pickled)
             self.gcs.export_function(fid.hex(), pickled)
             self._cache[fid] = obj
             self._exported[key] = fid
@@ -53,12 +65,17 @@ class FunctionManager:
     def load(self, function_id: bytes, job_id: bytes = b""):
         """The function or class for ``function_id``, fetched from the GCS on first use.
 
-        Raises KeyError when it was never exported.
+        Raises KeyError when it was never exported, and RaySystemError (without
+        unpickling anything) when the GCS entry does not match its id.
         """
         fn = self._cache.get(function_id)
         if fn is None:
             if job_id and job_id not in self._jobs_seen:
                 self._adopt_job_path(job_id)
-            fn = loads_code(self.gcs.fetch_function(function_id.hex()))
+            pickled = self.gcs.fetch_function(function_id.hex())
+            if not hmac.compare_digest(function_id_of(pickled), function_id):
+                raise RaySystemError(f"refusing function {function_id.hex()} from the GCS: its "
+                                     f"bytes do not match its id (the entry was tampered with)")
+            fn = loads_code(pickled)
             self._cache[function_id] = fn
         return fn

@@ -397,3 +397,31 @@ def test_redis_default_user_is_disabled(cluster):
     with pytest.raises((redis.exceptions.AuthenticationError, redis.exceptions.ResponseError)):
         redis.Redis(host=host, port=int(port), username="raylite",
                     password=cluster.worker.token).ping()
+
+
+# ---- integrity of what the GCS holds ---------------------------------------------------------
+def _raw_redis(cluster):
+    host, port = cluster.gcs_address.rsplit(":", 1)
+    return redis.Redis(host=host, port=int(port), username="raylite", password=cluster.gcs.password)
+
+
+def test_tampered_function_table_entry_is_refused(cluster, tmp_path):
+    import pickle
+    from raylite.core.function_manager import function_id_of
+    from raylite.gcs import keys
+    from raylite.serialization import dumps_code
+    marker = tmp_path / "pwned"
+
+    def innocent():
+        return "innocent"
+
+    remote = ray.remote(innocent)
+    fid = function_id_of(dumps_code(remote._function))
+    # Whoever can write Redis plants a pickle under the id the driver is about to use.
+    evil = pickle.dumps((os.system, (f"touch {marker}",)))
+    _raw_redis(cluster).set(keys.function_key(fid.hex()), evil)
+    with pytest.raises(Exception) as info:
+        ray.get(remote.remote(), timeout=60)
+    assert "tampered" in str(info.value), info.value
+    assert not marker.exists(), "a planted function table entry ran"
+    assert ray.get(ray.remote(lambda: "ok").remote()) == "ok"
