@@ -30,7 +30,7 @@ from raylite.ids import object_id_for, random_id, return_ids
 from raylite.protocol import common_pb2, node_pb2, node_pb2_grpc, objects_pb2_grpc, worker_pb2, \
     worker_pb2_grpc
 from raylite.protocol.channels import AuthedStub, aio_channel, bind, make_server, pick_target, \
-    sync_channel
+    sync_channel, use_cluster_token
 from raylite.serialization import serialize
 
 DRIVER = "driver"
@@ -78,6 +78,7 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
         self.loop = asyncio.new_event_loop()
         self._loop_thread = threading.Thread(target=self._run_loop, daemon=True, name="raylite-io")
         self._loop_thread.start()
+        use_cluster_token(token)   # TCP channels below are mutual TLS for this cluster
         self._scheduler_sync = sync_channel(scheduler_target)
         self.scheduler = AuthedStub(node_pb2_grpc.NodeSchedulerStub(self._scheduler_sync), token)
         self.store_stub = AuthedStub(objects_pb2_grpc.ObjectStoreStub(self._scheduler_sync), token)

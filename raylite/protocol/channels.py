@@ -8,6 +8,7 @@ peer's payload is dropped with its stream rather than buffered.
 from __future__ import annotations
 
 import hmac
+import os
 
 import grpc
 import grpc.aio
@@ -36,6 +37,7 @@ CHANNEL_OPTIONS = [
     ("grpc.min_reconnect_backoff_ms", 10),
     ("grpc.max_reconnect_backoff_ms", 500),
 ]
+TLS_CHANNEL_OPTIONS = CHANNEL_OPTIONS + [("grpc.ssl_target_name_override", "raylite-cluster")]
 SERVER_OPTIONS = CHANNEL_OPTIONS + [("grpc.so_reuseport", 0),
                                     ("grpc.http2.min_ping_interval_without_data_ms", 5000),
                                     ("grpc.max_concurrent_streams", MAX_STREAMS_PER_CONNECTION),
@@ -82,7 +84,32 @@ class TokenCheck(grpc.aio.ServerInterceptor):
 
 def make_server(token: str) -> grpc.aio.Server:
     """An asyncio gRPC server that authenticates every call with ``token``."""
-    return grpc.aio.server(interceptors=[TokenCheck(token)], options=SERVER_OPTIONS)
+    use_cluster_token(token)
+    server = grpc.aio.server(interceptors=[TokenCheck(token)], options=SERVER_OPTIONS)
+    server._raylite_token = token   # bind() derives the TLS credentials from it
+    return server
+
+
+# The cluster this process belongs to: TCP channels are mutual TLS with credentials
+# derived from its token (raylite.security.cluster_tls). Set by make_server and by
+# the CoreWorker; a process that set neither falls back to $RAYLITE_TOKEN.
+_cluster_token: str = ""
+
+
+def use_cluster_token(token: str) -> None:
+    """Make TCP channels opened from now on authenticate as (and only trust) the
+    cluster of ``token``."""
+    global _cluster_token
+    _cluster_token = token
+
+
+def _tls():
+    """This process's ClusterTls, or None when TLS is off or no token is known."""
+    from raylite.security import cluster_tls
+    token = _cluster_token or os.environ.get("RAYLITE_TOKEN", "")
+    if not token or not cluster_tls.enabled():
+        return None
+    return cluster_tls.for_token(token)
 
 
 def bind(server: grpc.aio.Server, host: str, uds_path: str | None) -> tuple[str, str]:
@@ -90,7 +117,11 @@ def bind(server: grpc.aio.Server, host: str, uds_path: str | None) -> tuple[str,
 
     Returns (tcp_address, uds_address). Raises RuntimeError if the port cannot be bound.
     """
-    port = server.add_insecure_port(f"{host}:0")
+    tls = _tls() if getattr(server, "_raylite_token", "") else None
+    if tls is not None:
+        port = server.add_secure_port(f"{host}:0", tls.server_credentials())
+    else:
+        port = server.add_insecure_port(f"{host}:0")
     if not port:
         raise RuntimeError(f"could not bind a port on {host}")
     uds = ""
@@ -111,12 +142,35 @@ def advertised_host(host: str) -> str:
         return "127.0.0.1"
 
 
+def _check_unix_target(target: str) -> None:
+    """Refuse a unix socket outside a private directory of ours: an address read from
+    the GCS must not lead us to send the token to another user's socket."""
+    from raylite.security.files import check_private
+    check_private(os.path.dirname(target[len("unix:"):]) or ".", want_dir=True)
+
+
 def aio_channel(target: str) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+    """A channel to ``target``: plain for a unix socket in a private directory of ours,
+    mutual TLS (see raylite.security.cluster_tls) over TCP. Raises
+    raylite.security.files.InsecurePathError for a unix socket anywhere else."""
+    if target.startswith("unix:"):
+        _check_unix_target(target)
+        return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+    tls = _tls()
+    if tls is None:
+        return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+    return grpc.aio.secure_channel(target, tls.channel_credentials(), options=TLS_CHANNEL_OPTIONS)
 
 
 def sync_channel(target: str) -> grpc.Channel:
-    return grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+    """As aio_channel, for blocking calls."""
+    if target.startswith("unix:"):
+        _check_unix_target(target)
+        return grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+    tls = _tls()
+    if tls is None:
+        return grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+    return grpc.secure_channel(target, tls.channel_credentials(), options=TLS_CHANNEL_OPTIONS)
 
 
 class AuthedStub:

@@ -23,6 +23,9 @@ def worker_env(cfg) -> dict:
            "RAYLITE_HOST": cfg.host, "RAYLITE_STORE_DIR": cfg.session.shm_dir(cfg.node_id)}
     if cfg.gcs_socket:
         env["RAYLITE_GCS_SOCKET"] = cfg.gcs_socket
+    from raylite.security import cluster_tls
+    if cluster_tls.enabled():   # derived once here, so workers need not import cryptography
+        env.update(cluster_tls.for_token(cfg.token).environment(cfg.token))
     # As Ray does: one BLAS/OpenMP thread per worker unless the user chose otherwise.
     # Workers already run one per CPU; more threads each only fight over the cores.
     if "OMP_NUM_THREADS" not in os.environ:

@@ -30,7 +30,9 @@ def test_everything_listens_on_loopback(cluster):
 
 
 def test_scheduler_rejects_calls_without_token(cluster):
-    channel = grpc.insecure_channel(_node(cluster)["address"])
+    # Over its unix socket (plain: the 0700 directory authenticates the user) the token
+    # decides; over TCP (below) a peer without it cannot even finish the TLS handshake.
+    channel = grpc.insecure_channel(_node(cluster)["uds"])
     stub = node_pb2_grpc.NodeSchedulerStub(channel)
     with pytest.raises(grpc.RpcError) as info:
         stub.GetNodeInfo(common_pb2.Empty(), timeout=5)
@@ -46,7 +48,7 @@ def test_scheduler_rejects_calls_without_token(cluster):
 
 def test_worker_rejects_pickled_payloads_without_token(cluster):
     # A peer without the token cannot make a core worker unpickle anything.
-    channel = grpc.insecure_channel(cluster.worker.address.tcp)
+    channel = grpc.insecure_channel(cluster.worker.address.uds)
     stub = worker_pb2_grpc.CoreWorkerStub(channel)
     with pytest.raises(grpc.RpcError) as info:
         stub.GetObject(worker_pb2.GetObjectRequest(id=b"x" * 20), timeout=5)
@@ -296,11 +298,12 @@ def _raw_call(target, size, method="/raylite.NodeScheduler/GetNodeInfo"):
 def test_large_unauthenticated_grpc_messages_are_not_buffered(cluster):
     from raylite.protocol.channels import MAX_MESSAGE
     proc = _scheduler_process(cluster)
-    target = _node(cluster)["address"]
+    target = _node(cluster)["uds"]   # plain gRPC: the token check is what refuses
     assert _raw_call(target, 1024) == grpc.StatusCode.UNAUTHENTICATED   # warm up
     before = proc.memory_info().rss
     codes = [_raw_call(target, 128 << 20) for _ in range(4)]
     codes.append(_raw_call(target, MAX_MESSAGE + (1 << 20)))
+    codes.append(_raw_call(_node(cluster)["address"], 128 << 20))   # TCP: no TLS, no bytes
     grown = proc.memory_info().rss - before
     assert set(codes) <= {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.RESOURCE_EXHAUSTED,
                           grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}, codes
@@ -425,3 +428,101 @@ def test_tampered_function_table_entry_is_refused(cluster, tmp_path):
     assert "tampered" in str(info.value), info.value
     assert not marker.exists(), "a planted function table entry ran"
     assert ray.get(ray.remote(lambda: "ok").remote()) == "ok"
+
+
+
+# ---- mutual authentication over TCP -----------------------------------------------------------
+def _tls_channel(target, token):
+    from raylite.protocol.channels import TLS_CHANNEL_OPTIONS
+    from raylite.security.cluster_tls import derive
+    return grpc.secure_channel(target, derive(token).channel_credentials(),
+                               options=TLS_CHANNEL_OPTIONS)
+
+
+def test_tcp_needs_the_clusters_tls_identity(cluster):
+    target = _node(cluster)["address"]
+    token = cluster.worker.token
+    for channel in (grpc.insecure_channel(target), _tls_channel(target, "not-the-token")):
+        stub = AuthedStub(node_pb2_grpc.NodeSchedulerStub(channel), token)
+        with pytest.raises(Exception) as info:
+            stub.GetNodeInfo(common_pb2.Empty(), timeout=5)
+        assert "UNAVAILABLE" in str(info.value) or "unreachable" in str(info.value).lower()
+        channel.close()
+    channel = _tls_channel(target, token)
+    stub = AuthedStub(node_pb2_grpc.NodeSchedulerStub(channel), token)
+    assert stub.GetNodeInfo(common_pb2.Empty(), timeout=5).node_id == cluster.worker.node_id
+    channel.close()
+
+
+def _fake_server(handshake_tls_token=None):
+    """A listener that records whatever a client sends it; with a token, it speaks TLS
+    with credentials derived from that (wrong) token."""
+    import socket
+    import ssl
+    import tempfile
+    import threading
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    received = bytearray()
+    context = None
+    if handshake_tls_token:
+        from raylite.security.cluster_tls import derive
+        creds = derive(handshake_tls_token)
+        directory = tempfile.mkdtemp()
+        key, cert = os.path.join(directory, "k"), os.path.join(directory, "c")
+        open(key, "wb").write(creds.key_pem)
+        open(cert, "wb").write(creds.cert_pem)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        context.set_alpn_protocols(["h2"])
+
+    def serve():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                if context is not None:
+                    conn = context.wrap_socket(conn, server_side=True)
+                conn.settimeout(3)
+                while True:
+                    data = conn.recv(65536)
+                    if not data:
+                        break
+                    received.extend(data)
+            except (OSError, ssl.SSLError):
+                pass
+            finally:
+                conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener, received
+
+
+@pytest.mark.parametrize("fake", ["plain", "tls-with-another-token"])
+def test_client_sends_no_secret_to_a_fake_server(cluster, fake):
+    from raylite.protocol.channels import sync_channel
+    listener, received = _fake_server(None if fake == "plain" else "attacker-token")
+    target = "127.0.0.1:%d" % listener.getsockname()[1]
+    token = cluster.worker.token
+    channel = sync_channel(target)
+    stub = AuthedStub(worker_pb2_grpc.CoreWorkerStub(channel), token)
+    with pytest.raises(Exception):
+        stub.GetObject(worker_pb2.GetObjectRequest(id=b"x" * 20), timeout=3)
+    channel.close()
+    listener.close()
+    time.sleep(0.2)
+    assert token.encode() not in bytes(received)
+    assert cluster.gcs.password.encode() not in bytes(received)
+
+
+def test_unix_socket_outside_our_directories_is_refused(tmp_path):
+    from raylite.protocol.channels import sync_channel
+    from raylite.security.files import InsecurePathError
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    with pytest.raises(InsecurePathError):
+        sync_channel(f"unix:{shared}/evil.sock")
