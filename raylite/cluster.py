@@ -245,10 +245,11 @@ def _attach_driver(*, session, node_id, token, gcs, host, namespace, log_to_driv
     import sys
     # Workers add the driver's import path, so functions defined in the driver's
     # modules (not only __main__) can be unpickled there, as in Ray.
-    gcs.register_job(JobRecord(job_id=job_id.hex(), driver_pid=os.getpid(), start=time.time(),
-                               namespace=worker.namespace,
-                               sys_path=[os.path.abspath(p) for p in sys.path if p],
-                               cwd=os.getcwd()))
+    from raylite.gcs.signing import sign_job, signing_key
+    gcs.register_job(sign_job(JobRecord(job_id=job_id.hex(), driver_pid=os.getpid(),
+                                        start=time.time(), namespace=worker.namespace,
+                                        sys_path=[os.path.abspath(p) for p in sys.path if p],
+                                        cwd=os.getcwd()), signing_key(token)))
     printer = DriverLogPrinter(gcs, job_id.hex()) if log_to_driver else None
     return ClusterHandle(worker=worker, gcs=gcs, session=session, embedded=embedded, procs=procs,
                          log_printer=printer, watch_task=watch, gcs_address=gcs_address)

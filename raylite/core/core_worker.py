@@ -56,7 +56,8 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
         self.shutting_down = False
         self.memory = MemoryStore()
         self.refs = ReferenceCounter(self._free_object)
-        self.functions = FunctionManager(gcs)
+        from raylite.gcs.signing import signing_key
+        self.functions = FunctionManager(gcs, signing_key(token))
         self._put_prefix = random_id()
         self._put_counter = itertools.count(1)
         self._channels: dict[str, grpc.aio.Channel] = {}

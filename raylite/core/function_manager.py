@@ -22,8 +22,9 @@ def function_id_of(pickled: bytes) -> bytes:
 
 class FunctionManager:
 
-    def __init__(self, gcs):
+    def __init__(self, gcs, signing_key: bytes = b""):
         self.gcs = gcs
+        self._signing_key = signing_key   # checks job records (see raylite.gcs.signing)
         self._exported: dict[int, bytes] = {}   # id(py object) -> function id
         self._exported_objs: list = []          # keep exported objects alive (ids stay unique)
         self._cache: dict[bytes, object] = {}
@@ -33,8 +34,11 @@ class FunctionManager:
     def _adopt_job_path(self, job_id: bytes) -> None:
         import sys
 
-        self._jobs_seen.add(job_id)
         job = self.gcs.get_job(job_id.hex())
+        if job is not None and self._signing_key:
+            from raylite.gcs.signing import verify_job
+            verify_job(job, self._signing_key)   # sys.path decides what gets imported
+        self._jobs_seen.add(job_id)   # only once verified: a refused record stays refused
         if job is None:
             return
         for path in reversed(job.sys_path):

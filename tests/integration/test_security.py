@@ -526,3 +526,36 @@ def test_unix_socket_outside_our_directories_is_refused(tmp_path):
     os.chmod(shared, 0o777)
     with pytest.raises(InsecurePathError):
         sync_channel(f"unix:{shared}/evil.sock")
+
+
+def test_tampered_job_record_is_refused(cluster, tmp_path):
+    # A Redis writer without the token re-points a job's sys.path at a directory with a
+    # module of theirs; workers refuse the record instead of importing from it.
+    evil_dir = tmp_path / "evil"
+    evil_dir.mkdir()
+    host, port = cluster.gcs_address.rsplit(":", 1)
+    code = f"""
+import redis
+import raylite as ray
+from raylite.gcs import keys
+from raylite.gcs.records import JobRecord
+ray.init(address={cluster.gcs_address!r})
+r = redis.Redis(host={host!r}, port={port}, username="raylite", password={cluster.gcs.password!r})
+job_id = ray.get_runtime_context().get_job_id()
+record = JobRecord.from_bytes(r.hget(keys.JOBS, job_id))
+assert record.extra.get("sig")
+r.hset(keys.JOBS, job_id, record.replace(sys_path=[{str(evil_dir)!r}]).to_bytes())
+
+@ray.remote
+def sees_evil():
+    import sys
+    return {str(evil_dir)!r} in sys.path
+
+try:
+    print("RAN", ray.get(sees_evil.remote(), timeout=60))
+except Exception as err:
+    print("REFUSED", err)
+"""
+    out = _driver(code, dict(os.environ, PYTHONPATH=REPO, RAYLITE_TOKEN=cluster.worker.token))
+    assert "REFUSED" in out.stdout and "signature" in out.stdout, out.stdout + out.stderr[-3000:]
+    assert ray.get(ray.remote(lambda: "ok").remote()) == "ok"
