@@ -1,5 +1,11 @@
 """raylite: a lightweight Ray-compatible runtime. ``import raylite as ray``."""
-from raylite import exceptions
+import os as _os
+
+# gRPC core logs every failed TLS handshake (a port scan, a peer without the cluster
+# identity) at INFO; that is not the user's terminal's business. Set it to see them.
+_os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
+from raylite import exceptions  # noqa: E402
 from raylite.api import (available_resources, cancel, cluster_resources, get, get_actor,
                          get_gpu_ids, get_runtime_context, init, is_initialized, kill, method,
                          nodes, put, remote, shutdown, timeline, wait)

@@ -1,15 +1,15 @@
-"""A loud warning when raylite is told to listen beyond this machine without TLS."""
+"""A loud warning when raylite is told to listen beyond this machine."""
 from __future__ import annotations
 
 import ipaddress
 import sys
 
 EXPOSED_WARNING = (
-    "WARNING: raylite is binding {host}, which other machines can reach, without TLS.\n"
-    "  Redis, the node scheduler and every worker listen there; the cluster token and the\n"
-    "  Redis password travel in clear text, and anyone on the network who learns the\n"
-    "  token can run code on this machine. Bind 127.0.0.1 (the default) or run only on\n"
-    "  a private, trusted network.")
+    "WARNING: raylite is binding {host}, which other machines can reach.\n"
+    "  The node scheduler and workers speak mutual TLS derived from the cluster token, but\n"
+    "  Redis (the GCS) does not: its password (derived from the token, not the token) and\n"
+    "  the cluster's metadata travel in clear text, and anyone who can reach the ports can\n"
+    "  try them. Bind 127.0.0.1 (the default) or run only on a private, trusted network.")
 
 
 def is_loopback(host: str) -> bool:
