@@ -559,3 +559,59 @@ except Exception as err:
     out = _driver(code, dict(os.environ, PYTHONPATH=REPO, RAYLITE_TOKEN=cluster.worker.token))
     assert "REFUSED" in out.stdout and "signature" in out.stdout, out.stdout + out.stderr[-3000:]
     assert ray.get(ray.remote(lambda: "ok").remote()) == "ok"
+
+
+# ---- a second local user ---------------------------------------------------------------------
+ATTACKER = r'''
+import glob, json, os, socket, sys
+targets = json.loads(sys.argv[1])
+os.setgroups([]); os.setgid(65534); os.setuid(65534)
+results = {}
+for path in targets["files"]:
+    try:
+        open(path, "rb").read(1)
+        results[path] = "READ"
+    except OSError as err:
+        results[path] = type(err).__name__
+for path in targets["sockets"]:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+        results[path] = "CONNECTED"
+    except OSError as err:
+        results[path] = type(err).__name__
+    s.close()
+for path in targets["dirs"]:
+    try:
+        os.listdir(path)
+        results[path] = "LISTED"
+    except OSError as err:
+        results[path] = type(err).__name__
+    try:
+        open(os.path.join(path, "planted"), "w").close()
+        results[path + "/planted"] = "WROTE"
+    except OSError as err:
+        results[path + "/planted"] = type(err).__name__
+print(json.dumps(results))
+'''
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as a second user")
+def test_second_local_user_reaches_no_file_socket_or_store(cluster):
+    import glob
+    session = cluster.session
+    files = [p for p in glob.glob(os.path.join(session.root, "**", "*"), recursive=True)
+             if os.path.isfile(p) and not p.endswith((".sock", ".sock.f"))]
+    shm = glob.glob(session.shm_dir(cluster.worker.node_id) + "*")
+    files += [p for d in shm for p in glob.glob(os.path.join(d, "*"))]
+    sockets = glob.glob(os.path.join(session.sockets, "*")) + \
+        glob.glob(os.path.join(session.redis_dir, "*.sock"))
+    dirs = [os.path.dirname(session.root), session.root, session.sockets, session.logs,
+            session.redis_dir] + shm
+    assert files and sockets and shm
+    out = subprocess.run([sys.executable, "-c", ATTACKER,
+                          json.dumps({"files": files, "sockets": sockets, "dirs": dirs})],
+                         capture_output=True, text=True, timeout=60, cwd="/")
+    results = json.loads(out.stdout)
+    breaches = {k: v for k, v in results.items() if v in ("READ", "CONNECTED", "LISTED", "WROTE")}
+    assert breaches == {}, breaches
