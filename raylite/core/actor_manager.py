@@ -52,7 +52,7 @@ class ActorManager:
         spec.is_async_actor = actor_class._is_async
         if deps:
             # Constructor arguments are resolved before placement, in the creating thread.
-            values = worker.resolve_values(deps)
+            values = worker.objects.resolve_values(deps)
             spec.deps.extend(values)
             bad = next((v for v in values if v.is_error), None)
             if bad is not None:

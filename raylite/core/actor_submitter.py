@@ -16,7 +16,7 @@ import grpc
 from raylite.core import actor_state as st
 from raylite.core.actor_state import ALIVE, DEAD, PENDING, RESTARTING, ActorCall  # noqa: F401
 from raylite.core.local_channel import open_task_stream
-from raylite.core.object_manager import _quiet, relabeled
+from raylite.core.object_manager import _quiet, error_value, relabeled
 from raylite.core.task_stream import TaskStream, describe
 from raylite.ids import spec_return_ids
 from raylite.protocol import common_pb2, node_pb2
@@ -64,7 +64,7 @@ class ActorCaller:
     def submit(self, call: ActorCall) -> None:
         self._feed(st.CallSubmitted(call))
         if call.unresolved and self.sm.state != DEAD:
-            self.worker.resolve_deps(call.spec, call.deps, lambda: self._deps_resolved(call))
+            self.worker.objects.resolve_deps(call.spec, call.deps, lambda: self._deps_resolved(call))
 
     def _deps_resolved(self, call: ActorCall) -> None:
         bad = next((v for v in call.spec.deps if v.is_error), None)
@@ -216,18 +216,19 @@ class ActorCaller:
     # ---- endings -----------------------------------------------------------------------
     def _finish(self, instruction: st.Finish) -> None:
         call = instruction.call
-        self.worker.finish_task(call.spec, instruction.returns)
+        self.worker.objects.finish_task(call.spec, instruction.returns)
         call.deps = None
 
     def _fail(self, instruction: st.Fail) -> None:
         call = instruction.call
         error = instruction.error
-        self.worker.finish_task(call.spec, [self.worker.error_value(oid, error)
-                                            for oid in spec_return_ids(call.spec)])
+        self.worker.objects.finish_task(call.spec, [error_value(oid, error)
+                                                    for oid in spec_return_ids(call.spec)])
         call.deps = None
 
     def _forward_arg_error(self, instruction: st.ForwardArgError) -> None:
         call = instruction.call
         bad = instruction.bad_dep
-        self.worker.finish_task(call.spec, [relabeled(bad, oid) for oid in spec_return_ids(call.spec)])
+        self.worker.objects.finish_task(call.spec, [relabeled(bad, oid)
+                                                    for oid in spec_return_ids(call.spec)])
         call.deps = None
