@@ -58,6 +58,9 @@ class StoreClient(Protocol):
     def from_value(self, value: Any) -> Any:
         """The Python value; raises ObjectLostError when a stored copy is gone."""
 
+    def write_raw(self, object_id: bytes, data_chunks: Any, size: int) -> str:
+        """Store bytes pulled from another node; returns the local path (transfer.py)."""
+
 
 class NodeDirectory(Protocol):
     """The GCS node table (gcs/client.GcsClient)."""

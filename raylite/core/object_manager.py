@@ -312,7 +312,8 @@ class ObjectManager:
                     self.notify_blocked(False)
         with lock:
             snapshot = set(ready_ids)
-        ready, not_ready = [], []
+        ready: list = []
+        not_ready: list = []
         for ref in refs:
             if ref._id in snapshot and len(ready) < num_returns:
                 ready.append(ref)
