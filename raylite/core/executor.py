@@ -282,8 +282,9 @@ class Executor:
         out = []
         for oid, v in zip(ids, values):
             ser = serialize(v)
-            # A ref returned inside a value must outlive this task: keep it pinned here.
-            self.worker.objects.pin_contained(ser.contained_refs)
+            if ser.contained_refs:
+                # A ref returned inside a value must outlive this task: keep it pinned here.
+                self.worker.objects.pin_contained(ser.contained_refs)
             out.append(self.worker.io.to_value(oid, None, serialized=ser,
                                                owner=spec.caller.worker_id))
         return out
