@@ -14,6 +14,7 @@ import time
 import traceback
 
 from raylite.core.actor_runtime import TERMINATE, ActorExit, ActorRuntime
+from raylite.core.object_manager import error_value
 from raylite.core.object_ref import ObjectRef
 from raylite.exceptions import ObjectLostError, RayTaskError
 from raylite.ids import spec_return_ids
@@ -293,8 +294,9 @@ class Executor:
         out = []
         for oid, v in zip(ids, values):
             ser = serialize(v)
-            # A ref returned inside a value must outlive this task: keep it pinned here.
-            self.worker._pin_nested(ser.contained_refs)
+            if ser.contained_refs:
+                # A ref returned inside a value must outlive this task: keep it pinned here.
+                self.worker.objects.pin_contained(ser.contained_refs)
             out.append(self.worker.io.to_value(oid, None, serialized=ser,
                                                owner=spec.caller.worker_id))
         return out
@@ -310,9 +312,9 @@ class Executor:
         else:
             cause = err
         wrapped = RayTaskError(spec.name, text, cause, os.getpid(), node_ip(), spec.call_site)
-        returns = [self.worker.error_value(oid, wrapped) for oid in spec_return_ids(spec)]
+        returns = [error_value(oid, wrapped) for oid in spec_return_ids(spec)]
         if not returns:
-            returns = [self.worker.error_value(spec.task_id + b"\0\0\0\0", wrapped)]
+            returns = [error_value(spec.task_id + b"\0\0\0\0", wrapped)]
         return common_pb2.TaskResult(task_id=spec.task_id, returns=returns, app_error=True,
                                      error_type=f"{type(cause).__module__}.{type(cause).__qualname__}",
                                      message=str(err)[:1000])
