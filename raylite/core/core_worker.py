@@ -20,8 +20,9 @@ from raylite.core.actor_manager import ActorManager
 from raylite.core.executor import ArgPlaceholder, Executor
 from raylite.core.function_manager import FunctionManager
 from raylite.core.memory_store import MemoryStore
-from raylite.core.object_manager import ObjectManager, _quiet
+from raylite.core.object_manager import ObjectManager, _quiet, error_value
 from raylite.core.object_ref import ObjectRef
+from raylite.core.reconstruction import Reconstruction
 from raylite.core.reference_counter import ReferenceCounter
 from raylite.core.submitter import TaskEntry, TaskSubmitter
 from raylite.object_store.client import ObjectIO
@@ -33,6 +34,7 @@ from raylite.protocol.channels import AuthedStub, aio_channel, bind, make_server
     sync_channel
 from raylite.serialization import serialize
 
+RERUN_RETRIES = 3      # retries of a task re-run to rebuild a lost object
 DRIVER = "driver"
 WORKER = "worker"
 _RAYLITE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -85,6 +87,12 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
                                      worker_id=self.worker_id, token=token)
         self.io.pull = self.objects.pull_remote
         self.submitter = TaskSubmitter(self)
+        self.reconstruction = Reconstruction(
+            gcs=gcs, memory=self.memory, loop=self.loop, owner_address=self.address_bytes,
+            resubmit=self._resubmit,
+            error_value=error_value, free_store=self.objects.free_store,
+            make_ref=lambda oid, owner: ObjectRef(oid, owner))
+        self.objects.reconstruction = self.reconstruction
         self.actors = ActorManager(self)
 
     # ---- event loop -----------------------------------------------------------------
@@ -196,6 +204,12 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
                                    namespace=self.current_namespace())
         spec.caller.CopyFrom(self.address)
         return spec, deps
+
+    def _resubmit(self, spec, deps: list, resources: dict, strategy: str) -> None:
+        """Run a finished task again (lineage reconstruction): same task and return ids."""
+        key = (spec.function_id, tuple(sorted(resources.items())), strategy)
+        # Its own retries cover a crash of the re-run and the recovery of lost arguments.
+        self.submitter.submit(TaskEntry(spec, key, resources, RERUN_RETRIES, False, deps))
 
     def submit_task(self, fn, name: str, args, kwargs, *, num_returns: int, resources: dict,
                     max_retries: int, retry_exceptions, call_site: str, strategy: str = ""):
@@ -382,6 +396,9 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
 
     async def GetObject(self, request, context):
         oid = request.id
+        if request.lost_on_node and self.refs.is_owned(oid):
+            # A borrower could not fetch our value from that node: rebuild it first.
+            self.reconstruction.recover(oid, request.lost_on_node)
         value = self.memory.get(oid)
         if value is None:
             if not self.refs.in_use(oid):

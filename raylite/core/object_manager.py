@@ -52,6 +52,7 @@ class ObjectManager:
         self._owner_cache: dict[bytes, common_pb2.Address] = {}
         self._borrowed: dict[bytes, bytes] = {}      # borrowed object id -> owner address
         self._contained: dict[bytes, list] = {}      # put object/task id -> ids of refs inside
+        self.reconstruction = None   # lineage and recovery of owned objects (set by CoreWorker)
 
     def close(self) -> None:
         """The process is shutting down: frees and unborrows are no longer sent."""
@@ -91,12 +92,13 @@ class ObjectManager:
             return
         self.memory.put(oid, value)
 
-    def finish_task(self, spec, returns) -> None:
+    def finish_task(self, spec, returns, keep_args: bool = False) -> None:
         """A task or actor call is over (for good): keep its return values, free its
-        stored arguments, and unpin the refs that were serialized into them."""
+        stored arguments (unless ``keep_args``: its lineage may re-run it), and unpin
+        the refs that were serialized into them."""
         for value in returns:
             self.store_owned_value(value)
-        if spec.args.in_store:
+        if spec.args.in_store and not keep_args:
             self.free_store([spec.args.id])
         for inner in self._contained.pop(spec.task_id, ()):
             self.refs.unpin(inner)
@@ -105,8 +107,11 @@ class ObjectManager:
     def free_object(self, object_id: bytes, owned: bool) -> None:
         """The reference counter's verdict: nobody here holds ``object_id`` any more."""
         value = self.memory.delete(object_id)
-        if owned and value is not None and value.in_store and value.node_id == self.node_id:
-            self.free_store([object_id])
+        if owned:
+            if value is not None and value.in_store and value.node_id == self.node_id:
+                self.free_store([object_id])
+            if self.reconstruction is not None:
+                self.reconstruction.object_freed(object_id)
         for inner in self._contained.pop(object_id, ()):
             self.refs.unpin(inner)
         owner = self._borrowed.pop(object_id, None)
@@ -208,14 +213,15 @@ class ObjectManager:
         for index, ref in enumerate(deps):
             self.when_ready(ref, lambda v, i=index: self.loop.call_soon_threadsafe(arrived, i, v))
 
-    def _start_fetch(self, ref: ObjectRef) -> None:  # on the loop
-        self.loop.create_task(self._fetch(ref))
+    def _start_fetch(self, ref: ObjectRef, lost_on_node: str = "") -> None:  # on the loop
+        self.loop.create_task(self._fetch(ref, lost_on_node))
 
-    async def _fetch(self, ref: ObjectRef) -> None:
+    async def _fetch(self, ref: ObjectRef, lost_on_node: str = "") -> None:
         oid = ref._id
         owner = self._owner_of(ref._owner)
         try:
-            reply = await self.peers.peer_stub(owner).GetObject(worker_pb2.GetObjectRequest(id=oid))
+            reply = await self.peers.peer_stub(owner).GetObject(
+                worker_pb2.GetObjectRequest(id=oid, lost_on_node=lost_on_node))
             if reply.found:
                 value = reply.value
             else:
@@ -230,12 +236,42 @@ class ObjectManager:
         self.memory.put(oid, value)
 
     def get(self, refs: list, timeout: float | None = None) -> list:
-        """Values of ``refs`` in order. Raises GetTimeoutError, or the task's error."""
+        """Values of ``refs`` in order. Raises GetTimeoutError, or the task's error
+        (ObjectLostError / ObjectReconstructionFailedError for a value lost with its
+        node that could not be rebuilt)."""
         values = [self.memory.get(r._id) if isinstance(r, ObjectRef) else _bad_ref(r) for r in refs]
         missing = [i for i, v in enumerate(values) if v is None]
+        deadline = None if timeout is None else time.monotonic() + timeout
         if missing:
             self._wait_values(refs, values, missing, timeout)
-        return [self._materialize(v) for v in values]
+        out = []
+        for ref, value in zip(refs, values):
+            while True:
+                try:
+                    out.append(self._materialize(value))
+                    break
+                except exc.ObjectLostError:
+                    if not value.in_store or value.is_error:
+                        raise
+                # Its node is gone: the owner rebuilds it (or makes it an error value).
+                self.recover_lost(ref, value.node_id)
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                box = [None]
+                self._wait_values([ref], box, [0], left)
+                value = box[0]
+        return out
+
+    def recover_lost(self, ref: ObjectRef, lost_on_node: str) -> None:
+        """``ref``'s value could not be fetched from ``lost_on_node``: forget it and have
+        it rebuilt -- here when we own it, else by its owner. Any thread."""
+        oid = ref._id
+        if ref._owner == self.owner_address or self.refs.is_owned(oid) or not ref._owner:
+            self.reconstruction.recover(oid, lost_on_node)
+            return
+        self.memory.delete(oid)
+        if oid not in self._fetching:
+            self._fetching.add(oid)
+            self.loop.call_soon_threadsafe(self._start_fetch, ref, lost_on_node)
 
     def resolve_values(self, refs: list) -> list:
         """The ObjectValues of refs (serialized, errors included), waiting for them."""

@@ -12,8 +12,8 @@ recursively back through the lineage. An object with no lineage (``ray.put``, ac
 results) or with no retries left becomes an error value instead: ObjectLostError
 naming its node and why, or ObjectReconstructionFailedError. Never a hang.
 
-Everything here runs on the owner's event loop except ``object_freed`` (any thread:
-reference counts drop wherever a ref is garbage-collected).
+``record`` runs on the owner's event loop; ``recover`` and ``object_freed`` on any
+thread (a getter finds the loss; reference counts drop wherever a ref is collected).
 """
 from __future__ import annotations
 
@@ -51,8 +51,9 @@ class Reconstruction:
     """
 
     def __init__(self, *, gcs: Gcs, memory: Memory, loop: asyncio.AbstractEventLoop,
-                 resubmit, error_value, free_store, make_ref):
+                 owner_address: bytes, resubmit, error_value, free_store, make_ref):
         self.gcs = gcs
+        self.owner_address = owner_address
         self.memory = memory
         self.loop = loop
         self.table = LineageTable()
@@ -71,7 +72,9 @@ class Reconstruction:
         the lineage is trimmed)."""
         stored = [v.id for v in returns if v.in_store and not v.is_error]
         if not stored:
-            self._rebuilding.discard(spec.task_id)
+            if self._rebuilding:
+                with self._lock:
+                    self._rebuilding.discard(spec.task_id)
             return False
         dep_ids = [ref.binary() for ref in deps or ()]
         args_id = spec.args.id if spec.args.in_store else b""
@@ -79,7 +82,7 @@ class Reconstruction:
             fresh = spec.task_id not in self.table
             self.table.record(spec.task_id, stored, dep_ids, args_id,
                               retries_left if retries_left >= 0 else -1)
-        self._rebuilding.discard(spec.task_id)
+            self._rebuilding.discard(spec.task_id)
         if fresh:
             self.gcs.put_lineage(spec.task_id.hex(), LineageRecord(
                 spec=spec.SerializeToString(), resources=dict(resources), strategy=strategy,
@@ -101,22 +104,25 @@ class Reconstruction:
     def recover(self, object_id: bytes, lost_on_node: str, why: str = "") -> None:
         """The owned object ``object_id`` could not be fetched from ``lost_on_node``:
         make its value a rebuilt one (waiters block until it is ready) or an error.
-        A second report of the same loss while the re-run is on its way is ignored."""
+        A second report of the same loss while the re-run is on its way is ignored.
+        Any thread."""
         task_id = producer(object_id)
-        current = self.memory.get(object_id)
-        if task_id in self._rebuilding:
-            return
-        if current is not None and (not current.in_store or current.node_id != lost_on_node):
-            return   # already rebuilt elsewhere (a late report of an old loss)
         with self._lock:
+            current = self.memory.get(object_id)
+            if task_id in self._rebuilding:
+                return
+            if current is not None and (not current.in_store or current.node_id != lost_on_node):
+                return   # already rebuilt elsewhere (a late report of an old loss)
             kept = task_id in self.table
             allowed = kept and self.table.take_retry(task_id)
+            if allowed:
+                self._rebuilding.add(task_id)
+                self.memory.delete(object_id)       # getters wait for the re-run from now on
         if not allowed:
             self._give_up(object_id, lost_on_node, why, kept)
             return
-        self._rebuilding.add(task_id)
-        self.memory.delete(object_id)       # getters wait for the re-run from now on
-        self.loop.create_task(self._rerun(task_id, object_id, lost_on_node))
+        rerun = self._rerun(task_id, object_id, lost_on_node)
+        self.loop.call_soon_threadsafe(self.loop.create_task, rerun)
 
     async def _rerun(self, task_id: bytes, object_id: bytes, lost_on_node: str) -> None:
         try:
@@ -126,7 +132,8 @@ class Reconstruction:
         else:
             why = "its lineage is missing from the GCS"
         if record is None:
-            self._rebuilding.discard(task_id)
+            with self._lock:
+                self._rebuilding.discard(task_id)
             self.memory.put(object_id, self._error_value(object_id, exc.ObjectReconstructionFailedError(
                 object_id.hex(), f"Object {object_id.hex()} was lost with node {lost_on_node[:8]} "
                                  f"and cannot be rebuilt: {why}.")))
@@ -136,7 +143,12 @@ class Reconstruction:
         for oid in spec_return_ids(spec):
             if oid != object_id:
                 self.memory.delete(oid)
-        deps = [self._make_ref(value.id, owner) for value, owner in zip(spec.deps, record.dep_owners)]
+        deps = []
+        for value, owner in zip(spec.deps, record.dep_owners):
+            deps.append(self._make_ref(value.id, owner))   # holds it until the re-run ends
+            if owner == self.owner_address and self.memory.get(value.id) is None:
+                # An argument of ours freed since (only its lineage was kept): rebuild it.
+                self.recover(value.id, value.node_id)
         sys.stderr.write(f"raylite: rebuilding object {object_id.hex()[:16]} (lost with node "
                          f"{lost_on_node[:8]}) by re-running {spec.name}\n")
         self._resubmit(spec, deps, dict(record.resources), record.strategy)

@@ -45,6 +45,7 @@ class TaskSubmitter:
             ss.FinishWithError: self._finish_with_error,
             ss.PropagateError: self._propagate_error,
             ss.ResolveDeps: self._resolve_deps,
+            ss.RecoverArgument: self._recover_argument,
             ss.Steal: lambda i: i.lease.stream.steal(i.task_ids),
             ss.CancelOnWorker: lambda i: i.lease.stream.cancel(i.task_id),
             ss.KillWorker: self._kill_worker,
@@ -124,13 +125,19 @@ class TaskSubmitter:
 
     def _finish(self, ins: ss.Finish) -> None:
         entry = ins.entry
-        self.objects.finish_task(entry.spec, ins.returns)
+        # Results in a node's store may be lost with it: keep how to rebuild them.
+        kept = self.worker.reconstruction.record(entry.spec, ins.returns, entry.deps,
+                                                 entry.resources, entry.key[2],
+                                                 entry.retries_left)
+        self.objects.finish_task(entry.spec, ins.returns, keep_args=kept)
         entry.deps = None
 
     def _finish_with_error(self, ins: ss.FinishWithError) -> None:
         entry = ins.entry
         if ins.kind is exc.TaskCancelledError:
             error = exc.TaskCancelledError(entry.task_id.hex())
+        elif issubclass(ins.kind, exc.ObjectLostError):
+            error = ins.kind(message=ins.message)
         else:
             error = ins.kind(ins.message)
         self._finish(ss.Finish(entry, [error_value(oid, error)
@@ -144,6 +151,17 @@ class TaskSubmitter:
     def _resolve_deps(self, ins: ss.ResolveDeps) -> None:
         entry = ins.entry
         self.objects.resolve_deps(entry.spec, entry.deps, lambda: self._deps_resolved(entry))
+
+    def _recover_argument(self, ins: ss.RecoverArgument) -> None:
+        entry = ins.entry
+        for ref, value in zip(entry.deps or (), entry.spec.deps):
+            if ref.binary() == ins.object_id:
+                self.objects.recover_lost(ref, value.node_id)
+                self._resolve_deps(ss.ResolveDeps(entry))
+                return
+        error = exc.ObjectLostError(ins.object_id.hex(), f"An argument of {entry.spec.name} "
+                                                         f"({ins.object_id.hex()}) was lost.")
+        self._feed(ss.DepsResolved(entry, error_value(ins.object_id, error)))
 
     def _deps_resolved(self, entry: TaskEntry) -> None:
         failed = None

@@ -45,6 +45,9 @@ class FakeLoop:
     def create_task(self, coro):
         self.coros.append(coro)
 
+    def call_soon_threadsafe(self, fn, *args):
+        fn(*args)
+
     def run(self):
         async def all_of():
             while self.coros:
@@ -60,7 +63,7 @@ def make(**over):
     gcs, memory, loop = FakeGcs(), MemoryStore(), FakeLoop()
     calls = SimpleNamespace(resubmitted=[], freed=[])
     rec = Reconstruction(
-        gcs=gcs, memory=memory, loop=loop,
+        gcs=gcs, memory=memory, loop=loop, owner_address=b"me",
         resubmit=lambda spec, deps, resources, strategy: calls.resubmitted.append(
             (spec, deps, resources, strategy)),
         error_value=lambda oid, err: common_pb2.ObjectValue(id=oid, is_error=True,
