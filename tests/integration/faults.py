@@ -209,6 +209,8 @@ class Driver:
             try:
                 line = self._queue.get(timeout=max(left, 0.01))
             except queue.Empty:
+                line = ""
+            if line == "" and time.monotonic() >= deadline:
                 self.kill()
                 pytest.fail(f"{self.name}: no line starting with {prefix!r} within {timeout}s\n"
                             + self.output())
@@ -231,8 +233,12 @@ class Driver:
         """Wait for the exit; returns the exit code. Fails the test on a hang."""
         try:
             self.proc.wait(timeout)
+            hung = False
         except subprocess.TimeoutExpired:
+            hung = True
+        if hung:   # (failing outside the except keeps the report free of the chained error)
             self.kill()
+            self._err_thread.join(5)
             pytest.fail(f"{self.name} did not finish within {timeout}s (hang)\n" + self.output())
         self._err_thread.join(5)
         return self.proc.returncode
