@@ -270,9 +270,36 @@ def test_put_objects_lost_with_their_node_raise_object_lost_naming_the_node(loca
     assert node_b.node_id in message or node_b.node_id[:8] in message, message
 
 
+def test_lost_object_without_retries_raises_reconstruction_failed(local_cluster):
+    """Point 3: reconstruction respects max_retries: an object of a max_retries=0 task
+    lost with its node raises ObjectReconstructionFailedError (never hangs)."""
+    cluster, node_b = two_nodes(local_cluster)
+    driver = cluster.driver(script(f"""
+        wait_nodes(2)
+        @ray.remote(max_retries=0)
+        def make():
+            return np.ones({BIG})
+        ref = make.options(scheduling_strategy=on_b()).remote()
+        ready, _ = ray.wait([ref], timeout=60, fetch_local=False)
+        assert ready, "the object was not produced"
+        print("READY", flush=True)
+        wait_go()
+        try:
+            ray.get(ref)
+            print("GOT_VALUE")
+        except ray.exceptions.ObjectLostError as err:
+            print("LOST", type(err).__name__, json.dumps(str(err)))
+    """, node_b=node_b.node_id))
+    driver.expect("READY")
+    cluster.kill_node(node_b)
+    driver.send()
+    lines = driver.finish_ok(AFTER_KILL_BOUND_S)
+    assert line_value(lines, "LOST").split()[0] == "ObjectReconstructionFailedError", lines
+
+
 def test_restartable_actor_on_a_killed_node_restarts_elsewhere(local_cluster, marks):
     """Point 5: max_restarts=1 -> the actor is re-created on the surviving node (its
-    constructor re-runs, state reset) and answers."""
+    constructor re-runs, state reset), answers, and is found again by its name."""
     cluster, node_b = two_nodes(local_cluster)
     driver = cluster.driver(script("""
         wait_nodes(2)
@@ -284,11 +311,12 @@ def test_restartable_actor_on_a_killed_node_restarts_elsewhere(local_cluster, ma
             def incr(self):
                 self.n += 1
                 return self.n, node()
-        counter = Counter.options(scheduling_strategy=on_b()).remote()
+        counter = Counter.options(scheduling_strategy=on_b(), name="counter").remote()
         print("BEFORE", json.dumps(ray.get([counter.incr.remote() for _ in range(3)])), flush=True)
         wait_go()
         print("AFTER", json.dumps(ray.get(counter.incr.remote())), flush=True)
-        print("AGAIN", json.dumps(ray.get(counter.incr.remote())))
+        print("AGAIN", json.dumps(ray.get(counter.incr.remote())), flush=True)
+        print("BY_NAME", json.dumps(ray.get(ray.get_actor("counter").incr.remote())))
     """, node_b=node_b.node_id, marks=marks))
     before = json.loads(driver.expect("BEFORE").split(" ", 1)[1])
     assert before == [[i, node_b.node_id] for i in (1, 2, 3)]
@@ -298,6 +326,7 @@ def test_restartable_actor_on_a_killed_node_restarts_elsewhere(local_cluster, ma
     print(f"\n[actor restart] kill -> answer in {time.monotonic() - node_b.killed_at:.1f}s")
     assert json.loads(line_value(lines, "AFTER")) == [1, cluster.head.node_id]
     assert json.loads(line_value(lines, "AGAIN")) == [2, cluster.head.node_id]
+    assert json.loads(line_value(lines, "BY_NAME")) == [3, cluster.head.node_id]   # re-registered
     assert len(markers(marks, "ctor-" + cluster.head.node_id[:8])) == 1, os.listdir(marks)
 
 
