@@ -19,7 +19,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from faults import Leftovers, LocalCluster, base_env  # noqa: E402
+from faults import Leftovers, LocalCluster, base_env
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def local_cluster(tmp_path):
     for cluster in clusters:
         try:
             cluster.stop(check=True)
-        except BaseException as err:  # stop every cluster before reporting
+        except BaseException as err:  # noqa: BLE001  (pytest.fail is one): stop every cluster first
             errors.append(err)
     if errors:
         raise errors[0]
