@@ -161,6 +161,10 @@ class ObjectLostError(RayliteError):
         self.object_ref_hex = object_ref_hex
         super().__init__(message or f"Object {object_ref_hex} is lost.")
 
+    def __reduce__(self):
+        # Exception pickles only its args (the message): keep the id apart from it.
+        return (type(self), (self.object_ref_hex, str(self)))
+
 
 class OwnerDiedError(ObjectLostError):
     """The process that owned the object exited, so its value cannot be reached."""

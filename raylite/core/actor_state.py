@@ -27,6 +27,11 @@ from raylite.protocol import common_pb2
 
 PENDING, ALIVE, RESTARTING, DEAD = "PENDING_CREATION", "ALIVE", "RESTARTING", "DEAD"
 
+# Backoff after a transient placement failure (doubling), and when to give up.
+PLACEMENT_RETRY_FIRST_S = 0.05
+PLACEMENT_RETRY_MAX_S = 2.0
+PLACEMENT_RETRY_GIVE_UP_S = 10.0
+
 _CANCELLED = common_pb2.TASK_CANCELLED
 _ACTOR_DEAD = common_pb2.TASK_ACTOR_DEAD
 
@@ -81,6 +86,11 @@ class PlacementFailed:
 
 
 @dataclass
+class PlacementRetry:
+    """The backoff after a transient placement failure is over: try again."""
+
+
+@dataclass
 class AddressKnown:
     """A follower found the actor alive at ``address`` in the GCS."""
     address: object
@@ -124,6 +134,13 @@ class HandlesGone:
 
 
 # ---- instructions --------------------------------------------------------------------------
+@dataclass
+class RetryPlacementLater:
+    """Placement failed for a transient reason (a scheduler unreachable, e.g. on a node
+    that died): feed PlacementRetry after ``delay`` seconds."""
+    delay: float
+
+
 @dataclass
 class PlaceActor:
     first: bool                      # False on a restart
@@ -216,6 +233,8 @@ class ActorCallState:
     death: BaseException | None = None
     queue: collections.deque = field(default_factory=collections.deque)
     in_flight: dict = field(default_factory=dict)
+    placement_delay: float = 0.0     # the last backoff after a transient placement failure
+    placement_failed_for: float = 0.0  # backoff waited since the last successful placement
     _epochs: int = 0
 
     def handle(self, event) -> list:
@@ -251,8 +270,15 @@ class ActorCallState:
         self._flush(out)
         return out
 
+    def _placement_retry(self, _event: PlacementRetry) -> list:
+        if self.state == DEAD or self.lease is not None:
+            self.connecting = False
+            return []
+        return [PlaceActor(first=not self.num_restarts)]
+
     def _placed(self, event: Placed) -> list:
         self.connecting = False
+        self.placement_delay = self.placement_failed_for = 0.0
         if self.state == DEAD:      # killed while waiting for placement
             return [ReturnLease(event.lease)]
         self.lease = event.lease
@@ -263,6 +289,15 @@ class ActorCallState:
 
     def _placement_failed(self, event: PlacementFailed) -> list:
         self.connecting = False
+        if not event.unschedulable and self.state != DEAD \
+                and self.placement_failed_for < PLACEMENT_RETRY_GIVE_UP_S:
+            # E.g. the scheduler it was spilled to died: ask again once the cluster
+            # has noticed (a dead node is not chosen again).
+            self.placement_delay = min(PLACEMENT_RETRY_MAX_S,
+                                       max(PLACEMENT_RETRY_FIRST_S, 2 * self.placement_delay))
+            self.placement_failed_for += self.placement_delay
+            self.connecting = True
+            return [RetryPlacementLater(self.placement_delay)]
         cls = exc.ActorUnschedulableError if event.unschedulable else exc.ActorDiedError
         out: list = []
         self._die(cls(f"The actor could not be placed: {event.message}"), out)
@@ -471,6 +506,7 @@ _HANDLERS = {
     ArgsResolved: ActorCallState._resolved,
     Placed: ActorCallState._placed,
     PlacementFailed: ActorCallState._placement_failed,
+    PlacementRetry: ActorCallState._placement_retry,
     AddressKnown: ActorCallState._address_known,
     ActorGone: ActorCallState._gone,
     ResultsArrived: ActorCallState._results,

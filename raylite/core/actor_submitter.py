@@ -41,6 +41,8 @@ class ActorCaller:
             st.Send: self._send, st.Finish: self._finish, st.Fail: self._fail,
             st.ForwardArgError: self._forward_arg_error, st.OpenStream: self._open_stream,
             st.SendCreation: self._send_creation, st.PlaceActor: self._place,
+            st.RetryPlacementLater: lambda i: self.loop.call_later(
+                i.delay, self._feed, st.PlacementRetry()),
             st.FollowAddress: self._follow, st.CancelOnWorker: self._cancel_on_worker,
             st.KillWorker: self._kill_worker, st.ReturnLease: self._return_lease,
             st.RecordActor: lambda i: self._record(i.state),
