@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import subprocess
+import sys
 import time
 import uuid
 
@@ -113,6 +115,20 @@ class ClusterHandle:
             _remove_session_files(self.session)
 
 
+    def scheduler_lost(self) -> None:
+        """The node scheduler this driver is attached to died. For the embedded cluster
+        that is the whole cluster: stop its Redis and remove its store and files now,
+        so nothing is left even if this driver is killed next."""
+        if not self.embedded or self.worker.shutting_down:
+            return
+        sys.stderr.write("raylite: the node scheduler of this local cluster died; stopping "
+                         "its Redis and removing its files (calls that need it will fail)\n")
+        for proc in self.procs:
+            _stop(proc, grace=1.0)
+        shutil.rmtree(self.session.shm_dir(self.worker.node_id), ignore_errors=True)
+        _remove_session_files(self.session)
+
+
 class RayContext(dict):
     """What ``init`` returns (dict-like, as in Ray)."""
 
@@ -146,7 +162,6 @@ def _stop(proc: subprocess.Popen, grace: float = 3.0) -> None:
 
 
 def _remove_session_files(session) -> None:
-    import shutil
     for path in (session.sockets, session.spill, session.redis_dir):
         shutil.rmtree(path, ignore_errors=True)
 
@@ -235,7 +250,8 @@ def _attach_driver(*, session, node_id, token, gcs, host, namespace, log_to_driv
                 raise RuntimeError(f"the node scheduler did not start: {err}\n"
                                    f"{_log_tail(session, f'scheduler-{node_id[:8]}.log')}") from err
     worker.io.store_dir = reply.store_dir
-    watch = worker.run_sync(_open_watch(worker))
+    lost: list = []     # the handle, once built: what to clean when the scheduler dies
+    watch = worker.run_sync(_open_watch(worker, lambda: lost and lost[0].scheduler_lost()))
     import sys
     # Workers add the driver's import path, so functions defined in the driver's
     # modules (not only __main__) can be unpickled there, as in Ray.
@@ -244,11 +260,17 @@ def _attach_driver(*, session, node_id, token, gcs, host, namespace, log_to_driv
                                sys_path=[os.path.abspath(p) for p in sys.path if p],
                                cwd=os.getcwd()))
     printer = DriverLogPrinter(gcs, job_id.hex()) if log_to_driver else None
-    return ClusterHandle(worker=worker, gcs=gcs, session=session, embedded=embedded, procs=procs,
-                         log_printer=printer, watch_task=watch, gcs_address=gcs_address)
+    handle = ClusterHandle(worker=worker, gcs=gcs, session=session, embedded=embedded,
+                           procs=procs, log_printer=printer, watch_task=watch,
+                           gcs_address=gcs_address)
+    lost.append(handle)
+    return handle
 
 
-async def _open_watch(worker):
+async def _open_watch(worker, on_lost):
+    """Hold the scheduler's WatchDriver stream (it reclaims our leases when we go);
+    when it breaks while we are not shutting down, our scheduler died: ``on_lost()``
+    runs in a thread."""
     import asyncio
 
     from raylite.protocol import node_pb2
@@ -260,6 +282,8 @@ async def _open_watch(worker):
                 pass
         except Exception:
             pass
+        if not worker.shutting_down:
+            await asyncio.to_thread(on_lost)
     return asyncio.get_running_loop().create_task(hold())
 
 

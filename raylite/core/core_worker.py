@@ -386,6 +386,16 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
                     yield worker_pb2.PushReply(results=batch)
                 if state["closed"] and state["pending"] <= 0 and not outbox:
                     return
+        except asyncio.CancelledError:
+            if state["pending"] > 0 and not self.actor_id and not self.shutting_down:
+                # The lease holder vanished (its process died, or dropped us) while its
+                # tasks still run here: nobody will take their results. Exit, so this
+                # node gets the worker's resources back (as Ray kills a dead owner's
+                # workers); a live owner retries the tasks elsewhere.
+                sys.stderr.write("raylite: the owner of the running task went away; "
+                                 "this worker exits\n")
+                loop.call_soon(os._exit, 1)
+            raise
         finally:
             reader.cancel()
 
