@@ -13,6 +13,7 @@ import threading
 
 from raylite import exceptions as exc
 from raylite.core import global_state
+from raylite.core.generators import DynamicObjectRefGenerator, ObjectRefGenerator  # noqa: F401
 from raylite.core.object_ref import ObjectRef
 from raylite.runtime_context import get_runtime_context  # noqa: F401 (re-exported)
 
@@ -200,8 +201,12 @@ def wait(object_refs, *, num_returns: int = 1, timeout: float | None = None,
     if not isinstance(object_refs, (list, tuple)):
         raise TypeError(f"wait() expected a list of ray.ObjectRef, got {type(object_refs)}")
     object_refs = list(object_refs)
+    generators = False
     for ref in object_refs:
         if not isinstance(ref, ObjectRef):
+            if isinstance(ref, ObjectRefGenerator):
+                generators = True
+                continue
             raise TypeError(f"wait() expected a list of ray.ObjectRef, got list containing {type(ref)}")
     if timeout is not None and timeout < 0:
         raise ValueError(f"The 'timeout' argument must be nonnegative. Received {timeout}")
@@ -213,6 +218,9 @@ def wait(object_refs, *, num_returns: int = 1, timeout: float | None = None,
         raise ValueError("Invalid number of objects to return %d." % num_returns)
     if num_returns > len(object_refs):
         raise ValueError("num_returns cannot be greater than the number of objects provided to ray.wait.")
+    if generators:
+        from raylite.core.generators import wait_with_generators
+        return wait_with_generators(_worker(), object_refs, num_returns, timeout, fetch_local)
     return _worker().wait(object_refs, num_returns, timeout, fetch_local)
 
 
@@ -223,6 +231,8 @@ def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True
     kills its worker). ``get`` then raises TaskCancelledError, forced or not. Raises
     TypeError when given something other than an ObjectRef.
     """
+    if isinstance(object_ref, ObjectRefGenerator):
+        object_ref = object_ref.completed()   # cancels the generator's task
     if not isinstance(object_ref, ObjectRef):
         raise TypeError(f"ray.cancel() only supported for object refs. Got: {type(object_ref)}.")
     worker = _worker()

@@ -19,6 +19,7 @@ import grpc
 from raylite.core.actor_manager import ActorManager
 from raylite.core.executor import ArgPlaceholder, Executor
 from raylite.core.function_manager import FunctionManager
+from raylite.core.generators import GeneratorTable, ObjectRefGenerator
 from raylite.core.memory_store import MemoryStore
 from raylite.core.object_manager import ObjectManagerMixin, _quiet
 from raylite.object_store.client import ObjectIO
@@ -73,6 +74,7 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
         self.actor_class_name = ""
         self.actor_restarted = False
         self.executor = Executor(self) if mode == WORKER else None
+        self.generators = GeneratorTable(self)
 
         self.loop = asyncio.new_event_loop()
         self._loop_thread = threading.Thread(target=self._run_loop, daemon=True, name="raylite-io")
@@ -165,14 +167,19 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
         spec.caller.CopyFrom(self.address)
         return spec, deps
 
-    def submit_task(self, fn, name: str, args, kwargs, *, num_returns: int, resources: dict,
-                    max_retries: int, retry_exceptions, call_site: str, strategy: str = ""):
-        """Submit a normal task; returns its ObjectRefs.
+    def submit_task(self, fn, name: str, args, kwargs, *, num_returns, resources: dict,
+                    max_retries: int, retry_exceptions, call_site: str, strategy: str = "",
+                    backpressure: int = 0):
+        """Submit a normal task; returns its ObjectRefs (for num_returns="streaming",
+        a one-element list holding its ObjectRefGenerator).
 
         Raises TypeError at the call site when an argument cannot be serialized.
         """
         fid = self.functions.export(fn)
         task_id = random_id()
+        generator = _GENERATOR_KINDS.get(num_returns, 0) if type(num_returns) is str else 0
+        if generator:
+            num_returns = 1    # the return that ends the stream
         spec, deps = self.build_spec(common_pb2.NORMAL_TASK, fid, name, args, kwargs, num_returns,
                                      call_site, task_id)
         ids = return_ids(task_id, num_returns)
@@ -180,11 +187,23 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
         for oid in ids:
             self.refs.add_owned(oid)
         out = [ObjectRef(oid, self.address_bytes) for oid in ids]
+        if generator:
+            out = self.start_generator(spec, generator, backpressure, out)
         # As in Ray, the scheduling key includes the function: how deep tasks are
         # pipelined onto a worker is learnt per function.
         key = (fid, tuple(sorted(resources.items())), strategy)
         self.submitter.submit(TaskEntry(spec, key, resources, max_retries, retry_exceptions, deps))
         return out
+
+    def start_generator(self, spec, kind: int, backpressure, refs: list) -> list:
+        """Mark ``spec`` a generator task and record it before it is sent; returns
+        what the caller gets: [ObjectRefGenerator] (streaming) or the refs (dynamic)."""
+        spec.generator = kind
+        spec.generator_backpressure = backpressure or 0
+        record = self.generators.register(spec.task_id, kind, spec.generator_backpressure)
+        if kind == common_pb2.STREAMING:
+            return [ObjectRefGenerator(refs[0], record, self.generators)]
+        return refs
 
     def resolve_values(self, refs: list) -> list:
         """The ObjectValues of refs, waiting for them (used for actor constructor args)."""
@@ -309,12 +328,20 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
         if self.executor is None:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "drivers do not run tasks")
         outbox: list = []
+        items: list = []           # generator items, each sent before its task's result
         wake = asyncio.Event()
         state = {"pending": 0, "closed": False}
         loop = self.loop
 
         def reply(result):
             loop.call_soon_threadsafe(deliver, result)
+
+        def report(item):
+            loop.call_soon_threadsafe(deliver_item, item)
+
+        def deliver_item(item):
+            items.append(item)
+            wake.set()
 
         def deliver(result):
             state["pending"] -= 1
@@ -332,7 +359,9 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
                         self.executor.steal(task_id)
                     for spec in request.tasks:
                         state["pending"] += 1
-                        self.executor.submit(reply, spec)
+                        self.executor.submit(reply, spec, report)
+                    for ack in request.generator_acks:
+                        self.executor.ack(ack.task_id, ack.consumed)
             finally:
                 state["closed"] = True
                 wake.set()
@@ -342,10 +371,12 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
             while True:
                 await wake.wait()
                 wake.clear()
-                if outbox:
+                if outbox or items:
                     batch = outbox[:]
                     del outbox[:]
-                    yield worker_pb2.PushReply(results=batch)
+                    item_batch = items[:]
+                    del items[:]
+                    yield worker_pb2.PushReply(results=batch, items=item_batch)
                 if state["closed"] and state["pending"] <= 0 and not outbox:
                     return
         finally:
@@ -418,6 +449,9 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
                 os.unlink(path)
             except OSError:
                 pass
+
+
+_GENERATOR_KINDS = {"streaming": common_pb2.STREAMING, "dynamic": common_pb2.DYNAMIC}
 
 
 def _replace_refs(args, kwargs, deps: list):

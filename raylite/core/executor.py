@@ -14,6 +14,7 @@ import time
 import traceback
 
 from raylite.core.actor_runtime import TERMINATE, ActorExit, ActorRuntime
+from raylite.core.generator_runner import GeneratorFlow
 from raylite.core.object_ref import ObjectRef
 from raylite.exceptions import RayTaskError
 from raylite.ids import spec_return_ids
@@ -57,6 +58,7 @@ class Executor:
         self.exiting = False
         self.exit_code = 0      # non-zero: the actor ends as if it crashed (sys.exit(n))
         self.waiting: dict[bytes, object] = {}   # queued task id -> its reply callback
+        self.flows: dict[bytes, GeneratorFlow] = {}  # generator task id -> its item flow
 
     def install_signal_handler(self) -> None:
         signal.signal(signal.SIGINT, self._on_sigint)
@@ -67,11 +69,20 @@ class Executor:
             if self.current is not None and self.current in self.cancelled:
                 raise KeyboardInterrupt
 
-    def submit(self, reply_to, spec) -> None:
-        """Queue a task (from an I/O thread); ``reply_to(result)`` is called once."""
+    def submit(self, reply_to, spec, report=None) -> None:
+        """Queue a task (from an I/O thread); ``reply_to(result)`` is called once.
+        A generator task calls ``report(GeneratorItem)`` for each value it yields."""
         with self._lock:
             self.waiting[spec.task_id] = reply_to
+            if spec.generator:
+                self.flows[spec.task_id] = GeneratorFlow(report, spec.generator_backpressure)
         self.queue.put((reply_to, spec))
+
+    def ack(self, task_id: bytes, consumed: int) -> None:
+        """The caller has consumed ``consumed`` items of a generator task (I/O thread)."""
+        flow = self.flows.get(task_id)
+        if flow is not None:
+            flow.acked(consumed)
 
     def cancel(self, task_id: bytes) -> None:
         """Called from an I/O thread: a queued task is answered as cancelled at once
@@ -85,6 +96,8 @@ class Executor:
             running = self.current == task_id
             if running:
                 self.cancelled.add(task_id)
+            elif reply_to is not None:
+                self.flows.pop(task_id, None)
         if reply_to is not None:
             reply_to(common_pb2.TaskResult(task_id=task_id, status=common_pb2.TASK_CANCELLED))
         elif running:
@@ -94,6 +107,8 @@ class Executor:
         """Hand a task back unrun if it is still queued; otherwise let it be."""
         with self._lock:
             reply_to = self.waiting.pop(task_id, None)
+            if reply_to is not None:
+                self.flows.pop(task_id, None)
         if reply_to is not None:
             reply_to(common_pb2.TaskResult(task_id=task_id, status=common_pb2.TASK_RETURNED))
 
@@ -189,7 +204,10 @@ class Executor:
             if spec.method == TERMINATE:
                 raise ActorExit(0)
             value = getattr(self.actor.instance, spec.method)(*args, **kwargs)
-            if inspect.isawaitable(value) and not isinstance(value, ObjectRef):
+            if spec.generator:
+                await self.flows[spec.task_id].run_async(self.worker, spec, value)
+                value = None   # the stream ends; its items went ahead
+            elif inspect.isawaitable(value) and not isinstance(value, ObjectRef):
                 value = await value
             result = common_pb2.TaskResult(task_id=spec.task_id, returns=self.pack_returns(spec, value))
         except asyncio.CancelledError:
@@ -201,6 +219,9 @@ class Executor:
             result = self._system_exit_result(spec, err)
         except BaseException as err:  # noqa: BLE001
             result = self.error_result(spec, err)
+        finally:
+            if spec.generator:
+                self.flows.pop(spec.task_id, None)
         result.duration = time.perf_counter() - started
         return result
 
@@ -219,6 +240,9 @@ class Executor:
         try:
             args, kwargs = self.load_args(spec)
             value = self._call(spec, args, kwargs)
+            if spec.generator:
+                self.flows[task_id].run(worker, spec, value)
+                value = None   # the stream ends; its items went ahead
             # An ObjectRef is awaitable too, but a returned ref travels as a ref (as in Ray).
             if spec.type == common_pb2.ACTOR_TASK and inspect.isawaitable(value) \
                     and not isinstance(value, ObjectRef):
@@ -248,6 +272,8 @@ class Executor:
             with self._lock:
                 self.current = None
                 self.cancelled.discard(task_id)
+                if spec.generator:
+                    self.flows.pop(task_id, None)
             worker.clear_task_context()
             _flush_stdio()
         result.duration = time.perf_counter() - started

@@ -139,8 +139,12 @@ class ObjectManagerMixin:
     def finish_task(self, spec, returns) -> None:
         """A task or actor call is over (for good): keep its return values, free its
         stored arguments, and unpin the refs that were serialized into them."""
+        if spec.generator:
+            returns = self.generators.finishing(spec, returns)
         for value in returns:
             self.store_owned_value(value)
+        if spec.generator:
+            self.generators.finished(spec.task_id)
         if spec.args.in_store:
             self.free_store([spec.args.id])
         for inner in self._contained.pop(spec.task_id, ()):
