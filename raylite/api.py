@@ -155,12 +155,13 @@ def method(*, num_returns: int | None = None, concurrency_group=None, max_task_r
     Raises ValueError/TypeError for unknown or invalid options and
     UnsupportedOptionError (a ValueError) for options raylite does not implement.
     """
-    from raylite.options import MethodOptions
+    from raylite.options import MethodOptions, check_generator_num_returns
     options = MethodOptions.build(dict(num_returns=num_returns, concurrency_group=concurrency_group,
                                        max_task_retries=max_task_retries,
                                        retry_exceptions=retry_exceptions, **kwargs))
 
     def annotate(fn):
+        check_generator_num_returns(fn, options.num_returns)
         fn.__raylite_method_options__ = options
         return fn
     return annotate
@@ -187,6 +188,8 @@ def get(object_refs, *, timeout: float | None = None):
     worker = _worker()
     if isinstance(object_refs, ObjectRef):
         return worker.get([object_refs], timeout)[0]
+    if isinstance(object_refs, ObjectRefGenerator):
+        return object_refs   # as Ray does
     if isinstance(object_refs, (list, tuple)):
         return worker.get(list(object_refs), timeout)
     raise ValueError("'object_refs' must either be an ObjectRef or a list of ObjectRefs.")

@@ -85,6 +85,17 @@ def _check_backpressure(value) -> None:
     _int_at_least("_generator_backpressure_num_objects", value, -1)
 
 
+def check_generator_num_returns(function, num_returns) -> None:
+    """Raises ValueError, as Ray does, when num_returns asks a function that is not a
+    generator function for a generator."""
+    import inspect
+    if num_returns in ("streaming", "dynamic") and not (
+            inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function)):
+        raise ValueError(f"num_returns='{num_returns}' can only be used with generator functions "
+                         f"(functions that use 'yield'). The decorated function is not a "
+                         f"generator function.")
+
+
 def _check_strategy(value) -> None:
     if value is not None:
         from raylite.util.scheduling_strategies import encode

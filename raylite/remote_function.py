@@ -5,7 +5,7 @@ import functools
 import inspect
 
 from raylite.core import global_state
-from raylite.options import TaskOptions
+from raylite.options import TaskOptions, check_generator_num_returns
 
 
 class RemoteFunction:
@@ -19,6 +19,7 @@ class RemoteFunction:
         self._resources = self._options.resource_request()
         # As in Ray, a generator function streams unless told otherwise.
         self._num_returns = self._options.num_returns
+        check_generator_num_returns(function, self._num_returns)
         if self._num_returns == 1 and (inspect.isgeneratorfunction(function)
                                        or inspect.isasyncgenfunction(function)):
             self._num_returns = "streaming"

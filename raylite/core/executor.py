@@ -16,7 +16,7 @@ import traceback
 from raylite.core.actor_runtime import TERMINATE, ActorExit, ActorRuntime
 from raylite.core.generator_runner import GeneratorFlow
 from raylite.core.object_ref import ObjectRef
-from raylite.exceptions import RayTaskError
+from raylite.exceptions import RayTaskError, TaskCancelledError
 from raylite.ids import spec_return_ids
 from raylite.protocol import common_pb2
 from raylite.serialization import serialize
@@ -205,13 +205,13 @@ class Executor:
                 raise ActorExit(0)
             value = getattr(self.actor.instance, spec.method)(*args, **kwargs)
             if spec.generator:
-                await self.flows[spec.task_id].run_async(self.worker, spec, value)
+                await self.flows[spec.task_id].run_async(self, spec, value)
                 value = None   # the stream ends; its items went ahead
             elif inspect.isawaitable(value) and not isinstance(value, ObjectRef):
                 value = await value
             result = common_pb2.TaskResult(task_id=spec.task_id, returns=self.pack_returns(spec, value))
         except asyncio.CancelledError:
-            result = common_pb2.TaskResult(task_id=spec.task_id, status=common_pb2.TASK_CANCELLED)
+            result = self._cancelled_result(spec)
         except ActorExit:
             self.exiting = True
             result = self._exit_result(spec)
@@ -241,7 +241,7 @@ class Executor:
             args, kwargs = self.load_args(spec)
             value = self._call(spec, args, kwargs)
             if spec.generator:
-                self.flows[task_id].run(worker, spec, value)
+                self.flows[task_id].run(self, spec, value)
                 value = None   # the stream ends; its items went ahead
             # An ObjectRef is awaitable too, but a returned ref travels as a ref (as in Ray).
             if spec.type == common_pb2.ACTOR_TASK and inspect.isawaitable(value) \
@@ -258,7 +258,7 @@ class Executor:
             if not was_cancelled:
                 result = self.error_result(spec, KeyboardInterrupt())
             else:
-                result = common_pb2.TaskResult(task_id=task_id, status=common_pb2.TASK_CANCELLED)
+                result = self._cancelled_result(spec)
         except SystemExit as err:
             if spec.type == common_pb2.ACTOR_TASK:
                 result = self._system_exit_result(spec, err)
@@ -313,23 +313,38 @@ class Executor:
                                                owner=spec.caller.worker_id))
         return out
 
+    def _cancelled_result(self, spec) -> common_pb2.TaskResult:
+        if spec.generator:
+            # As in Ray, a generator cancelled while it runs ends its stream with
+            # RayTaskError(TaskCancelledError).
+            return self.error_result(spec, TaskCancelledError(spec.task_id.hex()))
+        return common_pb2.TaskResult(task_id=spec.task_id, status=common_pb2.TASK_CANCELLED)
+
     def error_result(self, spec, err: BaseException) -> common_pb2.TaskResult:
-        tb = err.__traceback__
-        # Hide the executor's own frames: the user wants to see their code.
-        while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
-            tb = tb.tb_next
-        text = "".join(traceback.format_exception(type(err), err, tb))
-        if isinstance(err, RayTaskError):
-            cause = err.cause if err.cause is not None else err
-        else:
-            cause = err
-        wrapped = RayTaskError(spec.name, text, cause, os.getpid(), node_ip(), spec.call_site)
+        wrapped = self.wrap_error(spec, err)
+        cause = wrapped.cause
         returns = [self.worker.error_value(oid, wrapped) for oid in spec_return_ids(spec)]
         if not returns:
             returns = [self.worker.error_value(spec.task_id + b"\0\0\0\0", wrapped)]
         return common_pb2.TaskResult(task_id=spec.task_id, returns=returns, app_error=True,
                                      error_type=f"{type(cause).__module__}.{type(cause).__qualname__}",
                                      message=str(err)[:1000])
+
+    def wrap_error(self, spec, err: BaseException) -> RayTaskError:
+        """``err`` raised by the task of ``spec``, as the RayTaskError its caller gets."""
+        tb = err.__traceback__
+        # Hide the executor's own frames: the user wants to see their code.
+        while tb is not None and tb.tb_frame.f_code.co_filename in _OWN_FILES:
+            tb = tb.tb_next
+        text = "".join(traceback.format_exception(type(err), err, tb))
+        if isinstance(err, RayTaskError):
+            cause = err.cause if err.cause is not None else err
+        else:
+            cause = err
+        return RayTaskError(spec.name, text, cause, os.getpid(), node_ip(), spec.call_site)
+
+
+_OWN_FILES = frozenset({__file__, sys.modules[GeneratorFlow.__module__].__file__})
 
 
 async def _await(value):

@@ -44,8 +44,9 @@ class GeneratorFlow:
     def _behind(self) -> bool:
         return self.limit > 0 and self.produced - self.consumed >= self.limit
 
-    def _send(self, worker, spec, index: int, value) -> None:
+    def _send(self, worker, spec, value) -> None:
         task_id = spec.task_id
+        index = self.produced
         ser = serialize(value)
         # A ref yielded inside a value must outlive this task: keep it pinned here.
         worker._pin_nested(ser.contained_refs)
@@ -54,45 +55,60 @@ class GeneratorFlow:
         self.report(worker_pb2.GeneratorItem(task_id=task_id, index=index, value=stored))
         self.produced = index + 1
 
-    def run(self, worker, spec, generator) -> None:
+    def _send_error(self, executor, spec, err: Exception) -> None:
+        # As in Ray, the generator's exception is its next item; the stream then ends
+        # normally (the task's own return holds None).
+        wrapped = executor.wrap_error(spec, err)
+        value = executor.worker.error_value(item_id(spec.task_id, self.produced), wrapped)
+        self.report(worker_pb2.GeneratorItem(task_id=spec.task_id, index=self.produced,
+                                             value=value))
+
+    def run(self, executor, spec, generator) -> None:
         """Drive a sync generator (or any iterable) to its end on this thread.
 
-        Raises whatever the generator raises; KeyboardInterrupt (a cancel) may also
-        arrive while it waits for the caller.
+        Its exceptions become its last item; KeyboardInterrupt (a cancel), SystemExit
+        and exit_actor() propagate, also while it waits for the caller.
         """
-        if not hasattr(generator, "__iter__"):
+        worker = executor.worker
+        if not hasattr(generator, "__iter__") or isinstance(generator, (str, bytes, dict)):
             raise TypeError(f"Task {spec.name} declared num_returns={_kind_name(spec)} but "
                             f"returned {type(generator).__name__}, not a generator")
-        for index, value in enumerate(generator):
-            self._send(worker, spec, index, value)
-            if self._behind():
-                with self.cond:
-                    while self._behind():
-                        self.cond.wait()
+        try:
+            for value in generator:
+                self._send(worker, spec, value)
+                if self._behind():
+                    with self.cond:
+                        while self._behind():
+                            self.cond.wait()
+        except Exception as err:  # noqa: BLE001 - every user error travels back
+            self._send_error(executor, spec, err)
 
-    async def run_async(self, worker, spec, generator) -> None:
+    async def run_async(self, executor, spec, generator) -> None:
         """Drive an async generator (or a sync one) on the actor's event loop.
 
-        Raises whatever the generator raises; asyncio.CancelledError on a cancel.
+        Its exceptions become its last item; asyncio.CancelledError (a cancel) and
+        SystemExit propagate.
         """
         if not inspect.isasyncgen(generator):
             if inspect.isawaitable(generator):
                 generator = await generator
             if not inspect.isasyncgen(generator):
-                self.run(worker, spec, generator)
+                self.run(executor, spec, generator)
                 return
-        index = 0
-        async for value in generator:
-            self._send(worker, spec, index, value)
-            index += 1
-            while True:
-                with self.cond:
-                    if not self._behind():
-                        break
-                    event = asyncio.Event()
-                    self.wakeup = (asyncio.get_running_loop(), event)
-                await event.wait()
-            self.wakeup = None
+        worker = executor.worker
+        try:
+            async for value in generator:
+                self._send(worker, spec, value)
+                while True:
+                    with self.cond:
+                        if not self._behind():
+                            break
+                        event = asyncio.Event()
+                        self.wakeup = (asyncio.get_running_loop(), event)
+                    await event.wait()
+                self.wakeup = None
+        except Exception as err:  # noqa: BLE001
+            self._send_error(executor, spec, err)
 
 
 def _kind_name(spec) -> str:

@@ -288,9 +288,6 @@ class ObjectRefGenerator:
                 record.cond.wait(left)
         return True
 
-    def __repr__(self) -> str:
-        return f"ObjectRefGenerator({self._generator_ref.hex()})"
-
     def __reduce__(self):
         raise TypeError("You cannot return or pass a generator to other task. "
                         "Serializing a ObjectRefGenerator is not allowed.")
