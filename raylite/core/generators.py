@@ -179,7 +179,7 @@ class ObjectRefGenerator:
         self._table = table
         self._raised = False
 
-    def __iter__(self) -> "ObjectRefGenerator":
+    def __iter__(self) -> ObjectRefGenerator:
         return self
 
     def __next__(self) -> ObjectRef:
@@ -217,7 +217,7 @@ class ObjectRefGenerator:
             value = worker.resolve_values([self._generator_ref])[0]
         return value.is_error
 
-    def __aiter__(self) -> "ObjectRefGenerator":
+    def __aiter__(self) -> ObjectRefGenerator:
         return self
 
     async def __anext__(self) -> ObjectRef:
