@@ -246,16 +246,22 @@ def test_retry_after_the_worker_dies_mid_stream(tmp_path):
     assert os.path.exists(marker)
 
 
-def test_worker_death_without_retries_ends_the_stream_with_an_error():
+def test_worker_death_without_retries_ends_the_stream_with_an_error(tmp_path):
+    received = str(tmp_path / "received")
+
     @ray.remote(max_retries=0)
-    def dies():
+    def dies(path):
         import signal
         yield 1
+        while not os.path.exists(path):   # the caller has the first item
+            time.sleep(0.01)
         os.kill(os.getpid(), signal.SIGKILL)
         yield 2
 
-    gen = dies.remote()
+    gen = dies.remote(received)
     assert ray.get(next(gen)) == 1
+    with open(received, "w"):
+        pass
     with pytest.raises(rex.WorkerCrashedError):
         ray.get(next(gen))
     with pytest.raises(StopIteration):
