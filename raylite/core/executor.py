@@ -234,6 +234,7 @@ class Executor:
         if spec.type == common_pb2.ACTOR_TASK and self.actor.failed is not None:
             with self._lock:
                 self.current = None
+                self.flows.pop(task_id, None)
             return common_pb2.TaskResult(task_id=task_id, status=common_pb2.TASK_ACTOR_DEAD,
                                          message=self.actor.failed)
         worker.set_task_context(spec)

@@ -21,6 +21,7 @@ from raylite.ids import object_id_for
 # common.proto's GeneratorKind (not imported: `import raylite` loads no protobuf).
 STREAMING = 1
 DYNAMIC = 2
+UNLIMITED = 1 << 62          # "consumed everything": unpauses a task nobody reads
 
 
 def item_id(task_id: bytes, index: int) -> bytes:
@@ -135,6 +136,8 @@ class GeneratorTable:
                 record.finished = True
                 record.stream = None
                 record._wake()
+            if record.dropped:
+                del self.records[task_id]
 
     # ---- consumer side -------------------------------------------------------------------
     def consumed(self, record: GeneratorRecord) -> None:
@@ -150,16 +153,23 @@ class GeneratorTable:
             stream.ack(record.task_id, record.read)
 
     def drop(self, record: GeneratorRecord) -> None:
-        """The ObjectRefGenerator is gone: release the items nobody took."""
+        """The ObjectRefGenerator is gone: release the items nobody took, and let a
+        task paused by backpressure run to its end (nobody will consume again)."""
         with record.cond:
             if record.dropped:
                 return
             record.dropped = True
             untaken = record.items[record.read:]
-        self.records.pop(record.task_id, None)
+            running = not record.finished
+        if not running:
+            self.records.pop(record.task_id, None)
+        # else: kept until the task ends, so that a retry is told to run freely too
         refs = self.worker.refs
         for oid in untaken:
             refs.unpin(oid)
+        if running and record.backpressure > 0:
+            record.read = UNLIMITED
+            self.worker.loop.call_soon_threadsafe(self._send_ack, record)
 
 
 class ObjectRefGenerator:
