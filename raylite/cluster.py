@@ -58,37 +58,34 @@ class ClusterHandle:
         return RayContext(self)
 
     def node_list(self) -> list[dict]:
+        from raylite.gcs.liveness import is_alive
         out = []
+        now = time.time()
         for node_id, info in self.gcs.nodes().items():
-            alive = info.get("alive", True) and time.time() - info.get("last_heartbeat", 0) < 30
+            alive = is_alive(info, now)
             out.append({"NodeID": node_id, "Alive": alive, "alive": alive,
-                        "NodeManagerAddress": info.get("host"),
-                        "NodeManagerPort": int(info.get("address", ":0").rsplit(":", 1)[1]),
-                        "NodeName": info.get("host"), "Resources": dict(info.get("resources", {})),
-                        "ObjectStoreSocketName": info.get("store_dir"),
-                        "IsHead": bool(info.get("is_head"))})
+                        "NodeManagerAddress": info.host, "NodeManagerPort": info.port,
+                        "NodeName": info.host, "Resources": dict(info.resources),
+                        "ObjectStoreSocketName": info.store_dir, "IsHead": info.is_head})
         return out
 
     def resources(self, available: bool) -> dict:
         from raylite.protocol import common_pb2
         totals: dict = {}
-        nodes = self.gcs.nodes()
-        for node_id, info in nodes.items():
-            if not info.get("alive", True) or time.time() - info.get("last_heartbeat", 0) > 30:
-                continue
+        for node_id, info in self.gcs.alive_nodes().items():
             if available:
                 if node_id == self.worker.node_id:
                     live = self.worker.scheduler.GetNodeInfo(common_pb2.Empty())
                     amounts = dict(live.available)
                     store_free = live.store_capacity - live.store_used
                 else:
-                    amounts = dict(info.get("available", info.get("resources", {})))
-                    store_free = info.get("store_capacity", 0)
+                    amounts = info.free_resources()
+                    store_free = info.store_capacity
             else:
-                amounts = dict(info.get("resources", {}))
-                store_free = info.get("store_capacity", 0)
+                amounts = dict(info.resources)
+                store_free = info.store_capacity
             amounts["object_store_memory"] = float(store_free)
-            amounts[f"node:{info.get('host')}"] = 1.0
+            amounts[f"node:{info.host}"] = 1.0
             for key, value in amounts.items():
                 totals[key] = totals.get(key, 0.0) + float(value)
         if available:
@@ -216,6 +213,7 @@ def _attach_driver(*, session, node_id, token, gcs, host, namespace, log_to_driv
                    procs, gcs_address, watch_proc=None, scheduler_target=None, store_dir=None):
     from raylite.core.core_worker import DRIVER, CoreWorker
     from raylite.core.log_forward import DriverLogPrinter
+    from raylite.gcs.records import JobRecord
     from raylite.protocol import node_pb2
 
     scheduler_target = scheduler_target or "unix:" + session.scheduler_socket(node_id)
@@ -241,10 +239,10 @@ def _attach_driver(*, session, node_id, token, gcs, host, namespace, log_to_driv
     import sys
     # Workers add the driver's import path, so functions defined in the driver's
     # modules (not only __main__) can be unpickled there, as in Ray.
-    gcs.register_job(job_id.hex(), {"driver_pid": os.getpid(), "start": time.time(),
-                                    "namespace": worker.namespace,
-                                    "sys_path": [os.path.abspath(p) for p in sys.path if p],
-                                    "cwd": os.getcwd()})
+    gcs.register_job(JobRecord(job_id=job_id.hex(), driver_pid=os.getpid(), start=time.time(),
+                               namespace=worker.namespace,
+                               sys_path=[os.path.abspath(p) for p in sys.path if p],
+                               cwd=os.getcwd()))
     printer = DriverLogPrinter(gcs, job_id.hex()) if log_to_driver else None
     return ClusterHandle(worker=worker, gcs=gcs, session=session, embedded=embedded, procs=procs,
                          log_printer=printer, watch_task=watch, gcs_address=gcs_address)
@@ -300,28 +298,25 @@ def connect_cluster(address: str, *, namespace, log_to_driver: bool, token: str 
     if not token:
         raise ConnectionError(f"no cluster token for {address}: set RAYLITE_TOKEN or pass _token=")
     gcs = GcsClient(address, password)
-    nodes = gcs.nodes()
+    nodes = gcs.alive_nodes()
     me = socket.gethostname()
     chosen = None
     # Prefer the head, then any node on this machine (reachable over its unix socket).
-    ordered = sorted(nodes.items(), key=lambda item: not item[1].get("is_head"))
+    ordered = sorted(nodes.items(), key=lambda item: not item[1].is_head)
     for node_id, node in ordered:
-        if not node.get("alive", True) or time.time() - node.get("last_heartbeat", 0) > 10:
-            continue
-        uds = node.get("uds", "")
+        uds = node.uds
         if uds and os.path.exists(uds[len("unix:"):]):
             chosen = (node_id, node, uds)
             break
-        if chosen is None or node.get("host") == me:
-            chosen = (node_id, node, node["address"])
+        if chosen is None or node.host == me:
+            chosen = (node_id, node, node.address)
     if chosen is None:
         gcs.close()
         raise ConnectionError(f"the cluster at {address} has no alive node")
     node_id, node, target = chosen
-    session = session_from_root(node["session"]) if os.path.isdir(node.get("session", "")) \
-        else new_session()
+    session = session_from_root(node.session) if os.path.isdir(node.session) else new_session()
     return _attach_driver(session=session, node_id=node_id, token=token, gcs=gcs,
-                          host=node.get("host", "127.0.0.1"), namespace=namespace,
+                          host=node.host or "127.0.0.1", namespace=namespace,
                           log_to_driver=log_to_driver, embedded=False, procs=[],
                           gcs_address=address, scheduler_target=target,
-                          store_dir=node.get("store_dir"))
+                          store_dir=node.store_dir or None)

@@ -1,7 +1,8 @@
 """The one exception tree of raylite, mirroring ``ray.exceptions``.
 
 Every error a user can see derives from RayliteError (alias RayError). Transport
-errors are mapped into this tree in raylite.protocol.channels, nowhere else.
+errors are mapped into this tree in one place each: gRPC errors in
+raylite.protocol.errors, Redis errors in raylite.gcs.errors.
 """
 from __future__ import annotations
 
@@ -15,6 +16,13 @@ RayError = RayliteError
 
 class RaySystemError(RayliteError):
     """The runtime itself failed (a component died or misbehaved)."""
+
+
+class GcsUnavailableError(RaySystemError, ConnectionError):
+    """The global control store (Redis) could not be reached, even after retrying.
+
+    Also a ConnectionError, so code that caught the builtin keeps working.
+    """
 
 
 class RayTaskError(RayliteError):
@@ -195,7 +203,7 @@ class NodeDiedError(RayliteError):
 
 
 class AuthenticationError(RayliteError):
-    """A peer presented a wrong or missing cluster token."""
+    """A peer presented a wrong or missing cluster token (or GCS password)."""
 
 
 class TaskUnschedulableError(RayliteError):

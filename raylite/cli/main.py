@@ -194,18 +194,19 @@ def cmd_status(args) -> int:
     except ConnectionError as err:
         print(err, file=sys.stderr)
         return 1
+    from raylite.gcs.liveness import is_alive
     now = time.time()
     total: dict = {}
     avail: dict = {}
     print("======== raylite cluster status ========")
     for node_id, info in gcs.nodes().items():
-        alive = info.get("alive", True) and now - info["last_heartbeat"] < 10
-        print(f"node {node_id[:8]}  {'ALIVE' if alive else 'DEAD '}  {info.get('address')}"
-              f"{'  (head)' if info.get('is_head') else ''}")
+        alive = is_alive(info, now)
+        print(f"node {node_id[:8]}  {'ALIVE' if alive else 'DEAD '}  {info.address}"
+              f"{'  (head)' if info.is_head else ''}")
         if alive:
-            for k, v in info.get("resources", {}).items():
+            for k, v in info.resources.items():
                 total[k] = total.get(k, 0) + v
-            for k, v in info.get("available", info.get("resources", {})).items():
+            for k, v in info.free_resources().items():
                 avail[k] = avail.get(k, 0) + v
     print("Resources (used / total):")
     for k, v in sorted(total.items()):
@@ -218,11 +219,11 @@ def cmd_list(args) -> int:
     gcs = _gcs(args)
     if args.what == "actors":
         for actor_id, record in gcs.all_actors().items():
-            print(f"{actor_id}  {record['state']:<16} {record['class_name']:<20} "
-                  f"name={record.get('name') or '-'} restarts={record.get('num_restarts', 0)}")
+            print(f"{actor_id}  {record.state:<16} {record.class_name:<20} "
+                  f"name={record.name or '-'} restarts={record.num_restarts}")
     elif args.what == "nodes":
         for node_id, info in gcs.nodes().items():
-            print(f"{node_id}  {info.get('address')}  {info.get('resources')}")
+            print(f"{node_id}  {info.address}  {info.resources}")
     gcs.close()
     return 0
 

@@ -73,7 +73,7 @@ class ActorManager:
         if name:
             existing = self._claim_name(namespace, name, actor_id)
             if existing is not None:
-                worker.gcs.redis.hdel(_actors_key(), actor_id.hex())
+                worker.gcs.delete_actor(actor_id.hex())
                 if options.get("get_if_exists"):
                     return self.lookup(name, namespace)
                 raise ValueError(f"The name {name} (namespace={namespace}) is already taken. "
@@ -87,17 +87,10 @@ class ActorManager:
         return ActorHandle(actor_id, actor_class._meta, actor_class._name)
 
     def _claim_name(self, namespace: str, name: str, actor_id: bytes) -> str | None:
-        """Bind the name to our actor; the id of a live actor holding it, if any."""
-        gcs = self.worker.gcs
-        bound = gcs.claim_actor_name(namespace, name, actor_id.hex())
-        if bound == actor_id.hex():
-            return None
-        record = gcs.get_actor(bound)
-        if record is not None and record["state"] != DEAD:
-            return bound
-        # The holder is dead (or its creator crashed mid-way): take the name over.
-        gcs.redis.hset(_names_key(), f"{namespace}/{name}", actor_id.hex())
-        return None
+        """Bind the name to our actor; the id of a live actor holding it, if any.
+        A dead holder's name is taken over, atomically, inside the GCS client."""
+        bound = self.worker.gcs.claim_actor_name(namespace, name, actor_id.hex())
+        return None if bound == actor_id.hex() else bound
 
     # ---- calls -----------------------------------------------------------------------
     def submit(self, handle, method: str, args, kwargs, num_returns, max_task_retries,
@@ -164,24 +157,13 @@ class ActorManager:
         namespace = namespace or worker.current_namespace()
         actor_hex = worker.gcs.lookup_actor_name(namespace, name)
         record = worker.gcs.get_actor(actor_hex) if actor_hex else None
-        if record is None or record["state"] == DEAD:
+        if record is None or record.state == DEAD:
             raise ValueError(f"Failed to look up actor with name '{name}'. This could because 1. "
                              f"You are trying to look up a named actor you didn't create. 2. The "
                              f"named actor died. 3. You did not use a namespace matching the "
                              f"namespace of the actor. (namespace={namespace!r})")
-        return ActorHandle(bytes.fromhex(actor_hex), record["meta"], record["class_name"])
+        return ActorHandle(bytes.fromhex(actor_hex), record.meta, record.class_name)
 
     def kill(self, actor_id: bytes, no_restart: bool) -> None:
         caller = self._caller(actor_id)
         self.worker.loop.call_soon_threadsafe(caller.kill, no_restart)
-
-
-def _names_key() -> str:
-    from raylite.gcs import keys
-    return keys.ACTOR_NAMES
-
-
-def _actors_key() -> str:
-    from raylite.gcs import keys
-    return keys.ACTORS
-

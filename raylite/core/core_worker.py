@@ -26,6 +26,7 @@ from raylite.object_store.client import ObjectIO
 from raylite.core.object_ref import ObjectRef
 from raylite.core.reference_counter import ReferenceCounter
 from raylite.core.submitter import TaskEntry, TaskSubmitter
+from raylite.exceptions import RayliteError
 from raylite.ids import object_id_for, random_id, return_ids
 from raylite.protocol import common_pb2, node_pb2, node_pb2_grpc, objects_pb2_grpc, worker_pb2, \
     worker_pb2_grpc
@@ -229,17 +230,18 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
         now = time.monotonic()
         if now - self._nodes_read_at > 1.0:
             try:
-                self._nodes = self.gcs.nodes()
+                self._nodes = self.gcs.nodes(retry=False)  # on the event loop: never wait
             except Exception:
                 return
             self._nodes_read_at = now
-        nodes = self._nodes
-        alive = [n for n in nodes.values() if n.get("alive", True)]
-        if any(not missing(resources, n.get("resources", {})) for n in alive):
+        from raylite.gcs.liveness import is_alive
+        wall = time.time()
+        alive = [n for n in self._nodes.values() if is_alive(n, wall)]
+        if any(not missing(resources, n.resources) for n in alive):
             return
         totals: dict = {}
         for n in alive:
-            for k, v in n.get("resources", {}).items():
+            for k, v in n.resources.items():
                 totals[k] = totals.get(k, 0) + v
         lack = missing(resources, totals) or resources
         sys.stderr.write(
@@ -288,19 +290,18 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
         self.job_id = spec.job_id
 
     def record_actor_exit(self, reason: str) -> None:
-        from raylite.gcs import keys
+        """Best effort: this actor ends on purpose (its caller must not restart it)."""
         try:
-            self.gcs.redis.hset(keys.ACTOR_EXITS, self.actor_id.hex(), reason)
-        except Exception:
+            self.gcs.record_actor_exit(self.actor_id.hex(), reason)
+        except RayliteError:
             pass
 
     def actor_exit_reason(self, actor_id: bytes) -> str | None:
-        from raylite.gcs import keys
+        """Why the actor ended on purpose; None when it did not or the GCS is away."""
         try:
-            raw = self.gcs.redis.hget(keys.ACTOR_EXITS, actor_id.hex())
-        except Exception:
+            return self.gcs.actor_exit_reason(actor_id.hex())
+        except RayliteError:
             return None
-        return raw.decode() if raw else None
 
     async def kill_worker_at(self, address) -> None:
         """Ask the node scheduler of ``address`` to SIGKILL that worker."""
@@ -310,7 +311,7 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
             node = self.gcs.nodes().get(address.node_id)
             if node is None:
                 return
-            stub = self.scheduler_stub_for(node["address"])
+            stub = self.scheduler_stub_for(node.address)
         await _quiet(stub.KillWorker(node_pb2.KillWorkerRequest(worker_id=address.worker_id)))
 
     def scheduler_knows(self, address) -> bool:

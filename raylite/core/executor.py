@@ -16,7 +16,7 @@ import traceback
 from raylite.core.actor_runtime import TERMINATE, ActorExit, ActorRuntime
 from raylite.core.generator_runner import GeneratorFlow
 from raylite.core.object_ref import ObjectRef
-from raylite.exceptions import RayTaskError, TaskCancelledError
+from raylite.exceptions import ObjectLostError, RayTaskError, TaskCancelledError
 from raylite.ids import spec_return_ids
 from raylite.protocol import common_pb2
 from raylite.serialization import serialize
@@ -239,7 +239,13 @@ class Executor:
                                          message=self.actor.failed)
         worker.set_task_context(spec)
         try:
-            args, kwargs = self.load_args(spec)
+            try:
+                args, kwargs = self.load_args(spec)
+            except ObjectLostError as lost:
+                if spec.type != common_pb2.NORMAL_TASK:
+                    raise
+                # Not the task's fault: its owner rebuilds the argument and retries.
+                return self._argument_lost(spec, lost, started)
             value = self._call(spec, args, kwargs)
             if spec.generator:
                 self.flows[task_id].run(self, spec, value)
@@ -279,6 +285,12 @@ class Executor:
             _flush_stdio()
         result.duration = time.perf_counter() - started
         return result
+
+    @staticmethod
+    def _argument_lost(spec, lost: ObjectLostError, started: float) -> common_pb2.TaskResult:
+        return common_pb2.TaskResult(task_id=spec.task_id, status=common_pb2.TASK_SYSTEM_ERROR,
+                                     lost_object_id=bytes.fromhex(lost.object_ref_hex),
+                                     message=str(lost), duration=time.perf_counter() - started)
 
     def load_args(self, spec):
         io = self.worker.io

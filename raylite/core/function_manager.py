@@ -21,14 +21,11 @@ class FunctionManager:
     def _adopt_job_path(self, job_id: bytes) -> None:
         import sys
 
-        import msgpack
-
-        from raylite.gcs import keys
         self._jobs_seen.add(job_id)
-        raw = self.gcs.redis.hget(keys.JOBS, job_id.hex())
-        if not raw:
+        job = self.gcs.get_job(job_id.hex())
+        if job is None:
             return
-        for path in reversed(msgpack.unpackb(raw).get("sys_path", [])):
+        for path in reversed(job.sys_path):
             if path not in sys.path:
                 sys.path.insert(1, path)
 

@@ -12,10 +12,7 @@ import sys
 import threading
 import time
 
-import msgpack
-import redis
-
-from raylite.gcs import keys
+from raylite.exceptions import RayliteError
 
 
 class LineForwarder(io.TextIOBase):
@@ -113,8 +110,7 @@ class DriverLogPrinter:
     """Subscribes to the job's log channel and prints worker lines on the driver."""
 
     def __init__(self, gcs, job_hex: str):
-        self._pubsub = gcs.redis.pubsub(ignore_subscribe_messages=True)
-        self._pubsub.subscribe(keys.log_channel(job_hex))
+        self._subscription = gcs.subscribe_logs(job_hex)
         self._stop = False
         self._thread = threading.Thread(target=self._run, daemon=True, name="raylite-log-printer")
         self._thread.start()
@@ -122,15 +118,13 @@ class DriverLogPrinter:
     def _run(self) -> None:
         while not self._stop:
             try:
-                message = self._pubsub.get_message(timeout=0.2)
-            except (redis.RedisError, OSError, ValueError):
+                lines = self._subscription.get(timeout=0.2)
+            except RayliteError:  # the GCS is restarting: the subscription comes back
                 if self._stop:
                     return
                 time.sleep(0.2)
                 continue
-            if not message:
-                continue
-            for stream, text in msgpack.unpackb(message["data"]):
+            for stream, text in lines or ():
                 out = sys.stderr if stream == "stderr" else sys.stdout
                 try:
                     out.write(text + "\n")
@@ -141,7 +135,4 @@ class DriverLogPrinter:
     def stop(self) -> None:
         self._stop = True
         self._thread.join(timeout=1.0)
-        try:
-            self._pubsub.close()
-        except Exception:
-            pass
+        self._subscription.close()

@@ -6,11 +6,13 @@ A mixin of CoreWorker (it uses the worker's loop, stores, stubs and address)."""
 from __future__ import annotations
 
 import threading
+import time
 
 import grpc
 
 from raylite import exceptions as exc
 from raylite.core.object_ref import ObjectRef
+from raylite.gcs.liveness import is_alive
 from raylite.ids import object_id_for
 from raylite.object_store.transfer import pull_object
 from raylite.protocol import common_pb2, node_pb2, objects_pb2_grpc, worker_pb2, worker_pb2_grpc
@@ -52,12 +54,13 @@ class ObjectManagerMixin:
                 # Keep the remote traceback and message; the cause becomes a RayError
                 # that describes it, as in Ray.
                 kind = type(error.cause)
+                reason = why
                 try:
                     deserialize(ser(error.cause).to_bytes())
                 except Exception as cause_why:
-                    why = cause_why
+                    reason = cause_why
                 cause = exc.RayError(f"Exception {kind.__module__}.{kind.__qualname__} isn't "
-                                     f"serializable: {why}.\nOriginal exception details:\n"
+                                     f"serializable: {reason}.\nOriginal exception details:\n"
                                      f"{error.traceback_str}")
                 error = exc.RayTaskError(error.function_name, error.traceback_str, cause,
                                          error.pid, error.ip, error.call_site)
@@ -96,7 +99,7 @@ class ObjectManagerMixin:
     def _node_address(self, node_id: str) -> str:
         """Where node ``node_id``'s scheduler listens; "" when it is not alive."""
         node = self.gcs.nodes().get(node_id)
-        return node["address"] if node is not None and node.get("alive", True) else ""
+        return node.address if node is not None and is_alive(node, time.time()) else ""
 
     def _sync_channel(self, target: str):
         """A cached sync channel to ``target`` (closed at shutdown with the others)."""

@@ -28,7 +28,7 @@ import collections
 from dataclasses import dataclass, field
 
 from raylite import exceptions as exc
-from raylite.protocol.common_pb2 import TASK_CANCELLED, TASK_RETURNED
+from raylite.protocol.common_pb2 import TASK_CANCELLED, TASK_RETURNED, TASK_SYSTEM_ERROR
 
 LINGER_S = 0.05              # keep an idle lease this long for the next task
 MAX_LEASE_REQUESTS = 10      # outstanding lease requests per scheduling key
@@ -191,6 +191,14 @@ class Shutdown:
 @dataclass(slots=True)
 class ResolveDeps:
     entry: TaskEntry
+
+
+@dataclass(slots=True)
+class RecoverArgument:
+    """An argument of ``entry`` was lost with its node: have it rebuilt (or learn that
+    it cannot be), then resolve the entry's arguments again (-> DepsResolved)."""
+    entry: TaskEntry
+    object_id: bytes
 
 
 @dataclass(slots=True)
@@ -455,6 +463,18 @@ class TaskSubmitState:
             kq.record(result.duration)
             if status == TASK_CANCELLED:
                 out.append(self._fail(entry, exc.TaskCancelledError))
+            elif status == TASK_SYSTEM_ERROR:
+                # Not run: an argument lived on a node that died. Rebuild it, then
+                # resolve the arguments again; that counts as one retry.
+                if entry.cancelled or entry.retries_left == 0:
+                    out.append(self._fail(entry, exc.ObjectLostError, result.message))
+                    continue
+                if entry.retries_left > 0:
+                    entry.retries_left -= 1
+                entry.spec.attempt += 1
+                entry.lease = None
+                entry.unresolved = True
+                out.append(RecoverArgument(entry, result.lost_object_id))
             elif result.app_error and not entry.cancelled and entry.retries_left != 0 and (
                     entry.retry_exceptions is True
                     or (entry.retry_exceptions and entry.task_id in ev.retryable)):

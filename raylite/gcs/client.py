@@ -1,20 +1,56 @@
-"""A thin client over the Redis GCS; the only place raylite talks Redis.
+"""The typed client of the Redis GCS; the only place raylite talks Redis.
 
-Writes that are not on a latency path (lineage, object locations) are buffered and
-flushed in one pipeline by a background thread.
+Methods take and return the records of raylite.gcs.records; key names come from
+raylite.gcs.keys; every Redis error is mapped by raylite.gcs.errors.gcs_call (a lost
+connection retried briefly first, where the call is safe to repeat). Writes that are
+not on a latency path (object locations) are buffered and flushed in one pipeline by
+a background thread.
 """
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
 import msgpack
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
-from raylite.gcs import keys
+from raylite import exceptions as exc
+from raylite.gcs import keys, liveness
+from raylite.gcs.errors import RETRY_S, gcs_call, is_auth_failure, map_error
+from raylite.gcs.records import DEAD, ActorRecord, JobRecord, LineageRecord, NodeRecord
+
+# Delete the name binding only while it still names the releasing actor.
+_RELEASE_NAME = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
+# Take the monitor lease when free, or extend it when ours (one atomic step).
+_LEAD_MONITOR = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
+# Buffered writes kept while the GCS is unreachable, before the oldest are dropped.
+MAX_BUFFERED = 200_000
 
 
 def parse_address(address: str) -> tuple[str, int]:
+    """(host, port) of "host:port". Raises ValueError for anything else."""
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
         raise ValueError(f"GCS address must look like host:port, got {address!r}")
@@ -24,27 +60,35 @@ def parse_address(address: str) -> tuple[str, int]:
 class GcsClient:
     """Reads and writes cluster state in Redis.
 
-    Raises redis.AuthenticationError (mapped by callers) on a wrong password and
-    ConnectionError when the server cannot be reached within ``connect_timeout``.
+    The constructor raises AuthenticationError on a wrong password and
+    GcsUnavailableError (a ConnectionError) when the server cannot be reached within
+    ``connect_timeout``. Every method raises GcsUnavailableError when the GCS stays
+    unreachable, AuthenticationError or RaySystemError otherwise.
     """
 
     def __init__(self, address: str, password: str, unix_socket: str | None = None,
-                 connect_timeout: float = 10.0):
+                 connect_timeout: float = 10.0, retry_s: float = RETRY_S):
         self.address = address
         self.password = password
+        self.retry_s = retry_s
+        self.closed = False
+        # redis-py's own retries (seconds of backoff in recent versions) are off: the
+        # retry policy is gcs_call's, in one place.
+        options = dict(password=password, socket_keepalive=True, retry=Retry(NoBackoff(), 0),
+                       socket_connect_timeout=5)
         if unix_socket:
-            self._redis = redis.Redis(unix_socket_path=unix_socket, password=password,
-                                      socket_keepalive=True)
+            self._redis = redis.Redis(unix_socket_path=unix_socket, **options)
         else:
             host, port = parse_address(address)
-            self._redis = redis.Redis(host=host, port=port, password=password,
-                                      socket_keepalive=True)
+            self._redis = redis.Redis(host=host, port=port, **options)
+        self._release_name = self._redis.register_script(_RELEASE_NAME)
+        self._lead_script = self._redis.register_script(_LEAD_MONITOR)
         self._wait_ready(connect_timeout)
         self._buffer: list = []
         self._buffer_lock = threading.Lock()
         self._flush_event = threading.Event()
         self._flusher: threading.Thread | None = None
-        self._closed = False
+        self._warned_drop = False
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -52,22 +96,20 @@ class GcsClient:
             try:
                 self._redis.ping()
                 return
-            except redis.AuthenticationError:
-                raise
-            except redis.ConnectionError as exc:
-                if "invalid password" in str(exc).lower() or "NOAUTH" in str(exc):
-                    raise
-                if time.monotonic() > deadline:
-                    raise ConnectionError(f"cannot reach the GCS at {self.address}: {exc}") from exc
+            except redis.RedisError as err:
+                if is_auth_failure(err) or not isinstance(err, redis.ConnectionError) \
+                        or time.monotonic() > deadline:
+                    raise map_error(err, f"connecting to {self.address}") from err
                 time.sleep(0.01)
 
-    @property
-    def redis(self) -> redis.Redis:
-        return self._redis
+    @gcs_call(retry=True)
+    def ping(self) -> bool:
+        """True when the GCS answers (raises like every method when it does not)."""
+        return bool(self._redis.ping())
 
     # ---- buffered writes -------------------------------------------------------
     def buffer(self, *command) -> None:
-        """Queue a write (e.g. ("set", key, value)) for the background pipeline."""
+        """Queue a write (e.g. ("sadd", key, member)) for the background pipeline."""
         with self._buffer_lock:
             self._buffer.append(command)
             if self._flusher is None:
@@ -76,13 +118,41 @@ class GcsClient:
                 self._flusher.start()
         self._flush_event.set()
 
+    def add_object_location(self, object_id_hex: str, node_id: str) -> None:
+        """Record (buffered) that ``node_id``'s store holds the object."""
+        self.buffer("sadd", keys.object_locations(object_id_hex), node_id)
+
+    def remove_object_location(self, object_id_hex: str, node_id: str) -> None:
+        """Record (buffered) that ``node_id``'s store dropped the object."""
+        self.buffer("srem", keys.object_locations(object_id_hex), node_id)
+
+    def put_lineage(self, task_id_hex: str, record: LineageRecord) -> None:
+        """Record (buffered, pipelined: never a round trip on the task path) how to
+        re-run a task whose results live in a store."""
+        self.buffer("set", keys.lineage(task_id_hex), record.to_bytes())
+
+    def delete_lineage(self, task_id_hex: str) -> None:
+        """Drop (buffered) a lineage entry nothing can need any more."""
+        self.buffer("delete", keys.lineage(task_id_hex))
+
+    @gcs_call(retry=True)
+    def get_lineage(self, task_id_hex: str) -> LineageRecord | None:
+        """The lineage of a task, or None when none was kept. Flushes buffered writes
+        first, so an entry written a moment ago is found."""
+        self.flush()
+        raw = self._redis.get(keys.lineage(task_id_hex))
+        return LineageRecord.from_bytes(raw) if raw else None
+
     def _flush_loop(self) -> None:
-        while not self._closed:
+        while not self.closed:
             self._flush_event.wait(0.5)
             self._flush_event.clear()
             self.flush()
 
     def flush(self) -> None:
+        """Send the buffered writes now. Never raises: while the GCS is unreachable the
+        writes wait for the next flush (up to MAX_BUFFERED of them, then the oldest are
+        dropped with a warning); they are lost only when the client is closing."""
         with self._buffer_lock:
             batch, self._buffer = self._buffer, []
         if not batch:
@@ -93,103 +163,227 @@ class GcsClient:
         try:
             pipe.execute()
         except redis.RedisError:
-            pass  # best effort: lineage is advisory when the GCS is going away
+            if self.closed:
+                return
+            with self._buffer_lock:
+                waiting = batch + self._buffer
+                self._buffer = waiting[-MAX_BUFFERED:]
+                dropped = len(waiting) > MAX_BUFFERED and not self._warned_drop
+                self._warned_drop = self._warned_drop or dropped
+            if dropped:
+                sys.stderr.write(f"raylite: the GCS at {self.address} is unreachable; buffered "
+                                 f"writes beyond {MAX_BUFFERED} are being dropped\n")
 
     # ---- functions --------------------------------------------------------------
+    @gcs_call(retry=True)
     def export_function(self, function_id_hex: str, pickled: bytes) -> None:
+        """Store a pickled function or class once (a second export is a no-op)."""
         self._redis.set(keys.function_key(function_id_hex), pickled, nx=True)
 
     def fetch_function(self, function_id_hex: str, timeout: float = 10.0) -> bytes:
-        """Raises KeyError when the function never appears within ``timeout``."""
+        """The pickled function. Raises KeyError when it never appears within ``timeout``."""
         deadline = time.monotonic() + timeout
         while True:
-            data = self._redis.get(keys.function_key(function_id_hex))
+            data = self._get(keys.function_key(function_id_hex))
             if data is not None:
                 return data
             if time.monotonic() > deadline:
                 raise KeyError(f"function {function_id_hex} not in the GCS function table")
             time.sleep(0.005)
 
+    @gcs_call(retry=True)
+    def _get(self, key: str) -> bytes | None:
+        return self._redis.get(key)
+
+    @gcs_call(retry=True)
+    def function_ids(self) -> set[str]:
+        """Hex ids of every exported function and class."""
+        prefix = keys.function_key("")
+        return {k.decode()[len(prefix):] for k in self._redis.scan_iter(keys.function_key("*"))}
+
     # ---- nodes ------------------------------------------------------------------
-    def register_node(self, node_id: str, info: dict) -> None:
+    @gcs_call(retry=True)
+    def register_node(self, record: NodeRecord) -> None:
+        """Add (or re-add) a node, with a first heartbeat, and announce it."""
         pipe = self._redis.pipeline(transaction=False)
-        pipe.hset(keys.NODES, node_id, msgpack.packb(info))
-        pipe.hset(keys.HEARTBEATS, node_id, time.time())
-        pipe.publish(keys.NODE_CHANNEL, msgpack.packb({"node_id": node_id, "alive": True}))
+        pipe.hset(keys.NODES, record.node_id, record.to_bytes())
+        pipe.hset(keys.HEARTBEATS, record.node_id, time.time())
+        if record.available is not None:
+            pipe.hset(keys.AVAILABLE, record.node_id, msgpack.packb(record.available))
+        pipe.publish(keys.NODE_CHANNEL, msgpack.packb({"node_id": record.node_id, "alive": True}))
         pipe.execute()
 
+    @gcs_call(retry=True)
     def heartbeat(self, node_id: str, available: dict | None = None) -> None:
+        """Say the node is alive now (and what it has free). One round trip, blind
+        writes only, so it cannot undo a concurrent mark_node_dead."""
         pipe = self._redis.pipeline(transaction=False)
         pipe.hset(keys.HEARTBEATS, node_id, time.time())
         if available is not None:
-            raw = self._redis.hget(keys.NODES, node_id)
-            if raw:
-                info = msgpack.unpackb(raw)
-                info["available"] = available
-                pipe.hset(keys.NODES, node_id, msgpack.packb(info))
+            pipe.hset(keys.AVAILABLE, node_id, msgpack.packb(available))
         pipe.execute()
 
-    def mark_node_dead(self, node_id: str) -> None:
+    @gcs_call(retry=True)
+    def mark_node_dead(self, node_id: str, reason: str = "stopped") -> None:
+        """Record that a node is gone (and why) and announce it on the node channel."""
         raw = self._redis.hget(keys.NODES, node_id)
         if raw:
-            info = msgpack.unpackb(raw)
-            info["alive"] = False
-            self._redis.hset(keys.NODES, node_id, msgpack.packb(info))
-            self._redis.publish(keys.NODE_CHANNEL, msgpack.packb({"node_id": node_id, "alive": False}))
+            record = NodeRecord.from_bytes(raw).replace(alive=False, death_reason=reason)
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.hset(keys.NODES, node_id, record.to_bytes())
+            pipe.publish(keys.NODE_CHANNEL, msgpack.packb(
+                {"node_id": node_id, "alive": False, "reason": reason}))
+            pipe.execute()
 
-    def nodes(self) -> dict[str, dict]:
-        raw = self._redis.hgetall(keys.NODES)
-        beats = self._redis.hgetall(keys.HEARTBEATS)
+    @gcs_call(retry=True)
+    def revive_node(self, node_id: str) -> None:
+        """A node the monitor declared dead is beating after all (it was stalled, not
+        gone): mark it alive again and announce it."""
+        raw = self._redis.hget(keys.NODES, node_id)
+        if raw:
+            record = NodeRecord.from_bytes(raw).replace(alive=True, death_reason="")
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.hset(keys.NODES, node_id, record.to_bytes())
+            pipe.publish(keys.NODE_CHANNEL, msgpack.packb({"node_id": node_id, "alive": True}))
+            pipe.execute()
+
+    @gcs_call(retry=False)
+    def lead_monitor(self, node_id: str, ttl_s: float) -> bool:
+        """Take or keep the failure-monitor lease for ``ttl_s``; True when we hold it."""
+        return bool(self._lead_script(keys=[keys.MONITOR], args=[node_id, int(ttl_s * 1000)]))
+
+    @gcs_call(retry=True)
+    def nodes(self) -> dict[str, NodeRecord]:
+        """Every node ever registered, alive or not, with its last heartbeat."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hgetall(keys.NODES)
+        pipe.hgetall(keys.HEARTBEATS)
+        pipe.hgetall(keys.AVAILABLE)
+        raw, beats, free = pipe.execute()
         out = {}
         for node_id, blob in raw.items():
-            info = msgpack.unpackb(blob)
-            info["last_heartbeat"] = float(beats.get(node_id, 0) or 0)
-            out[node_id.decode()] = info
+            try:
+                record = NodeRecord.from_bytes(blob)
+            except ValueError:
+                continue  # a corrupt entry must not hide the rest of the cluster
+            record.last_heartbeat = float(beats.get(node_id, 0) or 0)
+            if node_id in free:
+                record.available = msgpack.unpackb(free[node_id])
+            elif record.available is None and "available" in record.extra:
+                record.available = record.extra.pop("available")  # written by an older node
+            out[node_id.decode()] = record
         return out
 
+    def alive_nodes(self, now: float | None = None, *, retry: bool = True) -> dict[str, NodeRecord]:
+        """The nodes alive under the one liveness rule (raylite.gcs.liveness)."""
+        now = time.time() if now is None else now
+        return {n: r for n, r in self.nodes(retry=retry).items() if liveness.is_alive(r, now)}
+
     # ---- actors -----------------------------------------------------------------
-    def put_actor(self, actor_id_hex: str, record: dict) -> None:
+    @gcs_call(retry=True)
+    def put_actor(self, record: ActorRecord | str, legacy: dict | None = None) -> None:
+        """Write an actor's record and announce it on the actor's channel.
+
+        Transitional: put_actor(actor_id_hex, dict) is still accepted for callers on
+        other branches; new code passes an ActorRecord alone.
+        """
+        if not isinstance(record, ActorRecord):
+            record = ActorRecord.from_dict(dict(legacy or {}, actor_id=record))
+        blob = record.to_bytes()
         pipe = self._redis.pipeline(transaction=False)
-        pipe.hset(keys.ACTORS, actor_id_hex, msgpack.packb(record))
-        pipe.publish(keys.actor_channel(actor_id_hex), msgpack.packb(record))
+        pipe.hset(keys.ACTORS, record.actor_id, blob)
+        pipe.publish(keys.actor_channel(record.actor_id), blob)
         pipe.execute()
 
-    def get_actor(self, actor_id_hex: str) -> dict | None:
+    @gcs_call(retry=True)
+    def get_actor(self, actor_id_hex: str) -> ActorRecord | None:
         raw = self._redis.hget(keys.ACTORS, actor_id_hex)
-        return msgpack.unpackb(raw) if raw else None
+        return ActorRecord.from_bytes(raw) if raw else None
 
-    def all_actors(self) -> dict[str, dict]:
-        return {k.decode(): msgpack.unpackb(v) for k, v in self._redis.hgetall(keys.ACTORS).items()}
+    @gcs_call(retry=True)
+    def all_actors(self) -> dict[str, ActorRecord]:
+        return {k.decode(): ActorRecord.from_bytes(v)
+                for k, v in self._redis.hgetall(keys.ACTORS).items()}
 
+    @gcs_call(retry=True)
+    def delete_actor(self, actor_id_hex: str) -> None:
+        """Remove an actor's record (one that never got its name)."""
+        self._redis.hdel(keys.ACTORS, actor_id_hex)
+
+    @gcs_call(retry=True)
     def record_actor_exit(self, actor_id_hex: str, reason: str) -> None:
-        """Note that the actor ended on purpose (so it is not restarted), and why."""
+        """Record why an actor ended on purpose (so it is not restarted)."""
         self._redis.hset(keys.ACTOR_EXITS, actor_id_hex, reason)
 
-    def claim_actor_name(self, namespace: str, name: str, actor_id_hex: str) -> str:
-        """Atomically bind a name; returns the id now bound (ours or an existing one)."""
-        field = keys.actor_name_key(namespace, name)
-        if self._redis.hsetnx(keys.ACTOR_NAMES, field, actor_id_hex):
-            return actor_id_hex
-        return self._redis.hget(keys.ACTOR_NAMES, field).decode()
+    @gcs_call(retry=True)
+    def actor_exit_reason(self, actor_id_hex: str) -> str | None:
+        """Why the actor ended on purpose, or None when it did not."""
+        raw = self._redis.hget(keys.ACTOR_EXITS, actor_id_hex)
+        return raw.decode() if raw else None
 
+    @gcs_call(retry=True)
+    def claim_actor_name(self, namespace: str, name: str, actor_id_hex: str) -> str:
+        """Bind a name to our actor when it is free, or bound to an actor that is dead
+        or has no record (its creator crashed mid-way), atomically (WATCH/MULTI).
+        Returns the id now bound: ours, or that of the live actor holding the name."""
+        field = keys.actor_name_key(namespace, name)
+        with self._redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(keys.ACTOR_NAMES, keys.ACTORS)
+                    bound = pipe.hget(keys.ACTOR_NAMES, field)
+                    bound_hex = bound.decode() if bound else None
+                    if bound_hex is not None and bound_hex != actor_id_hex:
+                        raw = pipe.hget(keys.ACTORS, bound_hex)
+                        if raw and ActorRecord.from_bytes(raw).state != DEAD:
+                            pipe.unwatch()
+                            return bound_hex
+                    pipe.multi()
+                    pipe.hset(keys.ACTOR_NAMES, field, actor_id_hex)
+                    pipe.execute()
+                    return actor_id_hex
+                except redis.WatchError:
+                    continue  # the table changed under us: decide again
+
+    @gcs_call(retry=True)
     def lookup_actor_name(self, namespace: str, name: str) -> str | None:
         raw = self._redis.hget(keys.ACTOR_NAMES, keys.actor_name_key(namespace, name))
         return raw.decode() if raw else None
 
+    @gcs_call(retry=True)
     def release_actor_name(self, namespace: str, name: str, actor_id_hex: str) -> None:
-        field = keys.actor_name_key(namespace, name)
-        if self.lookup_actor_name(namespace, name) == actor_id_hex:
-            self._redis.hdel(keys.ACTOR_NAMES, field)
+        """Free the name if (and only if) it is still bound to this actor."""
+        self._release_name(keys=[keys.ACTOR_NAMES],
+                           args=[keys.actor_name_key(namespace, name), actor_id_hex])
 
     # ---- jobs, logs -------------------------------------------------------------
-    def register_job(self, job_id_hex: str, info: dict) -> None:
-        self._redis.hset(keys.JOBS, job_id_hex, msgpack.packb(info))
+    @gcs_call(retry=True)
+    def register_job(self, record: JobRecord) -> None:
+        self._redis.hset(keys.JOBS, record.job_id, record.to_bytes())
 
+    @gcs_call(retry=True)
+    def get_job(self, job_id_hex: str) -> JobRecord | None:
+        raw = self._redis.hget(keys.JOBS, job_id_hex)
+        if not raw:
+            return None
+        record = JobRecord.from_bytes(raw)
+        return record if record.job_id else record.replace(job_id=job_id_hex)
+
+    @gcs_call(retry=False)
     def publish_logs(self, job_id_hex: str, lines: list) -> None:
+        """Send (stream, text) pairs to the job's driver (lost if nobody listens)."""
         self._redis.publish(keys.log_channel(job_id_hex), msgpack.packb(lines))
 
+    @gcs_call(retry=True)
+    def subscribe_logs(self, job_id_hex: str) -> "LogSubscription":
+        """A subscription to the job's worker output; see LogSubscription."""
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(keys.log_channel(job_id_hex))
+        return LogSubscription(pubsub)
+
     def close(self) -> None:
-        self._closed = True
+        """Flush buffered writes and disconnect. Never raises."""
+        self.closed = True
         self._flush_event.set()
         try:
             self.flush()
@@ -197,5 +391,30 @@ class GcsClient:
             pass
         try:
             self._redis.close()
+        except Exception:
+            pass
+
+
+class LogSubscription:
+    """Worker output published for one job, read by the driver's log printer."""
+
+    def __init__(self, pubsub):
+        self._pubsub = pubsub
+
+    def get(self, timeout: float) -> list | None:
+        """The next batch of (stream, text) pairs, or None when none came within
+        ``timeout``. Raises GcsUnavailableError while the GCS is unreachable (the
+        subscription resubscribes by itself once it is back)."""
+        try:
+            message = self._pubsub.get_message(timeout=timeout)
+        except (redis.RedisError, OSError, ValueError) as err:
+            raise exc.GcsUnavailableError(f"log subscription lost: {err}") from err
+        if not message:
+            return None
+        return [tuple(item) for item in msgpack.unpackb(message["data"])]
+
+    def close(self) -> None:
+        try:
+            self._pubsub.close()
         except Exception:
             pass

@@ -1,18 +1,20 @@
 """Every Redis key and channel raylite uses, in one place.
 
-Values are msgpack unless noted. Ids appear in hex.
+Values are msgpack unless noted (records: raylite.gcs.records). Ids appear in hex.
 """
 from __future__ import annotations
 
 PREFIX = "raylite:"
 
-NODES = PREFIX + "nodes"                 # hash node_id -> node info
+NODES = PREFIX + "nodes"                 # hash node_id -> NodeRecord
 HEARTBEATS = PREFIX + "heartbeats"       # hash node_id -> unix time of last beat
-JOBS = PREFIX + "jobs"                   # hash job_id -> job info
-ACTORS = PREFIX + "actors"               # hash actor_id -> actor record
+AVAILABLE = PREFIX + "available"         # hash node_id -> free resources at last beat
+JOBS = PREFIX + "jobs"                   # hash job_id -> JobRecord
+ACTORS = PREFIX + "actors"               # hash actor_id -> ActorRecord
 ACTOR_NAMES = PREFIX + "actor_names"     # hash "namespace/name" -> actor_id
 ACTOR_EXITS = PREFIX + "actor_exits"     # hash actor_id -> why it ended on purpose (no restart)
 NODE_CHANNEL = PREFIX + "channel:nodes"  # pubsub: node joined / died
+MONITOR = PREFIX + "monitor"             # node id of the failure monitor (expiring lease)
 
 
 def function_key(function_id_hex: str) -> str:

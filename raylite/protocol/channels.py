@@ -10,6 +10,8 @@ import hmac
 import grpc
 import grpc.aio
 
+from raylite.protocol.errors import is_unavailable, to_raylite_error  # noqa: F401 (re-export)
+
 TOKEN_HEADER = "x-raylite-token"
 
 CHANNEL_OPTIONS = [
@@ -113,7 +115,11 @@ def sync_channel(target: str) -> grpc.Channel:
 
 
 class AuthedStub:
-    """Wraps a generated stub so every call carries the cluster token."""
+    """Wraps a generated stub so every call carries the cluster token.
+
+    A blocking call that fails raises the raylite error of raylite.protocol.errors
+    (still a grpc.RpcError); asyncio calls report failures when awaited, as before.
+    """
 
     __slots__ = ("_stub", "_metadata")
 
@@ -127,7 +133,10 @@ class AuthedStub:
 
         def call(*args, **kwargs):
             kwargs.setdefault("metadata", metadata)
-            return method(*args, **kwargs)
+            try:
+                return method(*args, **kwargs)
+            except grpc.RpcError as err:
+                raise to_raylite_error(err, name) from err
 
         return call
 
@@ -138,11 +147,3 @@ def pick_target(address, my_node_id: str) -> str:
         return address.uds
     return address.tcp
 
-
-def is_unavailable(exc: BaseException) -> bool:
-    """True when a gRPC error means the peer process is gone or unreachable."""
-    if isinstance(exc, grpc.RpcError):
-        code = exc.code() if hasattr(exc, "code") else None
-        return code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED,
-                        grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL)
-    return False

@@ -16,18 +16,21 @@ import signal
 import time
 import uuid
 
+
+from raylite.gcs.liveness import is_alive
 from raylite.object_store.service import ObjectStoreService
 from raylite.object_store.store import SharedMemoryStore
 from raylite.processes import pid_alive
 from raylite.protocol import common_pb2, node_pb2, node_pb2_grpc, objects_pb2_grpc
 from raylite.protocol.channels import advertised_host, bind, make_server
+from raylite.scheduler.heartbeat import Heartbeat
 from raylite.scheduler.placement import Peer
 from raylite.scheduler.state import Grant, KillWorker, LeaseAsk, Reject, SchedulerState, StartWorker
 from raylite.scheduler.worker_pool import WorkerProcesses, worker_env
 
 log = logging.getLogger("raylite.scheduler")
 
-HEARTBEAT_S = 1.0
+
 IDLE_WORKER_TIMEOUT_S = 10.0
 
 
@@ -51,7 +54,7 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
         self.stopping = asyncio.Event()
         self.tcp_address = ""
         self.drivers: dict[str, int] = {}
-        self._nodes_cache: dict = {}
+        self.beat: Heartbeat | None = None   # started once the GCS is connected
         self._nodes_read_at = 0.0
 
     # ---- actions -------------------------------------------------------------------
@@ -83,13 +86,13 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
         hex_id = actor_id.hex()
         try:
             record = self.gcs.get_actor(hex_id)
-            if record is None or record.get("state") == "DEAD":
+            if record is None or record.is_dead:
                 return
-            record.update(state="DEAD", death_cause="its owner (driver or worker) died",
-                          address=b"", pid=0)
-            self.gcs.put_actor(hex_id, record)
-            if record.get("name"):
-                self.gcs.release_actor_name(record["namespace"], record["name"], hex_id)
+            record = record.replace(state="DEAD", death_cause="its owner (driver or worker) died",
+                                    address=b"", pid=0)
+            self.gcs.put_actor(record)
+            if record.name:
+                self.gcs.release_actor_name(record.namespace, record.name, hex_id)
         except Exception as exc:  # the GCS may be going away with the cluster
             log.warning("could not record actor %s as dead: %s", hex_id[:8], exc)
 
@@ -148,15 +151,11 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
                                    gpu_ids=outcome.gpu_ids)
 
     def _alive_nodes(self) -> dict:
+        """The alive nodes (NodeRecords) of the table the heartbeat thread last read:
+        no Redis call on the event loop."""
         now = time.time()
-        if now - self._nodes_read_at > 0.5:  # the node table, read at most twice a second
-            try:
-                self._nodes_cache = self.gcs.nodes() if self.gcs is not None else {}
-            except Exception:
-                self._nodes_cache = {}
-            self._nodes_read_at = now
-        return {n: info for n, info in self._nodes_cache.items()
-                if info.get("alive", True) and now - info["last_heartbeat"] <= 10}
+        nodes = self.beat.nodes if self.beat is not None else {}
+        return {n: info for n, info in nodes.items() if is_alive(info, now)}
 
     def _peers(self) -> list[Peer]:
         """The alive nodes as placement decisions take them (see peer_from_node)."""
@@ -229,23 +228,14 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
                 last_reap = now
                 self.apply(self.state.idle_workers_to_reap(now, IDLE_WORKER_TIMEOUT_S))
 
-    async def heartbeat(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                self.gcs.heartbeat(self.node_id, dict(self.state.available))
-            except Exception as exc:  # the GCS may be restarting; keep beating
-                log.warning("heartbeat failed: %s", exc)
-            try:
-                await asyncio.wait_for(self.stopping.wait(), HEARTBEAT_S)
-            except asyncio.TimeoutError:
-                pass
-
     def teardown(self) -> None:
+        if self.beat is not None:
+            self.beat.stop()
         self.procs.kill_all()
         self.store.cleanup()
         if self.gcs is not None:
             try:
-                self.gcs.mark_node_dead(self.node_id)
+                self.gcs.mark_node_dead(self.node_id, retry=False)  # shutting down: no waiting
             except Exception:
                 pass
         if self.cfg.redis_pid:
@@ -273,16 +263,18 @@ async def serve(cfg, procs: WorkerProcesses | None = None, prestarted: list | No
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, scheduler.stopping.set)
     from raylite.gcs.client import GcsClient  # after the socket is up: drivers wait on it
+    from raylite.gcs.records import NodeRecord
     scheduler.gcs = GcsClient(cfg.gcs_address, cfg.redis_password, cfg.gcs_socket)
     scheduler.object_service.gcs = scheduler.gcs
-    scheduler.gcs.register_node(cfg.node_id, {
-        "node_id": cfg.node_id, "address": scheduler.tcp_address, "uds": uds,
-        "host": advertised_host(cfg.host), "resources": cfg.resources, "alive": True, "pid": os.getpid(),
-        "store_dir": scheduler.store.directory, "store_capacity": scheduler.store.capacity,
-        "session": cfg.session.root, "is_head": cfg.is_head,
-    })
-    tasks = [asyncio.create_task(scheduler.watch_processes()),
-             asyncio.create_task(scheduler.heartbeat())]
+    scheduler.gcs.register_node(NodeRecord(
+        node_id=cfg.node_id, address=scheduler.tcp_address, uds=uds,
+        host=advertised_host(cfg.host), resources=dict(cfg.resources), alive=True,
+        pid=os.getpid(), store_dir=scheduler.store.directory,
+        store_capacity=scheduler.store.capacity, session=cfg.session.root,
+        is_head=bool(cfg.is_head), available=dict(cfg.resources)))
+    scheduler.beat = Heartbeat(scheduler.gcs, cfg.node_id, lambda: scheduler.state.available)
+    scheduler.beat.start()
+    tasks = [asyncio.create_task(scheduler.watch_processes())]
     if cfg.ready_file:
         with open(cfg.ready_file + ".tmp", "w") as f:
             f.write(scheduler.tcp_address)

@@ -3,8 +3,6 @@ retries, option and argument mistakes, and infeasible resource requests."""
 from __future__ import annotations
 
 import inspect
-import os
-import re
 import threading
 
 import pytest

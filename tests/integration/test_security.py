@@ -66,7 +66,7 @@ def test_redis_requires_password(cluster):
     wrong = redis.Redis(host=host, port=int(port), password="wrong")
     with pytest.raises((redis.exceptions.AuthenticationError, redis.exceptions.ResponseError)):
         wrong.ping()
-    assert cluster.gcs.redis.ping()
+    assert cluster.gcs.ping()
 
 
 def test_secrets_not_on_command_lines(cluster):
