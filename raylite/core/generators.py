@@ -196,8 +196,17 @@ class ObjectRefGenerator:
         """The next item's ObjectRef. Raises StopIteration at the end."""
         record = self._record
         with record.cond:
-            while record.read >= len(record.items) and not record.finished:
-                record.cond.wait()
+            waiting = record.read >= len(record.items) and not record.finished
+        if waiting:
+            # A task waiting for another task's items lends its CPU back, as in get().
+            blocked = self._table.worker._notify_blocked(True)
+            try:
+                with record.cond:
+                    while record.read >= len(record.items) and not record.finished:
+                        record.cond.wait()
+            finally:
+                if blocked:
+                    self._table.worker._notify_blocked(False)
         return self._take(StopIteration)
 
     def _take(self, stop: type) -> ObjectRef:
@@ -322,8 +331,6 @@ class DynamicObjectRefGenerator:
     def __len__(self) -> int:
         return len(self._refs)
 
-    def __repr__(self) -> str:
-        return f"DynamicObjectRefGenerator({len(self._refs)} refs)"
 
 
 def wait_with_generators(worker, waitables: list, num_returns: int, timeout, fetch_local: bool):

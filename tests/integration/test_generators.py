@@ -152,6 +152,19 @@ def test_wait_on_a_generator(tmp_path):
     assert ray.get(gen) is gen
 
 
+def test_a_task_consuming_a_generator_lends_its_cpus_back():
+    @ray.remote
+    def numbers(n):
+        yield from range(n)
+
+    @ray.remote(num_cpus=2)
+    def consume(n):
+        # Holds every CPU of the cluster: the generator runs while it waits.
+        return [ray.get(ref) for ref in numbers.remote(n)]
+
+    assert ray.get(consume.remote(3), timeout=60) == [0, 1, 2]
+
+
 def test_async_consumption():
     @ray.remote
     def numbers(n):

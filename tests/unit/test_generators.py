@@ -57,6 +57,9 @@ class _Worker:
     def _pin_nested(self, refs):
         pass
 
+    def _notify_blocked(self, blocked):
+        return False
+
     def error_value(self, object_id, error):
         return common_pb2.ObjectValue(id=object_id, data=serialize(error).to_bytes(), is_error=True)
 
