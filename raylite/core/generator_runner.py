@@ -55,39 +55,28 @@ class GeneratorFlow:
         self.report(worker_pb2.GeneratorItem(task_id=task_id, index=index, value=stored))
         self.produced = index + 1
 
-    def _send_error(self, executor, spec, err: Exception) -> None:
-        # As in Ray, the generator's exception is its next item; the stream then ends
-        # normally (the task's own return holds None).
-        wrapped = executor.wrap_error(spec, err)
-        value = executor.worker.error_value(item_id(spec.task_id, self.produced), wrapped)
-        self.report(worker_pb2.GeneratorItem(task_id=spec.task_id, index=self.produced,
-                                             value=value))
-
     def run(self, executor, spec, generator) -> None:
         """Drive a sync generator (or any iterable) to its end on this thread.
 
-        Its exceptions become its last item; KeyboardInterrupt (a cancel), SystemExit
-        and exit_actor() propagate, also while it waits for the caller.
+        Raises what the generator raises (the task's error: its caller may retry it,
+        see retry_exceptions); KeyboardInterrupt (a cancel) may also arrive while it
+        waits for the caller.
         """
         worker = executor.worker
         if not hasattr(generator, "__iter__") or isinstance(generator, (str, bytes, dict)):
             raise TypeError(f"Task {spec.name} declared num_returns={_kind_name(spec)} but "
                             f"returned {type(generator).__name__}, not a generator")
-        try:
-            for value in generator:
-                self._send(worker, spec, value)
-                if self._behind():
-                    with self.cond:
-                        while self._behind():
-                            self.cond.wait()
-        except Exception as err:  # noqa: BLE001 - every user error travels back
-            self._send_error(executor, spec, err)
+        for value in generator:
+            self._send(worker, spec, value)
+            if self._behind():
+                with self.cond:
+                    while self._behind():
+                        self.cond.wait()
 
     async def run_async(self, executor, spec, generator) -> None:
         """Drive an async generator (or a sync one) on the actor's event loop.
 
-        Its exceptions become its last item; asyncio.CancelledError (a cancel) and
-        SystemExit propagate.
+        Raises what the generator raises; asyncio.CancelledError on a cancel.
         """
         if not inspect.isasyncgen(generator):
             if inspect.isawaitable(generator):
@@ -96,19 +85,16 @@ class GeneratorFlow:
                 self.run(executor, spec, generator)
                 return
         worker = executor.worker
-        try:
-            async for value in generator:
-                self._send(worker, spec, value)
-                while True:
-                    with self.cond:
-                        if not self._behind():
-                            break
-                        event = asyncio.Event()
-                        self.wakeup = (asyncio.get_running_loop(), event)
-                    await event.wait()
-                self.wakeup = None
-        except Exception as err:  # noqa: BLE001
-            self._send_error(executor, spec, err)
+        async for value in generator:
+            self._send(worker, spec, value)
+            while True:
+                with self.cond:
+                    if not self._behind():
+                        break
+                    event = asyncio.Event()
+                    self.wakeup = (asyncio.get_running_loop(), event)
+                await event.wait()
+            self.wakeup = None
 
 
 def _kind_name(spec) -> str:

@@ -59,6 +59,14 @@ class GeneratorRecord:
                 loop.call_soon_threadsafe(_resolve, fut)
 
 
+def common_item(task_id: bytes, index: int, value):
+    """A GeneratorItem holding a copy of ``value`` (loads protobuf only when used)."""
+    from raylite.protocol import common_pb2, worker_pb2
+    copy = common_pb2.ObjectValue()
+    copy.CopyFrom(value)
+    return worker_pb2.GeneratorItem(task_id=task_id, index=index, value=copy)
+
+
 def _resolve(fut) -> None:
     if not fut.done():
         fut.set_result(None)
@@ -83,7 +91,10 @@ class GeneratorTable:
         for item in items:
             record = self.records.get(item.task_id)
             if record is None or record.dropped:
-                continue     # nobody will read it; its task ends on its own
+                # Nobody will read it; its task ends on its own.
+                if record is not None and item.value.in_store and item.index >= len(record.items):
+                    worker.free_store([item.value.id])
+                continue
             with record.cond:
                 if item.index != len(record.items):
                     continue     # a retried task re-yielding what we already have
@@ -112,8 +123,10 @@ class GeneratorTable:
         (a dynamic generator's return becomes its DynamicObjectRefGenerator). Call
         ``finished`` once they are stored."""
         record = self.records.get(spec.task_id)
-        if record is None or record.kind != DYNAMIC:
+        if record is None:
             return returns
+        if record.kind == STREAMING:
+            return self._error_as_item(record, returns)
         del self.records[spec.task_id]
         items = record.items
         if not returns or returns[0].is_error or not self.worker.refs.in_use(returns[0].id):
@@ -127,6 +140,26 @@ class GeneratorTable:
         # The items live as long as the value that lists them (their pins move to it).
         worker._contained[returns[0].id] = list(items)
         return [stored, *returns[1:]]
+
+    def _error_as_item(self, record: GeneratorRecord, returns: list) -> list:
+        # As in Ray, an exception the generator raised (or a cancel while it ran) is
+        # its next item and the stream then ends normally; a system error (its worker
+        # died for good) stays in the return, which next() hands out last.
+        value = returns[0] if returns else None
+        if value is None or not value.is_error:
+            return returns
+        from raylite.exceptions import RayTaskError
+        try:
+            error = self.worker.io.from_value(value)
+        except Exception:
+            return returns
+        if not isinstance(error, RayTaskError):
+            return returns
+        item = common_item(record.task_id, len(record.items), value)
+        self.items_arrived([item])
+        from raylite.serialization import serialize
+        ended = self.worker.io.to_value(value.id, None, serialized=serialize(None))
+        return [ended, *returns[1:]]
 
     def finished(self, task_id: bytes) -> None:
         """The task's return is stored: wake the consumers waiting for the end."""

@@ -259,6 +259,28 @@ def test_retry_after_the_worker_dies_mid_stream(tmp_path):
     assert os.path.exists(marker)
 
 
+def test_retry_exceptions_reruns_a_generator_that_raised(tmp_path):
+    attempts = str(tmp_path / "attempts")
+
+    @ray.remote(max_retries=2, retry_exceptions=True)
+    def flaky(path):
+        with open(path, "a") as f:
+            f.write("x")
+        with open(path) as f:
+            attempt = len(f.read())
+        yield from range(3)
+        if attempt < 2:
+            raise ValueError("first attempt fails")
+
+    assert [ray.get(ref) for ref in flaky.remote(attempts)] == [0, 1, 2]
+    assert _read_len(attempts) == 2
+
+
+def _read_len(path: str) -> int:
+    with open(path) as f:
+        return len(f.read())
+
+
 def test_worker_death_without_retries_ends_the_stream_with_an_error(tmp_path):
     received = str(tmp_path / "received")
 

@@ -37,6 +37,9 @@ class _Stream:
 
 
 class _IO:
+    def from_value(self, value):
+        return deserialize(value.data)
+
     def to_value(self, object_id, value, is_error=False, serialized=None, owner=""):
         ser = serialized if serialized is not None else serialize(value)
         return common_pb2.ObjectValue(id=object_id, data=ser.to_bytes(), is_error=is_error)
@@ -133,6 +136,22 @@ def test_an_error_ending_the_stream_is_handed_out_once():
         next(gen)
 
 
+def test_the_generators_own_exception_becomes_its_next_item():
+    from raylite.exceptions import RayTaskError
+    worker = _Worker()
+    gen = _streaming(worker)
+    worker.generators.items_arrived([_item(0, 1)])
+    error = RayTaskError("numbers", "Traceback ...", ValueError("boom"), 1, "127.0.0.1", "")
+    _finish(worker, [worker.error_value(object_id_for(TASK, 1), error)])
+    first, second = next(gen), next(gen)
+    assert second.binary() == item_id(TASK, 1)
+    assert worker.memory.get(second.binary()).is_error
+    # The stream itself ended normally, as in Ray.
+    assert not worker.memory.get(object_id_for(TASK, 1)).is_error
+    with pytest.raises(StopIteration):
+        next(gen)
+
+
 def test_consumer_progress_is_acked_to_the_current_stream():
     worker = _Worker()
     gen = _streaming(worker, backpressure=2)
@@ -220,14 +239,13 @@ def test_flow_pauses_when_the_caller_lags_and_resumes_on_ack():
     assert [item.index for item in reported] == list(range(10))
 
 
-def test_flow_reports_an_exception_as_the_next_item():
+def test_flow_lets_the_generators_exception_end_the_task():
     reported: list = []
 
     def numbers():
         yield 1
         raise ValueError("boom")
 
-    GeneratorFlow(reported.append, limit=0).run(_Executor(), _spec(), numbers())
-    assert [item.index for item in reported] == [0, 1]
-    assert not reported[0].value.is_error and reported[1].value.is_error
-    assert isinstance(deserialize(reported[1].value.data), ValueError)
+    with pytest.raises(ValueError):
+        GeneratorFlow(reported.append, limit=0).run(_Executor(), _spec(), numbers())
+    assert [item.index for item in reported] == [0]
