@@ -385,6 +385,26 @@ def test_actor_generator_backpressure():
     assert [ray.get(r) for r in gen] == list(range(1, 1000))
 
 
+def test_actor_generator_retried_after_a_restart(tmp_path):
+    marker = str(tmp_path / "killed-once")
+
+    @ray.remote(max_restarts=1, max_task_retries=1)
+    class Dies:
+        @ray.method(_generator_backpressure_num_objects=3)
+        def numbers(self, path):
+            import signal
+            for i in range(10):
+                if i == 5 and not os.path.exists(path):
+                    with open(path, "w"):
+                        pass
+                    os.kill(os.getpid(), signal.SIGKILL)
+                yield i
+
+    actor = Dies.remote()
+    assert [ray.get(ref) for ref in actor.numbers.remote(marker)] == list(range(10))
+    assert os.path.exists(marker)
+
+
 def test_actor_generator_cancel():
     @ray.remote
     class Slow:
