@@ -62,7 +62,7 @@ class ActorClass:
         TypeError when an argument cannot be serialized.
         """
         from raylite.core.core_worker import caller_site
-        return global_state.get_worker().actors.create(self, args, kwargs, self._options.as_dict(),
+        return global_state.get_worker().actors.create(self, args, kwargs, self._options,
                                                        caller_site())
 
     def bind(self, *args, **kwargs):

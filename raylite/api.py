@@ -173,7 +173,7 @@ def put(value, *, _owner=None) -> ObjectRef:
     Raises TypeError when the value cannot be serialized (or is an ObjectRef) and
     ObjectStoreFullError when the store cannot make room.
     """
-    return _worker().put(value)
+    return _worker().objects.put(value)
 
 
 def get(object_refs, *, timeout: float | None = None):
@@ -187,11 +187,11 @@ def get(object_refs, *, timeout: float | None = None):
         raise ValueError("'timeout' must be a non-negative number or None")
     worker = _worker()
     if isinstance(object_refs, ObjectRef):
-        return worker.get([object_refs], timeout)[0]
+        return worker.objects.get([object_refs], timeout)[0]
     if isinstance(object_refs, ObjectRefGenerator):
         return object_refs   # as Ray does
     if isinstance(object_refs, (list, tuple)):
-        return worker.get(list(object_refs), timeout)
+        return worker.objects.get(list(object_refs), timeout)
     raise ValueError("'object_refs' must either be an ObjectRef or a list of ObjectRefs.")
 
 
@@ -224,7 +224,7 @@ def wait(object_refs, *, num_returns: int = 1, timeout: float | None = None,
     if generators:
         from raylite.core.generators import wait_with_generators
         return wait_with_generators(_worker(), object_refs, num_returns, timeout, fetch_local)
-    return _worker().wait(object_refs, num_returns, timeout, fetch_local)
+    return _worker().objects.wait(object_refs, num_returns, timeout, fetch_local)
 
 
 def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:

@@ -318,13 +318,6 @@ def _request(num_cpus, default_cpus, num_gpus, memory, resources) -> dict:
     return {k: v for k, v in out.items() if v}
 
 
-def resource_request(options: dict, default_cpus: float) -> dict:
-    """The resource dict a task or actor asks the scheduler for, from an options dict
-    (``ActorOptions.as_dict()``); default_cpus applies when num_cpus is None."""
-    return _request(options.get("num_cpus"), default_cpus, options.get("num_gpus"),
-                    options.get("memory"), options.get("resources"))
-
-
 # ---- init ----------------------------------------------------------------------------------
 
 # Ray's own defaults for the dashboard address, accepted since they ask for nothing.
@@ -377,4 +370,4 @@ def level_number(level) -> int:
     raise TypeError("logging_level must be a logging level (int or name)")
 
 
-__all__ = ["TaskOptions", "ActorOptions", "MethodOptions", "resource_request", "check_init_args"]
+__all__ = ["TaskOptions", "ActorOptions", "MethodOptions", "check_init_args"]

@@ -1,14 +1,14 @@
 """The core worker: present in every driver and worker process.
 
-It owns the objects its process creates (an in-process table of values), submits
-tasks, fetches borrowed values from their owners, and serves its peers over gRPC
-(tasks pushed by lease holders, object requests from borrowers). Network work runs
-on one asyncio loop in a background thread; user code calls in from its own thread.
+It submits tasks, serves its peers over gRPC (tasks pushed by lease holders, object
+requests from borrowers) and holds the process's parts: ``objects`` (ObjectManager:
+put/get/wait, owned and borrowed values), ``submitter`` (normal tasks), ``actors``
+(ActorManager), ``executor`` (workers only). Network work runs on one asyncio loop in
+a background thread; user code calls in from its own thread.
 """
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import sys
 import threading
@@ -21,11 +21,11 @@ from raylite.core.executor import ArgPlaceholder, Executor
 from raylite.core.function_manager import FunctionManager
 from raylite.core.generators import GeneratorTable, ObjectRefGenerator
 from raylite.core.memory_store import MemoryStore
-from raylite.core.object_manager import ObjectManagerMixin, _quiet
-from raylite.object_store.client import ObjectIO
+from raylite.core.object_manager import ObjectManager, _quiet
 from raylite.core.object_ref import ObjectRef
 from raylite.core.reference_counter import ReferenceCounter
 from raylite.core.submitter import TaskEntry, TaskSubmitter
+from raylite.object_store.client import ObjectIO
 from raylite.exceptions import RayliteError
 from raylite.ids import object_id_for, random_id, return_ids
 from raylite.protocol import common_pb2, node_pb2, node_pb2_grpc, objects_pb2_grpc, worker_pb2, \
@@ -39,7 +39,7 @@ WORKER = "worker"
 _RAYLITE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
+class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
 
     def __init__(self, mode: str, *, node_id: str, session, token: str, gcs, scheduler_target: str,
                  job_id: bytes, store_dir: str, host: str = "127.0.0.1", worker_id: str | None = None,
@@ -58,14 +58,7 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
         self.memory = MemoryStore()
         self.refs = ReferenceCounter(self._free_object)
         self.functions = FunctionManager(gcs)
-        self._put_prefix = random_id()
-        self._put_counter = itertools.count(1)
         self._channels: dict[str, grpc.aio.Channel] = {}
-        self._fetching: set[bytes] = set()
-        self._to_delete: list[bytes] = []
-        self._owner_cache: dict[bytes, common_pb2.Address] = {}
-        self._borrowed: dict[bytes, bytes] = {}      # borrowed object id -> owner address
-        self._contained: dict[bytes, list] = {}      # put object id -> ids of refs inside it
         self._sync_channels: dict = {}
         self._task = threading.local()   # per thread: threaded actors run calls at once
         self._nodes: dict = {}           # node table cached for warn_if_infeasible
@@ -83,10 +76,17 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
         self._scheduler_sync = sync_channel(scheduler_target)
         self.scheduler = AuthedStub(node_pb2_grpc.NodeSchedulerStub(self._scheduler_sync), token)
         self.store_stub = AuthedStub(objects_pb2_grpc.ObjectStoreStub(self._scheduler_sync), token)
-        self.io = ObjectIO(node_id, store_dir, self.store_stub, pull=self._pull_remote)
+        self.io = ObjectIO(node_id, store_dir, self.store_stub)
         self.io.owner_id = self.worker_id
         self.address = self.run_sync(self._start(scheduler_target))
         self.address_bytes = self.address.SerializeToString()
+        self.objects = ObjectManager(loop=self.loop, memory=self.memory, refs=self.refs,
+                                     store=self.io, nodes=gcs, peers=self,
+                                     notify_blocked=self._notify_blocked,
+                                     owner_address=self.address_bytes, node_id=node_id,
+                                     worker_id=self.worker_id, token=token)
+        self.io.pull = self.objects.pull_remote
+        self.objects.generators = self.generators
         self.submitter = TaskSubmitter(self)
         self.actors = ActorManager(self)
 
@@ -137,8 +137,41 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
         return AuthedStub(node_pb2_grpc.NodeSchedulerStub(self.channel(address)), self.token)
 
     def peer_stub(self, address: common_pb2.Address):
+        """An asyncio stub to the core worker at ``address`` (loop thread only)."""
         target = pick_target(address, self.node_id)
         return AuthedStub(worker_pb2_grpc.CoreWorkerStub(self.channel(target)), self.token)
+
+    def sync_channel(self, target: str):
+        """A cached blocking channel to ``target`` (closed at shutdown with the others)."""
+        channel = self._sync_channels.get(target)
+        if channel is None:
+            channel = self._sync_channels[target] = sync_channel(target)
+        return channel
+
+    def sync_peer_stub(self, address: common_pb2.Address):
+        """A blocking stub to the core worker at ``address`` (any thread)."""
+        channel = self.sync_channel(pick_target(address, self.node_id))
+        return AuthedStub(worker_pb2_grpc.CoreWorkerStub(channel), self.token)
+
+    def local_store_stub(self):
+        """An asyncio stub of this node's object store service (loop thread only)."""
+        channel = self.channel("unix:" + self.session.scheduler_socket(self.node_id))
+        return AuthedStub(objects_pb2_grpc.ObjectStoreStub(channel), self.token)
+
+    def _free_object(self, object_id: bytes, owned: bool) -> None:
+        # The reference counter exists before ObjectManager (which needs our address).
+        self.objects.free_object(object_id, owned)
+
+    def _notify_blocked(self, blocked: bool) -> bool:
+        # A worker waiting inside a task lends its CPU back so nested tasks can run.
+        if self.mode != WORKER or self.current_spec is None or self.current_spec.type != 0:
+            return False
+        try:
+            self.scheduler.NotifyBlocked(node_pb2.BlockedRequest(worker_id=self.worker_id,
+                                                                 blocked=blocked))
+        except grpc.RpcError:
+            pass
+        return True
 
     # ---- tasks ------------------------------------------------------------------------
     def build_spec(self, task_type, function_id: bytes, name: str, args, kwargs, num_returns: int,
@@ -156,11 +189,10 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
         except TypeError as err:
             raise TypeError(f"Could not serialize the arguments of {name}(): {err}. "
                             "Pass only picklable values (or ObjectRefs) to remote calls.") from None
-        self._pin_nested(ser.contained_refs)
         args_value = self.io.to_value(object_id_for(task_id, 0), None, serialized=ser)
         if ser.contained_refs:
             # Released when the task is done (its worker registers as a borrower first).
-            self._contained[task_id] = [r.binary() for r in ser.contained_refs]
+            self.objects.pin_contained(ser.contained_refs, holder=task_id)
         spec = common_pb2.TaskSpec(task_id=task_id, job_id=self.current_job_id(), type=task_type,
                                    function_id=function_id, name=name, args=args_value,
                                    num_returns=num_returns, call_site=call_site,
@@ -205,14 +237,6 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
         if kind == common_pb2.STREAMING:
             return [ObjectRefGenerator(refs[0], record, self.generators)]
         return refs
-
-    def resolve_values(self, refs: list) -> list:
-        """The ObjectValues of refs, waiting for them (used for actor constructor args)."""
-        values = [self.memory.get(r._id) for r in refs]
-        missing = [i for i, v in enumerate(values) if v is None]
-        if missing:
-            self._wait_values(refs, values, missing, None)
-        return values
 
     def cancel_actor_task(self, ref: ObjectRef, force: bool) -> bool:
         return self.actors.cancel(ref, force)
@@ -422,6 +446,7 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
     # ---- lifecycle ------------------------------------------------------------------------
     def shutdown(self) -> None:
         self.shutting_down = True
+        self.objects.close()
 
         async def stop():
             self.submitter.shutdown()

@@ -15,6 +15,7 @@ import traceback
 
 from raylite.core.actor_runtime import TERMINATE, ActorExit, ActorRuntime
 from raylite.core.generator_runner import GeneratorFlow
+from raylite.core.object_manager import error_value
 from raylite.core.object_ref import ObjectRef
 from raylite.exceptions import ObjectLostError, RayTaskError, TaskCancelledError
 from raylite.ids import spec_return_ids
@@ -320,8 +321,9 @@ class Executor:
         out = []
         for oid, v in zip(ids, values):
             ser = serialize(v)
-            # A ref returned inside a value must outlive this task: keep it pinned here.
-            self.worker._pin_nested(ser.contained_refs)
+            if ser.contained_refs:
+                # A ref returned inside a value must outlive this task: keep it pinned here.
+                self.worker.objects.pin_contained(ser.contained_refs)
             out.append(self.worker.io.to_value(oid, None, serialized=ser,
                                                owner=spec.caller.worker_id))
         return out
@@ -336,9 +338,9 @@ class Executor:
     def error_result(self, spec, err: BaseException) -> common_pb2.TaskResult:
         wrapped = self.wrap_error(spec, err)
         cause = wrapped.cause
-        returns = [self.worker.error_value(oid, wrapped) for oid in spec_return_ids(spec)]
+        returns = [error_value(oid, wrapped) for oid in spec_return_ids(spec)]
         if not returns:
-            returns = [self.worker.error_value(spec.task_id + b"\0\0\0\0", wrapped)]
+            returns = [error_value(spec.task_id + b"\0\0\0\0", wrapped)]
         return common_pb2.TaskResult(task_id=spec.task_id, returns=returns, app_error=True,
                                      error_type=f"{type(cause).__module__}.{type(cause).__qualname__}",
                                      message=str(err)[:1000])

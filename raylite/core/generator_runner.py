@@ -49,7 +49,8 @@ class GeneratorFlow:
         index = self.produced
         ser = serialize(value)
         # A ref yielded inside a value must outlive this task: keep it pinned here.
-        worker._pin_nested(ser.contained_refs)
+        if ser.contained_refs:
+            worker.objects.pin_contained(ser.contained_refs)
         stored = worker.io.to_value(item_id(task_id, index), None, serialized=ser,
                                     owner=spec.caller.worker_id)
         self.report(worker_pb2.GeneratorItem(task_id=task_id, index=index, value=stored))

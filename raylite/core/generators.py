@@ -93,7 +93,7 @@ class GeneratorTable:
             if record is None or record.dropped:
                 # Nobody will read it; its task ends on its own.
                 if record is not None and item.value.in_store and item.index >= len(record.items):
-                    worker.free_store([item.value.id])
+                    worker.objects.free_store([item.value.id])
                 continue
             with record.cond:
                 if item.index != len(record.items):
@@ -138,7 +138,9 @@ class GeneratorTable:
         from raylite.serialization import serialize
         stored = worker.io.to_value(returns[0].id, None, serialized=serialize(value))
         # The items live as long as the value that lists them (their pins move to it).
-        worker._contained[returns[0].id] = list(items)
+        worker.objects.pin_contained(value._refs, holder=returns[0].id)
+        for oid in items:
+            worker.refs.unpin(oid)
         return [stored, *returns[1:]]
 
     def _error_as_item(self, record: GeneratorRecord, returns: list) -> list:
@@ -266,7 +268,7 @@ class ObjectRefGenerator:
         worker = self._table.worker
         value = worker.memory.get(self._generator_ref._id)
         if value is None:   # stored just after the record was marked finished
-            value = worker.resolve_values([self._generator_ref])[0]
+            value = worker.objects.resolve_values([self._generator_ref])[0]
         return value.is_error
 
     def __aiter__(self) -> ObjectRefGenerator:
@@ -391,7 +393,7 @@ def wait_with_generators(worker, waitables: list, num_returns: int, timeout, fet
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         if sum(ready_flags) >= num_returns or not proxies or left == 0.0:
             break
-        worker.wait(proxies, 1, left, fetch_local)
+        worker.objects.wait(proxies, 1, left, fetch_local)
     ready, not_ready = [], []
     for w, is_ready in zip(waitables, ready_flags):
         if is_ready and len(ready) < num_returns:

@@ -15,7 +15,7 @@ import grpc
 from raylite import exceptions as exc
 from raylite.core import submit_state as ss
 from raylite.core.local_channel import open_task_stream
-from raylite.core.object_manager import relabeled
+from raylite.core.object_manager import error_value, relabeled
 from raylite.core.submit_state import TaskEntry  # noqa: F401  (CoreWorker builds these)
 from raylite.core.task_stream import describe
 from raylite.ids import spec_return_ids
@@ -28,6 +28,7 @@ class TaskSubmitter:
 
     def __init__(self, worker):
         self.worker = worker
+        self.objects = worker.objects
         self.loop = worker.loop
         self.state = ss.TaskSubmitState()
         self.incoming: collections.deque = collections.deque()
@@ -129,7 +130,7 @@ class TaskSubmitter:
 
     def _finish(self, ins: ss.Finish) -> None:
         entry = ins.entry
-        self.worker.finish_task(entry.spec, ins.returns)
+        self.objects.finish_task(entry.spec, ins.returns)
         entry.deps = None
 
     def _finish_with_error(self, ins: ss.FinishWithError) -> None:
@@ -138,8 +139,7 @@ class TaskSubmitter:
             error = exc.TaskCancelledError(entry.task_id.hex())
         else:
             error = ins.kind(ins.message)
-        worker = self.worker
-        self._finish(ss.Finish(entry, [worker.error_value(oid, error)
+        self._finish(ss.Finish(entry, [error_value(oid, error)
                                        for oid in spec_return_ids(entry.spec)]))
 
     def _propagate_error(self, ins: ss.PropagateError) -> None:
@@ -149,7 +149,7 @@ class TaskSubmitter:
 
     def _resolve_deps(self, ins: ss.ResolveDeps) -> None:
         entry = ins.entry
-        self.worker.resolve_deps(entry.spec, entry.deps, lambda: self._deps_resolved(entry))
+        self.objects.resolve_deps(entry.spec, entry.deps, lambda: self._deps_resolved(entry))
 
     def _deps_resolved(self, entry: TaskEntry) -> None:
         failed = None

@@ -281,14 +281,8 @@ class GcsClient:
 
     # ---- actors -----------------------------------------------------------------
     @gcs_call(retry=True)
-    def put_actor(self, record: ActorRecord | str, legacy: dict | None = None) -> None:
-        """Write an actor's record and announce it on the actor's channel.
-
-        Transitional: put_actor(actor_id_hex, dict) is still accepted for callers on
-        other branches; new code passes an ActorRecord alone.
-        """
-        if not isinstance(record, ActorRecord):
-            record = ActorRecord.from_dict(dict(legacy or {}, actor_id=record))
+    def put_actor(self, record: ActorRecord) -> None:
+        """Write an actor's record and announce it on the actor's channel."""
         blob = record.to_bytes()
         pipe = self._redis.pipeline(transaction=False)
         pipe.hset(keys.ACTORS, record.actor_id, blob)

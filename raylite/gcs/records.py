@@ -61,21 +61,6 @@ class _Record:
         """A copy with ``changes`` applied (records are treated as values)."""
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]
 
-    # Transitional read access as a mapping (record["state"], record.get("name")), for
-    # modules other branches are rewriting at the same time; new code uses attributes.
-    def __getitem__(self, key: str):
-        if hasattr(self, key) and key != "extra":
-            return getattr(self, key)
-        return self.extra[key]
-
-    def get(self, key: str, default=None):
-        # None reads as absent, as it did in the dicts (e.g. NodeRecord.available).
-        try:
-            value = self[key]
-        except KeyError:
-            return default
-        return default if value is None else value
-
 
 @dataclass
 class NodeRecord(_Record):

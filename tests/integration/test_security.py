@@ -17,20 +17,20 @@ def cluster():
     ray.shutdown()
 
 
-def _node(cluster) -> dict:
+def _node(cluster):
     return next(iter(cluster.gcs.nodes().values()))
 
 
 def test_everything_listens_on_loopback(cluster):
     assert ray.util.get_node_ip_address() == "127.0.0.1"
     node = _node(cluster)
-    assert node["address"].startswith("127.0.0.1:")
+    assert node.address.startswith("127.0.0.1:")
     assert cluster.gcs_address.startswith("127.0.0.1:")
     assert cluster.worker.address.tcp.startswith("127.0.0.1:")
 
 
 def test_scheduler_rejects_calls_without_token(cluster):
-    channel = grpc.insecure_channel(_node(cluster)["address"])
+    channel = grpc.insecure_channel(_node(cluster).address)
     stub = node_pb2_grpc.NodeSchedulerStub(channel)
     with pytest.raises(grpc.RpcError) as info:
         stub.GetNodeInfo(common_pb2.Empty(), timeout=5)

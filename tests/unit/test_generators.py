@@ -45,6 +45,23 @@ class _IO:
         return common_pb2.ObjectValue(id=object_id, data=ser.to_bytes(), is_error=is_error)
 
 
+class _Objects:
+    """The part of ObjectManager the generator table uses."""
+
+    def __init__(self, worker):
+        self.worker = worker
+        self.contained: dict = {}
+
+    def pin_contained(self, refs, holder=b""):
+        for ref in refs:
+            self.worker.refs.pin(ref.binary())
+        if holder:
+            self.contained[holder] = [r.binary() for r in refs]
+
+    def free_store(self, object_ids):
+        pass
+
+
 class _Worker:
     address_bytes = b"owner"
 
@@ -54,11 +71,8 @@ class _Worker:
         self.memory = MemoryStore()
         self.loop = _Loop()
         self.io = _IO()
-        self._contained: dict = {}
+        self.objects = _Objects(self)
         self.generators = GeneratorTable(self)
-
-    def _pin_nested(self, refs):
-        pass
 
     def _notify_blocked(self, blocked):
         return False
@@ -211,7 +225,7 @@ def test_dynamic_return_lists_the_items_and_keeps_them_alive():
     value = deserialize(returns[0].data)
     assert isinstance(value, DynamicObjectRefGenerator)
     assert [r.binary() for r in value] == [item_id(TASK, 0), item_id(TASK, 1)]
-    assert worker._contained[completion] == [item_id(TASK, 0), item_id(TASK, 1)]
+    assert worker.objects.contained[completion] == [item_id(TASK, 0), item_id(TASK, 1)]
     assert TASK not in worker.generators.records
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 
 import raylite as ray
-from raylite import options as opts
 from raylite.exceptions import UnsupportedOptionError
 from raylite.options import ActorOptions, MethodOptions, TaskOptions
 
@@ -177,18 +176,20 @@ def test_as_dict_is_shallow_and_complete():
     assert as_dict["max_restarts"] == 0 and "namespace" in as_dict
 
 
-def test_resource_request_defaults_to_one_cpu():
-    assert opts.resource_request({}, 1) == {"CPU": 1.0}
-    assert opts.resource_request({"num_cpus": None}, 1) == {"CPU": 1.0}
+def test_actor_placement_defaults_to_one_cpu_and_running_to_none():
+    assert ActorOptions().placement_request() == {"CPU": 1.0}
+    assert ActorOptions.build({"num_cpus": None}).placement_request() == {"CPU": 1.0}
+    assert ActorOptions().running_request() == {}
 
 
 def test_resource_request_zero_cpus_is_empty():
-    assert opts.resource_request({"num_cpus": 0}, 1) == {}
+    assert ActorOptions(num_cpus=0).placement_request() == {}
+    assert TaskOptions(num_cpus=0).resource_request() == {}
 
 
 def test_resource_request_collects_everything():
-    request = opts.resource_request({"num_cpus": 2, "num_gpus": 0.5, "memory": 100,
-                                     "resources": {"custom": 3, "zero": 0}}, 1)
+    request = TaskOptions(num_cpus=2, num_gpus=0.5, memory=100,
+                          resources={"custom": 3, "zero": 0}).resource_request()
     assert request == {"CPU": 2.0, "GPU": 0.5, "memory": 100.0, "custom": 3.0}
 
 
