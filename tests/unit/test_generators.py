@@ -9,8 +9,15 @@ import pytest
 
 from raylite.core import global_state
 from raylite.core.generator_runner import GeneratorFlow
-from raylite.core.generators import (DYNAMIC, STREAMING, UNLIMITED, DynamicObjectRefGenerator,
-                                     GeneratorTable, ObjectRefGenerator, item_id)
+from raylite.core.generators import (
+    DYNAMIC,
+    STREAMING,
+    UNLIMITED,
+    DynamicObjectRefGenerator,
+    GeneratorTable,
+    ObjectRefGenerator,
+    item_id,
+)
 from raylite.core.memory_store import MemoryStore
 from raylite.core.object_ref import ObjectRef
 from raylite.core.reference_counter import ReferenceCounter
@@ -157,7 +164,8 @@ def test_the_generators_own_exception_becomes_its_next_item():
     worker.generators.items_arrived([_item(0, 1)])
     error = RayTaskError("numbers", "Traceback ...", ValueError("boom"), 1, "127.0.0.1", "")
     _finish(worker, [worker.error_value(object_id_for(TASK, 1), error)])
-    first, second = next(gen), next(gen)
+    assert next(gen).binary() == item_id(TASK, 0)
+    second = next(gen)
     assert second.binary() == item_id(TASK, 1)
     assert worker.memory.get(second.binary()).is_error
     # The stream itself ended normally, as in Ray.
