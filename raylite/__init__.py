@@ -1,7 +1,7 @@
 """raylite: a lightweight Ray-compatible runtime. ``import raylite as ray``."""
 from raylite import exceptions
-from raylite.api import (available_resources, cancel, cluster_resources, get, get_actor,
-                         get_gpu_ids, get_runtime_context, init, is_initialized, kill, method,
+from raylite.api import (DynamicObjectRefGenerator, ObjectRefGenerator, available_resources,
+                         cancel, cluster_resources, get, get_actor, get_gpu_ids, get_runtime_context, init, is_initialized, kill, method,
                          nodes, put, remote, shutdown, timeline, wait)
 from raylite.core.object_ref import ObjectRef
 
@@ -19,5 +19,6 @@ def __getattr__(name):
 
 __all__ = ["init", "shutdown", "is_initialized", "remote", "method", "get", "put", "wait",
            "cancel", "kill", "get_actor", "cluster_resources", "available_resources", "nodes",
-           "get_gpu_ids", "get_runtime_context", "timeline", "ObjectRef", "exceptions",
+           "get_gpu_ids", "get_runtime_context", "timeline", "ObjectRef", "ObjectRefGenerator",
+           "DynamicObjectRefGenerator", "exceptions",
            "__version__"]

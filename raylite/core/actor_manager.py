@@ -97,10 +97,14 @@ class ActorManager:
         return None if bound == actor_id.hex() else bound
 
     # ---- calls -----------------------------------------------------------------------
-    def submit(self, handle, method: str, args, kwargs, num_returns: int, max_task_retries,
-               call_site: str) -> list:
+    def submit(self, handle, method: str, args, kwargs, num_returns, max_task_retries,
+               call_site: str, backpressure=None) -> list:
         worker = self.worker
         task_id = random_id()
+        generator = type(num_returns) is str
+        if generator:
+            kind = common_pb2.STREAMING if num_returns == "streaming" else common_pb2.DYNAMIC
+            num_returns = 1   # the return that ends the stream
         spec, deps = worker.build_spec(common_pb2.ACTOR_TASK, b"", f"{handle._class_name}.{method}",
                                        args, kwargs, num_returns, call_site, task_id=task_id)
         spec.actor_id = handle._actor_id
@@ -110,6 +114,8 @@ class ActorManager:
         for oid in ids:
             worker.refs.add_owned(oid)
         refs = [ObjectRef(oid, worker.address_bytes) for oid in ids]
+        if generator:
+            refs = worker.start_generator(spec, kind, backpressure, refs)
         caller = self._caller(handle._actor_id)
         call = ActorCall(spec, deps, max_task_retries or 0)
         worker.loop.call_soon_threadsafe(caller.submit, call)

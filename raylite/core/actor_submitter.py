@@ -98,6 +98,11 @@ class ActorCaller:
         send = self.stream.send
         for spec in instruction.specs:
             send(spec)
+        generators = self.worker.generators
+        if generators.records:   # their acks (backpressure) follow them to this worker
+            for spec in instruction.specs:
+                if spec.generator:
+                    generators.sent(spec.task_id, self.stream)
 
     def _send_creation(self, instruction: st.SendCreation) -> None:
         creation = common_pb2.TaskSpec()

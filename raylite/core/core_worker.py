@@ -19,6 +19,7 @@ import grpc
 from raylite.core.actor_manager import ActorManager
 from raylite.core.executor import ArgPlaceholder, Executor
 from raylite.core.function_manager import FunctionManager
+from raylite.core.generators import GeneratorTable, ObjectRefGenerator
 from raylite.core.memory_store import MemoryStore
 from raylite.core.object_manager import ObjectManager, _quiet, error_value
 from raylite.core.object_ref import ObjectRef
@@ -69,6 +70,7 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
         self.actor_class_name = ""
         self.actor_restarted = False
         self.executor = Executor(self) if mode == WORKER else None
+        self.generators = GeneratorTable(self)
 
         self.loop = asyncio.new_event_loop()
         self._loop_thread = threading.Thread(target=self._run_loop, daemon=True, name="raylite-io")
@@ -86,6 +88,7 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
                                      owner_address=self.address_bytes, node_id=node_id,
                                      worker_id=self.worker_id, token=token)
         self.io.pull = self.objects.pull_remote
+        self.objects.generators = self.generators
         self.submitter = TaskSubmitter(self)
         self.reconstruction = Reconstruction(
             gcs=gcs, memory=self.memory, loop=self.loop, owner_address=self.address_bytes,
@@ -211,14 +214,19 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
         # Its own retries cover a crash of the re-run and the recovery of lost arguments.
         self.submitter.submit(TaskEntry(spec, key, resources, RERUN_RETRIES, False, deps))
 
-    def submit_task(self, fn, name: str, args, kwargs, *, num_returns: int, resources: dict,
-                    max_retries: int, retry_exceptions, call_site: str, strategy: str = ""):
-        """Submit a normal task; returns its ObjectRefs.
+    def submit_task(self, fn, name: str, args, kwargs, *, num_returns, resources: dict,
+                    max_retries: int, retry_exceptions, call_site: str, strategy: str = "",
+                    backpressure: int = 0):
+        """Submit a normal task; returns its ObjectRefs (for num_returns="streaming",
+        a one-element list holding its ObjectRefGenerator).
 
         Raises TypeError at the call site when an argument cannot be serialized.
         """
         fid = self.functions.export(fn)
         task_id = random_id()
+        generator = _GENERATOR_KINDS.get(num_returns, 0) if type(num_returns) is str else 0
+        if generator:
+            num_returns = 1    # the return that ends the stream
         spec, deps = self.build_spec(common_pb2.NORMAL_TASK, fid, name, args, kwargs, num_returns,
                                      call_site, task_id)
         ids = return_ids(task_id, num_returns)
@@ -226,11 +234,23 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
         for oid in ids:
             self.refs.add_owned(oid)
         out = [ObjectRef(oid, self.address_bytes) for oid in ids]
+        if generator:
+            out = self.start_generator(spec, generator, backpressure, out)
         # As in Ray, the scheduling key includes the function: how deep tasks are
         # pipelined onto a worker is learnt per function.
         key = (fid, tuple(sorted(resources.items())), strategy)
         self.submitter.submit(TaskEntry(spec, key, resources, max_retries, retry_exceptions, deps))
         return out
+
+    def start_generator(self, spec, kind: int, backpressure, refs: list) -> list:
+        """Mark ``spec`` a generator task and record it before it is sent; returns
+        what the caller gets: [ObjectRefGenerator] (streaming) or the refs (dynamic)."""
+        spec.generator = kind
+        spec.generator_backpressure = backpressure or 0
+        record = self.generators.register(spec.task_id, kind, spec.generator_backpressure)
+        if kind == common_pb2.STREAMING:
+            return [ObjectRefGenerator(refs[0], record, self.generators)]
+        return refs
 
     def cancel_actor_task(self, ref: ObjectRef, force: bool) -> bool:
         return self.actors.cancel(ref, force)
@@ -347,12 +367,20 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
         if self.executor is None:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "drivers do not run tasks")
         outbox: list = []
+        items: list = []           # generator items, each sent before its task's result
         wake = asyncio.Event()
         state = {"pending": 0, "closed": False}
         loop = self.loop
 
         def reply(result):
             loop.call_soon_threadsafe(deliver, result)
+
+        def report(item):
+            loop.call_soon_threadsafe(deliver_item, item)
+
+        def deliver_item(item):
+            items.append(item)
+            wake.set()
 
         def deliver(result):
             state["pending"] -= 1
@@ -370,7 +398,9 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
                         self.executor.steal(task_id)
                     for spec in request.tasks:
                         state["pending"] += 1
-                        self.executor.submit(reply, spec)
+                        self.executor.submit(reply, spec, report)
+                    for ack in request.generator_acks:
+                        self.executor.ack(ack.task_id, ack.consumed)
             finally:
                 state["closed"] = True
                 wake.set()
@@ -380,10 +410,12 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
             while True:
                 await wake.wait()
                 wake.clear()
-                if outbox:
+                if outbox or items:
                     batch = outbox[:]
                     del outbox[:]
-                    yield worker_pb2.PushReply(results=batch)
+                    item_batch = items[:]
+                    del items[:]
+                    yield worker_pb2.PushReply(results=batch, items=item_batch)
                 if state["closed"] and state["pending"] <= 0 and not outbox:
                     return
         except asyncio.CancelledError:
@@ -470,6 +502,9 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
                 os.unlink(path)
             except OSError:
                 pass
+
+
+_GENERATOR_KINDS = {"streaming": common_pb2.STREAMING, "dynamic": common_pb2.DYNAMIC}
 
 
 def _replace_refs(args, kwargs, deps: list):

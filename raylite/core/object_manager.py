@@ -29,6 +29,10 @@ class ObjectManager:
     """Objects of one process. put/get/wait/get_async/when_ready may be called from any
     thread; methods that say so run on the event loop."""
 
+    # The process's raylite.core.generators.GeneratorTable (set by CoreWorker): the
+    # end of a generator task goes through it.
+    generators = None
+
     def __init__(self, *, loop: LoopRunner, memory: ValueTable, refs: RefTable,
                  store: StoreClient, nodes: NodeDirectory, peers: PeerStubs,
                  notify_blocked: BlockedNotifier, owner_address: bytes, node_id: str,
@@ -96,8 +100,13 @@ class ObjectManager:
         """A task or actor call is over (for good): keep its return values, free its
         stored arguments (unless ``keep_args``: its lineage may re-run it), and unpin
         the refs that were serialized into them."""
+        generators = self.generators if spec.generator else None
+        if generators is not None:
+            returns = generators.finishing(spec, returns)
         for value in returns:
             self.store_owned_value(value)
+        if generators is not None:
+            generators.finished(spec.task_id)
         if spec.args.in_store and not keep_args:
             self.free_store([spec.args.id])
         for inner in self._contained.pop(spec.task_id, ()):

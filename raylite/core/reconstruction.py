@@ -70,7 +70,9 @@ class Reconstruction:
         """A task finished: keep its lineage if a result lives in a store. Returns True
         when kept (its stored arguments must then outlive the task: they are freed when
         the lineage is trimmed)."""
-        stored = [v.id for v in returns if v.in_store and not v.is_error]
+        # Generator tasks are not kept: their items stream out while they run, and
+        # re-running one to rebuild a single item is not supported yet.
+        stored = [] if spec.generator else [v.id for v in returns if v.in_store and not v.is_error]
         if not stored:
             if self._rebuilding:
                 with self._lock:

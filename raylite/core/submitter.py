@@ -119,9 +119,15 @@ class TaskSubmitter:
 
     # ---- instructions out -----------------------------------------------------------
     def _send(self, ins: ss.Send) -> None:
-        send = ins.lease.stream.send
+        stream = ins.lease.stream
+        send = stream.send
         for entry in ins.entries:
             send(entry.spec)
+        generators = self.worker.generators.records
+        if generators:   # their acks (backpressure) follow them to this worker
+            for entry in ins.entries:
+                if entry.task_id in generators:
+                    self.worker.generators.sent(entry.task_id, stream)
 
     def _finish(self, ins: ss.Finish) -> None:
         entry = ins.entry

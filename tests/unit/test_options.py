@@ -82,7 +82,8 @@ def test_wrong_types_raise_type_error(options):
     {"num_cpus": -1}, {"num_gpus": -0.5}, {"num_gpus": 1.5}, {"memory": -1},
     {"num_returns": -1}, {"max_retries": -2}, {"resources": {"CPU": 1}},
     {"resources": {"GPU": 1}}, {"resources": {"custom": -1}}, {"scheduling_strategy": "NOPE"},
-    {"num_returns": "dynamic"}, {"max_calls": -1},
+    {"max_calls": -1},
+    {"_generator_backpressure_num_objects": -2},
 ])
 def test_bad_values_raise_value_error(options):
     with pytest.raises(ValueError):
@@ -146,12 +147,14 @@ def test_options_override_keeps_the_rest():
     assert base.max_retries == 3
 
 
-def test_num_returns_generators_are_unsupported_options():
+def test_generator_options_are_accepted():
     for value in ("dynamic", "streaming"):
-        with pytest.raises(UnsupportedOptionError, match="num_returns"):
-            TaskOptions.build({"num_returns": value})
-        with pytest.raises(UnsupportedOptionError, match="num_returns"):
-            MethodOptions.build({"num_returns": value})
+        assert TaskOptions.build({"num_returns": value}).num_returns == value
+        assert MethodOptions.build({"num_returns": value}).num_returns == value
+    options = TaskOptions.build({"_generator_backpressure_num_objects": 2})
+    assert options._generator_backpressure_num_objects == 2
+    method = MethodOptions.build({"_generator_backpressure_num_objects": -1})
+    assert method._generator_backpressure_num_objects == -1
 
 
 # ---- resource requests ---------------------------------------------------------------------
