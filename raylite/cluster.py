@@ -54,7 +54,7 @@ class ClusterHandle:
         self.watch_task = watch_task
         self.gcs_address = gcs_address
 
-    def context(self) -> "RayContext":
+    def context(self) -> RayContext:
         return RayContext(self)
 
     def node_list(self) -> list[dict]:
@@ -166,9 +166,8 @@ def start_embedded_cluster(*, num_cpus, num_gpus, resources, object_store_memory
     Raises RuntimeError (with the log tail) when a component fails to start.
     """
     from raylite.gcs.redis_server import start_redis
-    from raylite.scheduler.launch import start_scheduler
-
     from raylite.object_store.store import sweep_stale_stores
+    from raylite.scheduler.launch import start_scheduler
     from raylite.session import SHM_PREFIX, SHM_ROOT
     sweep_stale_stores(SHM_ROOT, SHM_PREFIX)  # left by clusters killed without cleanup
     session = new_session()

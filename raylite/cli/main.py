@@ -163,6 +163,7 @@ def cmd_stop(args) -> int:
             os.kill(pid, signal.SIGKILL)
     import glob
     import shutil
+
     from raylite.session import SHM_PREFIX, SHM_ROOT, session_from_root
     if args.force:
         leftovers = glob.glob(os.path.join(SHM_ROOT, SHM_PREFIX + "*"))

@@ -21,16 +21,28 @@ from raylite.core.executor import ArgPlaceholder, Executor
 from raylite.core.function_manager import FunctionManager
 from raylite.core.memory_store import MemoryStore
 from raylite.core.object_manager import ObjectManagerMixin, _quiet
-from raylite.object_store.client import ObjectIO
 from raylite.core.object_ref import ObjectRef
 from raylite.core.reference_counter import ReferenceCounter
 from raylite.core.submitter import TaskEntry, TaskSubmitter
 from raylite.exceptions import RayliteError
 from raylite.ids import object_id_for, random_id, return_ids
-from raylite.protocol import common_pb2, node_pb2, node_pb2_grpc, objects_pb2_grpc, worker_pb2, \
-    worker_pb2_grpc
-from raylite.protocol.channels import AuthedStub, aio_channel, bind, make_server, pick_target, \
-    sync_channel
+from raylite.object_store.client import ObjectIO
+from raylite.protocol import (
+    common_pb2,
+    node_pb2,
+    node_pb2_grpc,
+    objects_pb2_grpc,
+    worker_pb2,
+    worker_pb2_grpc,
+)
+from raylite.protocol.channels import (
+    AuthedStub,
+    aio_channel,
+    bind,
+    make_server,
+    pick_target,
+    sync_channel,
+)
 from raylite.serialization import serialize
 
 DRIVER = "driver"

@@ -9,7 +9,6 @@ import os
 import sys
 
 
-
 def main() -> int:
     from raylite.processes import die_with_parent
     die_with_parent()

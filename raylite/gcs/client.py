@@ -309,7 +309,7 @@ class GcsClient:
         self._redis.publish(keys.log_channel(job_id_hex), msgpack.packb(lines))
 
     @gcs_call(retry=True)
-    def subscribe_logs(self, job_id_hex: str) -> "LogSubscription":
+    def subscribe_logs(self, job_id_hex: str) -> LogSubscription:
         """A subscription to the job's worker output; see LogSubscription."""
         pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         pubsub.subscribe(keys.log_channel(job_id_hex))

@@ -7,7 +7,6 @@ import socket
 import subprocess
 
 
-
 def find_redis_server() -> str:
     """Path of a redis-server binary. Raises FileNotFoundError when none is installed."""
     env = os.environ.get("RAYLITE_REDIS_SERVER")

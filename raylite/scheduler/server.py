@@ -16,7 +16,6 @@ import signal
 import time
 import uuid
 
-
 from raylite.gcs.liveness import HEARTBEAT_INTERVAL_S, is_alive
 from raylite.object_store.service import ObjectStoreService
 from raylite.object_store.store import SharedMemoryStore

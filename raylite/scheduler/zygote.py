@@ -27,6 +27,7 @@ def preload() -> None:
 def _preload() -> None:
     import grpc  # noqa: F401
     import grpc.aio  # noqa: F401
+
     import raylite.core.core_worker  # noqa: F401
     import raylite.core.log_forward  # noqa: F401
     import raylite.core.worker_main  # noqa: F401
