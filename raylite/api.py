@@ -210,7 +210,7 @@ def wait(object_refs, *, num_returns: int = 1, timeout: float | None = None,
     if len(set(object_refs)) != len(object_refs):
         raise ValueError("Wait requires a list of unique object refs.")
     if num_returns <= 0:
-        raise ValueError("Invalid number of objects to return %d." % num_returns)
+        raise ValueError(f"Invalid number of objects to return {num_returns}.")
     if num_returns > len(object_refs):
         raise ValueError("num_returns cannot be greater than the number of objects provided to ray.wait.")
     return _worker().wait(object_refs, num_returns, timeout, fetch_local)

@@ -23,7 +23,7 @@ def _parse_resources(text: str) -> dict:
     try:
         value = json.loads(text or "{}")
     except ValueError as err:
-        raise SystemExit(f"--resources must be JSON, e.g. '{{\"x\": 1}}': {err}")
+        raise SystemExit(f"--resources must be JSON, e.g. '{{\"x\": 1}}': {err}") from None
     if not isinstance(value, dict):
         raise SystemExit("--resources must be a JSON object")
     return value
