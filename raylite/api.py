@@ -99,7 +99,7 @@ def _configure_logging(level) -> None:
     Started a local Ray instance.``); installed once, level from ``logging_level``."""
     if not any(getattr(h, "_raylite", False) for h in logger.handlers):
         handler = logging.StreamHandler()
-        handler._raylite = True
+        handler._raylite = True  # type: ignore[attr-defined]  # marks our handler
         handler.setFormatter(logging.Formatter(
             "%(asctime)s\t%(levelname)s %(filename)s:%(lineno)s -- %(message)s"))
         logger.addHandler(handler)

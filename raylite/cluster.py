@@ -293,9 +293,9 @@ def connect_cluster(address: str, *, namespace, log_to_driver: bool, token: str 
         except ConnectionError:
             pass
     token = token or os.environ.get("RAYLITE_TOKEN") or info.get("token")
-    password = os.environ.get("RAYLITE_GCS_PASSWORD") or info.get("password") or token
     if not token:
         raise ConnectionError(f"no cluster token for {address}: set RAYLITE_TOKEN or pass _token=")
+    password = os.environ.get("RAYLITE_GCS_PASSWORD") or info.get("password") or token
     gcs = GcsClient(address, password)
     nodes = gcs.alive_nodes()
     me = socket.gethostname()

@@ -82,6 +82,7 @@ def cmd_start(args) -> int:
         address = f.read().strip()
     _remember_session(session.root, redis_proc.pid if redis_proc else 0)
     if args.head:
+        assert redis_proc is not None  # the head started Redis above
         os.makedirs(SESSION_ROOT, mode=0o700, exist_ok=True)
         fd = os.open(CURRENT_CLUSTER_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:

@@ -13,6 +13,7 @@ import os
 import sys
 import threading
 import uuid
+from types import FrameType
 
 import grpc
 
@@ -444,7 +445,7 @@ def _replace_refs(args, kwargs, deps: list):
 
 def caller_site() -> str:
     """'file:line in function' of the first frame outside raylite (the user's call)."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and frame.f_code.co_filename.startswith(_RAYLITE_DIR):
         frame = frame.f_back
     if frame is None:

@@ -78,7 +78,7 @@ class TaskSubmitter:
             self._feed(ss.Submitted(entries))
 
     def _on_results(self, lease: ss.Lease, results) -> None:
-        retryable = frozenset()
+        retryable: frozenset = frozenset()
         for result in results:
             if result.app_error:
                 retryable = self._retryable(results)

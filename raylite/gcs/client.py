@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import msgpack
 import redis
@@ -55,8 +56,10 @@ class GcsClient:
         self.closed = False
         # redis-py's own retries (seconds of backoff in recent versions) are off: the
         # retry policy is gcs_call's, in one place.
-        options = dict(password=password, socket_keepalive=True, retry=Retry(NoBackoff(), 0),
-                       socket_connect_timeout=5)
+        options: dict[str, Any] = dict(password=password, socket_keepalive=True,
+                                       retry=Retry(NoBackoff(), 0), socket_connect_timeout=5)
+        # Any: redis-py types replies as bytes | str (decode_responses); ours are bytes.
+        self._redis: Any
         if unix_socket:
             self._redis = redis.Redis(unix_socket_path=unix_socket, **options)
         else:
@@ -221,12 +224,12 @@ class GcsClient:
         Transitional: put_actor(actor_id_hex, dict) is still accepted for callers on
         other branches; new code passes an ActorRecord alone.
         """
-        if not isinstance(record, ActorRecord):
-            record = ActorRecord.from_dict(dict(legacy or {}, actor_id=record))
-        blob = record.to_bytes()
+        rec = record if isinstance(record, ActorRecord) else ActorRecord.from_dict(
+            dict(legacy or {}, actor_id=record))
+        blob = rec.to_bytes()
         pipe = self._redis.pipeline(transaction=False)
-        pipe.hset(keys.ACTORS, record.actor_id, blob)
-        pipe.publish(keys.actor_channel(record.actor_id), blob)
+        pipe.hset(keys.ACTORS, rec.actor_id, blob)
+        pipe.publish(keys.actor_channel(rec.actor_id), blob)
         pipe.execute()
 
     @gcs_call(retry=True)

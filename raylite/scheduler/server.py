@@ -15,6 +15,7 @@ import os
 import signal
 import time
 import uuid
+from typing import TYPE_CHECKING
 
 from raylite.gcs.liveness import HEARTBEAT_INTERVAL_S, is_alive
 from raylite.object_store.service import ObjectStoreService
@@ -25,6 +26,9 @@ from raylite.protocol.channels import advertised_host, bind, make_server
 from raylite.scheduler.placement import Peer
 from raylite.scheduler.state import Grant, KillWorker, LeaseAsk, Reject, SchedulerState, StartWorker
 from raylite.scheduler.worker_pool import WorkerProcesses, worker_env
+
+if TYPE_CHECKING:
+    from raylite.gcs.client import GcsClient
 
 log = logging.getLogger("raylite.scheduler")
 
@@ -48,7 +52,7 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
         for _ in self.unregistered:
             self.state.worker_starting()
         self.request_ids = itertools.count(1)
-        self.gcs = None  # GcsClient, connected once the server is up
+        self.gcs: GcsClient = None  # type: ignore[assignment]  # connected once the server is up
         self.stopping = asyncio.Event()
         self.tcp_address = ""
         self.drivers: dict[str, int] = {}
