@@ -125,7 +125,8 @@ def _worker():
 def remote(*args, **kwargs):
     """Decorate a function (task) or class (actor), bare or with options.
 
-    Raises ValueError/TypeError for unknown or invalid options, TypeError for misuse.
+    Raises ValueError/TypeError for unknown or invalid options, TypeError for misuse,
+    and UnsupportedOptionError (a ValueError) for options raylite does not implement.
     """
     from raylite.remote_function import RemoteFunction
 
