@@ -1,8 +1,26 @@
 """raylite: a lightweight Ray-compatible runtime. ``import raylite as ray``."""
 from raylite import exceptions
-from raylite.api import (DynamicObjectRefGenerator, ObjectRefGenerator, available_resources,
-                         cancel, cluster_resources, get, get_actor, get_gpu_ids, get_runtime_context, init, is_initialized, kill, method,
-                         nodes, put, remote, shutdown, timeline, wait)
+from raylite.api import (
+    DynamicObjectRefGenerator,
+    ObjectRefGenerator,
+    available_resources,
+    cancel,
+    cluster_resources,
+    get,
+    get_actor,
+    get_gpu_ids,
+    get_runtime_context,
+    init,
+    is_initialized,
+    kill,
+    method,
+    nodes,
+    put,
+    remote,
+    shutdown,
+    timeline,
+    wait,
+)
 from raylite.core.object_ref import ObjectRef
 
 __version__ = "0.1.0"

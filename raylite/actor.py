@@ -47,7 +47,7 @@ class ActorClass:
         raise TypeError(f"Actors cannot be instantiated directly. Instead of '{self._name}()', "
                         f"use '{self._name}.remote()'.")
 
-    def options(self, **options) -> "ActorClass":
+    def options(self, **options) -> ActorClass:
         """A copy with options overridden.
 
         Raises ValueError/TypeError for bad options and UnsupportedOptionError (a
@@ -55,7 +55,7 @@ class ActorClass:
         """
         return ActorClass(self._cls, ActorOptions.build(options, self._options))
 
-    def remote(self, *args, **kwargs) -> "ActorHandle":
+    def remote(self, *args, **kwargs) -> ActorHandle:
         """Start the actor; returns its handle at once (creation is asynchronous).
 
         Raises ValueError when the name is taken (without get_if_exists) and
@@ -142,7 +142,7 @@ class ActorMethod:
         raise TypeError(f"Actor methods cannot be called directly. Instead of running "
                         f"'object.{self._name}()', try 'object.{self._name}.remote()'.")
 
-    def options(self, **options) -> "ActorMethod":
+    def options(self, **options) -> ActorMethod:
         """A copy of this method with call options overridden.
 
         Raises ValueError/TypeError for bad options and UnsupportedOptionError (a

@@ -100,7 +100,7 @@ def _configure_logging(level) -> None:
     Started a local Ray instance.``); installed once, level from ``logging_level``."""
     if not any(getattr(h, "_raylite", False) for h in logger.handlers):
         handler = logging.StreamHandler()
-        handler._raylite = True
+        handler._raylite = True  # type: ignore[attr-defined]  # marks our handler
         handler.setFormatter(logging.Formatter(
             "%(asctime)s\t%(levelname)s %(filename)s:%(lineno)s -- %(message)s"))
         logger.addHandler(handler)
@@ -126,7 +126,8 @@ def _worker():
 def remote(*args, **kwargs):
     """Decorate a function (task) or class (actor), bare or with options.
 
-    Raises ValueError/TypeError for unknown or invalid options, TypeError for misuse.
+    Raises ValueError/TypeError for unknown or invalid options, TypeError for misuse,
+    and UnsupportedOptionError (a ValueError) for options raylite does not implement.
     """
     from raylite.remote_function import RemoteFunction
 
@@ -218,7 +219,7 @@ def wait(object_refs, *, num_returns: int = 1, timeout: float | None = None,
     if len(set(object_refs)) != len(object_refs):
         raise ValueError("Wait requires a list of unique object refs.")
     if num_returns <= 0:
-        raise ValueError("Invalid number of objects to return %d." % num_returns)
+        raise ValueError(f"Invalid number of objects to return {num_returns}.")
     if num_returns > len(object_refs):
         raise ValueError("num_returns cannot be greater than the number of objects provided to ray.wait.")
     if generators:

@@ -56,7 +56,7 @@ class ClusterHandle:
         self.watch_task = watch_task
         self.gcs_address = gcs_address
 
-    def context(self) -> "RayContext":
+    def context(self) -> RayContext:
         return RayContext(self)
 
     def node_list(self) -> list[dict]:
@@ -181,9 +181,8 @@ def start_embedded_cluster(*, num_cpus, num_gpus, resources, object_store_memory
     Raises RuntimeError (with the log tail) when a component fails to start.
     """
     from raylite.gcs.redis_server import start_redis
-    from raylite.scheduler.launch import start_scheduler
-
     from raylite.object_store.store import sweep_stale_stores
+    from raylite.scheduler.launch import start_scheduler
     from raylite.session import SHM_PREFIX, SHM_ROOT
     sweep_stale_stores(SHM_ROOT, SHM_PREFIX)  # left by clusters killed without cleanup
     session = new_session()
@@ -318,9 +317,9 @@ def connect_cluster(address: str, *, namespace, log_to_driver: bool, token: str 
         except ConnectionError:
             pass
     token = token or os.environ.get("RAYLITE_TOKEN") or info.get("token")
-    password = os.environ.get("RAYLITE_GCS_PASSWORD") or info.get("password") or token
     if not token:
         raise ConnectionError(f"no cluster token for {address}: set RAYLITE_TOKEN or pass _token=")
+    password = os.environ.get("RAYLITE_GCS_PASSWORD") or info.get("password") or token
     gcs = GcsClient(address, password)
     nodes = gcs.alive_nodes()
     me = socket.gethostname()

@@ -59,7 +59,7 @@ class RayTaskError(RayliteError):
         return (_rebuild_task_error, (self.function_name, self.traceback_str, self.cause,
                                       self.pid, self.ip, self.call_site))
 
-    def as_instanceof_cause(self) -> "RayTaskError":
+    def as_instanceof_cause(self) -> RayTaskError:
         """Return an error that is an instance of both RayTaskError and type(cause).
 
         Falls back to self when the cause's class cannot be subclassed or built.

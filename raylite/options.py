@@ -151,7 +151,7 @@ class _Options:
 
     def as_dict(self) -> dict:
         """Field name -> value (shallow: strategy objects stay objects)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ class RemoteFunction:
         raise TypeError(f"Remote functions cannot be called directly. Instead of running "
                         f"'{self._name}()', try '{self._name}.remote()'.")
 
-    def options(self, **options) -> "RemoteFunction":
+    def options(self, **options) -> RemoteFunction:
         """A copy of this function with some options overridden.
 
         Raises ValueError/TypeError for unknown or invalid options and

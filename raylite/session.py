@@ -45,7 +45,7 @@ class SessionPaths:
     def worker_socket(self, worker_id: str) -> str:
         return os.path.join(self.sockets, f"w{worker_id[:12]}.sock")
 
-    def make(self) -> "SessionPaths":
+    def make(self) -> SessionPaths:
         for path in (self.root, self.sockets, self.logs, self.redis_dir):
             os.makedirs(path, mode=0o700, exist_ok=True)
         return self

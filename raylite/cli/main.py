@@ -23,7 +23,7 @@ def _parse_resources(text: str) -> dict:
     try:
         value = json.loads(text or "{}")
     except ValueError as err:
-        raise SystemExit(f"--resources must be JSON, e.g. '{{\"x\": 1}}': {err}")
+        raise SystemExit(f"--resources must be JSON, e.g. '{{\"x\": 1}}': {err}") from None
     if not isinstance(value, dict):
         raise SystemExit("--resources must be a JSON object")
     return value
@@ -82,6 +82,7 @@ def cmd_start(args) -> int:
         address = f.read().strip()
     _remember_session(session.root, redis_proc.pid if redis_proc else 0)
     if args.head:
+        assert redis_proc is not None  # the head started Redis above
         os.makedirs(SESSION_ROOT, mode=0o700, exist_ok=True)
         fd = os.open(CURRENT_CLUSTER_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -163,6 +164,7 @@ def cmd_stop(args) -> int:
             os.kill(pid, signal.SIGKILL)
     import glob
     import shutil
+
     from raylite.session import SHM_PREFIX, SHM_ROOT, session_from_root
     if args.force:
         leftovers = glob.glob(os.path.join(SHM_ROOT, SHM_PREFIX + "*"))

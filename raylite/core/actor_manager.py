@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import threading
 
-from raylite.core.actor_submitter import DEAD, PENDING as PENDING_STATE, ActorCall, ActorCaller
+from raylite.core.actor_submitter import DEAD, ActorCall, ActorCaller
+from raylite.core.actor_submitter import PENDING as PENDING_STATE
 from raylite.core.object_ref import ObjectRef
 from raylite.ids import random_id, return_ids
 from raylite.options import ActorOptions
-from raylite.util.scheduling_strategies import encode as encode_strategy
 from raylite.protocol import common_pb2
+from raylite.util.scheduling_strategies import encode as encode_strategy
 
 
 class ActorManager:

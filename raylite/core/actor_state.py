@@ -20,6 +20,7 @@ Rules (as in Ray):
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from raylite import exceptions as exc
@@ -47,7 +48,7 @@ class ActorCall:
         self.deps = deps
         self.unresolved = len(deps)
         self.retries_left = retries_left
-        self.bad_dep = None          # an error value among the arguments, once resolved
+        self.bad_dep: object = None  # an error value among the arguments, once resolved
 
     @property
     def task_id(self) -> bytes:
@@ -500,7 +501,7 @@ class ActorCallState:
             out.append(Fail(self.queue.popleft(), death))
 
 
-_HANDLERS = {
+_HANDLERS: dict[type, Callable[..., list]] = {
     Start: ActorCallState._start,
     CallSubmitted: ActorCallState._submitted,
     ArgsResolved: ActorCallState._resolved,

@@ -13,6 +13,7 @@ import os
 import sys
 import threading
 import uuid
+from types import FrameType
 
 import grpc
 
@@ -26,13 +27,25 @@ from raylite.core.object_ref import ObjectRef
 from raylite.core.reconstruction import Reconstruction
 from raylite.core.reference_counter import ReferenceCounter
 from raylite.core.submitter import TaskEntry, TaskSubmitter
-from raylite.object_store.client import ObjectIO
 from raylite.exceptions import RayliteError
 from raylite.ids import object_id_for, random_id, return_ids
-from raylite.protocol import common_pb2, node_pb2, node_pb2_grpc, objects_pb2_grpc, worker_pb2, \
-    worker_pb2_grpc
-from raylite.protocol.channels import AuthedStub, aio_channel, bind, make_server, pick_target, \
-    sync_channel
+from raylite.object_store.client import ObjectIO
+from raylite.protocol import (
+    common_pb2,
+    node_pb2,
+    node_pb2_grpc,
+    objects_pb2_grpc,
+    worker_pb2,
+    worker_pb2_grpc,
+)
+from raylite.protocol.channels import (
+    AuthedStub,
+    aio_channel,
+    bind,
+    make_server,
+    pick_target,
+    sync_channel,
+)
 from raylite.serialization import serialize
 
 RERUN_RETRIES = 3      # retries of a task re-run to rebuild a lost object
@@ -518,7 +531,7 @@ def _replace_refs(args, kwargs, deps: list):
 
 def caller_site() -> str:
     """'file:line in function' of the first frame outside raylite (the user's call)."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and frame.f_code.co_filename.startswith(_RAYLITE_DIR):
         frame = frame.f_back
     if frame is None:

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 
 from raylite.core.actor_runtime import TERMINATE, ActorExit, ActorRuntime
 from raylite.core.generator_runner import GeneratorFlow
@@ -58,7 +59,7 @@ class Executor:
         self.actor = ActorRuntime()
         self.exiting = False
         self.exit_code = 0      # non-zero: the actor ends as if it crashed (sys.exit(n))
-        self.waiting: dict[bytes, object] = {}   # queued task id -> its reply callback
+        self.waiting: dict[bytes, Callable] = {}   # queued task id -> its reply callback
         self.flows: dict[bytes, GeneratorFlow] = {}  # generator task id -> its item flow
 
     def install_signal_handler(self) -> None:
@@ -148,7 +149,7 @@ class Executor:
                     self._exit_process()
             asyncio.run_coroutine_threadsafe(run(), self.actor.loop)
         else:
-            def run():
+            def run():  # type: ignore[misc]  # the sync twin of the coroutine above
                 result = self.execute(spec)
                 if not self.exit_code:
                     reply_to(result)

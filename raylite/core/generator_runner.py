@@ -28,7 +28,8 @@ class GeneratorFlow:
         self.consumed = 0
         self.produced = 0
         self.cond = threading.Condition(threading.Lock())
-        self.wakeup = None            # (loop, asyncio.Event) while an async task waits
+        # (loop, asyncio.Event) while an async task waits
+        self.wakeup: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
 
     def acked(self, consumed: int) -> None:
         with self.cond:

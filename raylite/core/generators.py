@@ -394,7 +394,8 @@ def wait_with_generators(worker, waitables: list, num_returns: int, timeout, fet
         if sum(ready_flags) >= num_returns or not proxies or left == 0.0:
             break
         worker.objects.wait(proxies, 1, left, fetch_local)
-    ready, not_ready = [], []
+    ready: list = []
+    not_ready: list = []
     for w, is_ready in zip(waitables, ready_flags):
         if is_ready and len(ready) < num_returns:
             ready.append(w)

@@ -7,7 +7,8 @@ only the methods ObjectManager calls, so a fake stays a few lines long.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 
 class LoopRunner(Protocol):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from raylite.ids import task_id_of as producer   # an object id embeds its task's id
+from raylite.ids import task_id_of as producer  # an object id embeds its task's id
 
 
 @dataclass

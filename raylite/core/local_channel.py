@@ -37,7 +37,8 @@ class LocalTaskServer:
                              name="raylite-local-conn").start()
 
     def _serve(self, conn: socket.socket) -> None:
-        buffer, pending = FrameBuffer(), []
+        buffer = FrameBuffer()
+        pending: list = []
         if not check_token(conn, self.worker.token, buffer, pending):
             conn.close()
             return

@@ -11,18 +11,30 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import grpc
 
 from raylite import exceptions as exc
-from raylite.core.interfaces import (BlockedNotifier, LoopRunner, NodeDirectory, PeerStubs,
-                                     RefTable, StoreClient, ValueTable)
+from raylite.core.interfaces import (
+    BlockedNotifier,
+    LoopRunner,
+    NodeDirectory,
+    PeerStubs,
+    RefTable,
+    StoreClient,
+    ValueTable,
+)
 from raylite.core.object_ref import ObjectRef
 from raylite.gcs.liveness import is_alive
 from raylite.ids import object_id_for, random_id
 from raylite.object_store.transfer import pull_object
 from raylite.protocol import common_pb2, objects_pb2, worker_pb2
 from raylite.serialization import deserialize, serialize
+
+if TYPE_CHECKING:
+    from raylite.core.generators import GeneratorTable
+    from raylite.core.reconstruction import Reconstruction
 
 
 class ObjectManager:
@@ -31,7 +43,7 @@ class ObjectManager:
 
     # The process's raylite.core.generators.GeneratorTable (set by CoreWorker): the
     # end of a generator task goes through it.
-    generators = None
+    generators: GeneratorTable | None = None
 
     def __init__(self, *, loop: LoopRunner, memory: ValueTable, refs: RefTable,
                  store: StoreClient, nodes: NodeDirectory, peers: PeerStubs,
@@ -56,7 +68,8 @@ class ObjectManager:
         self._owner_cache: dict[bytes, common_pb2.Address] = {}
         self._borrowed: dict[bytes, bytes] = {}      # borrowed object id -> owner address
         self._contained: dict[bytes, list] = {}      # put object/task id -> ids of refs inside
-        self.reconstruction = None   # lineage and recovery of owned objects (set by CoreWorker)
+        # Lineage and recovery of owned objects (set by CoreWorker).
+        self.reconstruction: Reconstruction | None = None
 
     def close(self) -> None:
         """The process is shutting down: frees and unborrows are no longer sent."""

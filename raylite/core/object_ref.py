@@ -22,8 +22,8 @@ class ObjectRef:
         self._id = object_id
         self._owner = owner      # serialized Address of the owner; b"" means unknown
         self._counted = False
-        self._fut = None
-        self._callbacks = None
+        self._fut: asyncio.Future | None = None
+        self._callbacks: dict | None = None
         if _count:
             worker = global_state.get_worker(required=False)
             if worker is not None:

@@ -80,7 +80,7 @@ class TaskSubmitter:
             self._feed(ss.Submitted(entries))
 
     def _on_results(self, lease: ss.Lease, results) -> None:
-        retryable = frozenset()
+        retryable: frozenset = frozenset()
         for result in results:
             if result.app_error:
                 retryable = self._retryable(results)
@@ -140,6 +140,7 @@ class TaskSubmitter:
 
     def _finish_with_error(self, ins: ss.FinishWithError) -> None:
         entry = ins.entry
+        error: BaseException
         if ins.kind is exc.TaskCancelledError:
             error = exc.TaskCancelledError(entry.task_id.hex())
         elif issubclass(ins.kind, exc.ObjectLostError):

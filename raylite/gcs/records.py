@@ -44,7 +44,7 @@ class _Record:
         names = {f.name for f in dataclasses.fields(cls)} - cls._NOT_STORED  # type: ignore[arg-type]
         known = {k: v for k, v in data.items() if k in names}
         extra = {k: v for k, v in data.items() if k not in names}
-        return cls(**known, extra=extra)
+        return cls(**known, extra=extra)  # type: ignore[call-arg]  # subclasses declare fields
 
     @classmethod
     def from_bytes(cls, blob: bytes):

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 
-
 def find_redis_server() -> str:
     """Path of a redis-server binary. Raises FileNotFoundError when none is installed."""
     env = os.environ.get("RAYLITE_REDIS_SERVER")

@@ -15,7 +15,7 @@ import os
 import signal
 import time
 import uuid
-
+from typing import TYPE_CHECKING
 
 from raylite.gcs.liveness import is_alive
 from raylite.gcs.records import NodeRecord
@@ -28,6 +28,9 @@ from raylite.scheduler.heartbeat import Heartbeat
 from raylite.scheduler.placement import Peer
 from raylite.scheduler.state import Grant, KillWorker, LeaseAsk, Reject, SchedulerState, StartWorker
 from raylite.scheduler.worker_pool import WorkerProcesses, worker_env
+
+if TYPE_CHECKING:
+    from raylite.gcs.client import GcsClient
 
 log = logging.getLogger("raylite.scheduler")
 
@@ -51,7 +54,7 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
         for _ in self.unregistered:
             self.state.worker_starting()
         self.request_ids = itertools.count(1)
-        self.gcs = None  # GcsClient, connected once the server is up
+        self.gcs: GcsClient = None  # type: ignore[assignment]  # connected once the server is up
         self.stopping = asyncio.Event()
         self.tcp_address = ""
         self.drivers: dict[str, int] = {}

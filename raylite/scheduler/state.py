@@ -130,7 +130,7 @@ class SchedulerState:
 
     def owner_died(self, owner: str) -> list:
         """Reclaim the leases (and kill the workers) held by a dead owner."""
-        actions = []
+        actions: list = []
         for worker in list(self.workers.values()):
             if worker.lease_id is not None and worker.owner == owner:
                 actor_id = worker.actor_id

@@ -35,9 +35,18 @@ import time
 from dataclasses import dataclass, field
 
 import pytest
-
-from proctree import (Leftovers, alive, all_pids, children_running, cmdline, descendants,
-                      parent_pid, sigkill_all, wait_dead, wait_until)
+from proctree import (
+    Leftovers,
+    alive,
+    all_pids,
+    children_running,
+    cmdline,
+    descendants,
+    parent_pid,
+    sigkill_all,
+    wait_dead,
+    wait_until,
+)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

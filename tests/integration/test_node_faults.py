@@ -18,7 +18,6 @@ import textwrap
 import time
 
 import pytest
-
 from faults import Driver, alive, descendants, embedded_scheduler, wait_dead, wait_until
 
 BIG = 300_000            # float64 elements: 2.4 MB, well above the inline threshold

@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 
 import raylite as ray
-from raylite.exceptions import UnsupportedOptionError
 from raylite.options import ActorOptions, MethodOptions, TaskOptions
 
 _CLASSES = {"task": TaskOptions, "actor": ActorOptions, "method": MethodOptions}
