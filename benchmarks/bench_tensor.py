@@ -124,7 +124,8 @@ def bench_policy(device, sync):
     rt.manual_seed(2)
     policy = nn.Sequential(nn.Linear(4, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 2)).to(device)
     obs = np.random.default_rng(3).standard_normal(4).astype(np.float32)
-    weights = [(backend.to_numpy(m.weight.data), backend.to_numpy(m.bias.data)) for m in policy if isinstance(m, nn.Linear)]
+    weights = [(backend.to_numpy(m.weight.data), backend.to_numpy(m.bias.data))
+               for m in policy if isinstance(m, nn.Linear)]
     (w1, b1), (w2, b2), (w3, b3) = weights
 
     def numpy_forward(o):

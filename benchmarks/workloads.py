@@ -262,6 +262,7 @@ def backend_processes(backend: str):
     daemonises a helper. Matching on the session rather than on "ray" alone keeps other
     people's concurrent Ray clusters out of the sum."""
     import re
+
     import psutil
     me = psutil.Process()
     procs = {p.pid: p for p in [me, *me.children(recursive=True)]}

@@ -9,8 +9,8 @@ import argparse
 import numpy as np
 
 import raylite.tensor as rt
-from raylite.tensor import nn, optim
 from raylite.tensor import functional as F
+from raylite.tensor import nn, optim
 
 
 def main():

@@ -6,9 +6,27 @@ import os as _os
 _os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 from raylite import exceptions  # noqa: E402
-from raylite.api import (available_resources, cancel, cluster_resources, get, get_actor,
-                         get_gpu_ids, get_runtime_context, init, is_initialized, kill, method,
-                         nodes, put, remote, shutdown, timeline, wait)
+from raylite.api import (  # noqa: E402
+    DynamicObjectRefGenerator,
+    ObjectRefGenerator,
+    available_resources,
+    cancel,
+    cluster_resources,
+    get,
+    get_actor,
+    get_gpu_ids,
+    get_runtime_context,
+    init,
+    is_initialized,
+    kill,
+    method,
+    nodes,
+    put,
+    remote,
+    shutdown,
+    timeline,
+    wait,
+)
 from raylite.core.object_ref import ObjectRef
 
 __version__ = "0.1.0"
@@ -25,5 +43,6 @@ def __getattr__(name):
 
 __all__ = ["init", "shutdown", "is_initialized", "remote", "method", "get", "put", "wait",
            "cancel", "kill", "get_actor", "cluster_resources", "available_resources", "nodes",
-           "get_gpu_ids", "get_runtime_context", "timeline", "ObjectRef", "exceptions",
+           "get_gpu_ids", "get_runtime_context", "timeline", "ObjectRef", "ObjectRefGenerator",
+           "DynamicObjectRefGenerator", "exceptions",
            "__version__"]

@@ -17,8 +17,13 @@ def _method_meta(cls) -> dict:
         if not (inspect.isfunction(member) or inspect.ismethod(member)):
             continue
         options = getattr(member, "__raylite_method_options__", None) or MethodOptions()
-        meta[name] = {"num_returns": 1 if options.num_returns is None else options.num_returns,
-                      "max_task_retries": options.max_task_retries}
+        num_returns = options.num_returns
+        if num_returns is None:
+            # As in Ray, a generator method streams unless told otherwise.
+            generator = inspect.isgeneratorfunction(member) or inspect.isasyncgenfunction(member)
+            num_returns = "streaming" if generator else 1
+        meta[name] = {"num_returns": num_returns, "max_task_retries": options.max_task_retries,
+                      "backpressure": options._generator_backpressure_num_objects}
     meta[TERMINATE] = {"num_returns": 1, "max_task_retries": 0}
     return meta
 
@@ -42,7 +47,7 @@ class ActorClass:
         raise TypeError(f"Actors cannot be instantiated directly. Instead of '{self._name}()', "
                         f"use '{self._name}.remote()'.")
 
-    def options(self, **options) -> "ActorClass":
+    def options(self, **options) -> ActorClass:
         """A copy with options overridden.
 
         Raises ValueError/TypeError for bad options and UnsupportedOptionError (a
@@ -50,14 +55,14 @@ class ActorClass:
         """
         return ActorClass(self._cls, ActorOptions.build(options, self._options))
 
-    def remote(self, *args, **kwargs) -> "ActorHandle":
+    def remote(self, *args, **kwargs) -> ActorHandle:
         """Start the actor; returns its handle at once (creation is asynchronous).
 
         Raises ValueError when the name is taken (without get_if_exists) and
         TypeError when an argument cannot be serialized.
         """
         from raylite.core.core_worker import caller_site
-        return global_state.get_worker().actors.create(self, args, kwargs, self._options.as_dict(),
+        return global_state.get_worker().actors.create(self, args, kwargs, self._options,
                                                        caller_site())
 
     def bind(self, *args, **kwargs):
@@ -137,7 +142,7 @@ class ActorMethod:
         raise TypeError(f"Actor methods cannot be called directly. Instead of running "
                         f"'object.{self._name}()', try 'object.{self._name}.remote()'.")
 
-    def options(self, **options) -> "ActorMethod":
+    def options(self, **options) -> ActorMethod:
         """A copy of this method with call options overridden.
 
         Raises ValueError/TypeError for bad options and UnsupportedOptionError (a
@@ -147,18 +152,24 @@ class ActorMethod:
         return ActorMethod(self._handle, self._name, self._meta, overrides)
 
     def remote(self, *args, **kwargs):
-        """Submit the call; returns an ObjectRef (a list for num_returns > 1)."""
+        """Submit the call; returns an ObjectRef (a list for num_returns > 1, an
+        ObjectRefGenerator for num_returns="streaming")."""
         from raylite.core.core_worker import caller_site
-        num_returns = self._meta.get("num_returns", 1)
-        retries = self._meta.get("max_task_retries")
+        meta = self._meta
+        num_returns = meta.get("num_returns", 1)
+        retries = meta.get("max_task_retries")
+        backpressure = meta.get("backpressure")
         if self._overrides is not None:
             if self._overrides.num_returns is not None:
                 num_returns = self._overrides.num_returns
             if self._overrides.max_task_retries is not None:
                 retries = self._overrides.max_task_retries
+            if self._overrides._generator_backpressure_num_objects is not None:
+                backpressure = self._overrides._generator_backpressure_num_objects
         refs = global_state.get_worker().actors.submit(
-            self._handle, self._name, args, kwargs, num_returns, retries, caller_site())
-        if num_returns == 1:
+            self._handle, self._name, args, kwargs, num_returns, retries, caller_site(),
+            backpressure)
+        if num_returns == 1 or type(num_returns) is str:
             return refs[0]
         if num_returns == 0:
             return None

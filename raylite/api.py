@@ -13,6 +13,7 @@ import threading
 
 from raylite import exceptions as exc
 from raylite.core import global_state
+from raylite.core.generators import DynamicObjectRefGenerator, ObjectRefGenerator  # noqa: F401
 from raylite.core.object_ref import ObjectRef
 from raylite.runtime_context import get_runtime_context  # noqa: F401 (re-exported)
 
@@ -99,7 +100,7 @@ def _configure_logging(level) -> None:
     Started a local Ray instance.``); installed once, level from ``logging_level``."""
     if not any(getattr(h, "_raylite", False) for h in logger.handlers):
         handler = logging.StreamHandler()
-        handler._raylite = True
+        handler._raylite = True  # type: ignore[attr-defined]  # marks our handler
         handler.setFormatter(logging.Formatter(
             "%(asctime)s\t%(levelname)s %(filename)s:%(lineno)s -- %(message)s"))
         logger.addHandler(handler)
@@ -125,7 +126,8 @@ def _worker():
 def remote(*args, **kwargs):
     """Decorate a function (task) or class (actor), bare or with options.
 
-    Raises ValueError/TypeError for unknown or invalid options, TypeError for misuse.
+    Raises ValueError/TypeError for unknown or invalid options, TypeError for misuse,
+    and UnsupportedOptionError (a ValueError) for options raylite does not implement.
     """
     from raylite.remote_function import RemoteFunction
 
@@ -154,12 +156,13 @@ def method(*, num_returns: int | None = None, concurrency_group=None, max_task_r
     Raises ValueError/TypeError for unknown or invalid options and
     UnsupportedOptionError (a ValueError) for options raylite does not implement.
     """
-    from raylite.options import MethodOptions
+    from raylite.options import MethodOptions, check_generator_num_returns
     options = MethodOptions.build(dict(num_returns=num_returns, concurrency_group=concurrency_group,
                                        max_task_retries=max_task_retries,
                                        retry_exceptions=retry_exceptions, **kwargs))
 
     def annotate(fn):
+        check_generator_num_returns(fn, options.num_returns)
         fn.__raylite_method_options__ = options
         return fn
     return annotate
@@ -171,7 +174,7 @@ def put(value, *, _owner=None) -> ObjectRef:
     Raises TypeError when the value cannot be serialized (or is an ObjectRef) and
     ObjectStoreFullError when the store cannot make room.
     """
-    return _worker().put(value)
+    return _worker().objects.put(value)
 
 
 def get(object_refs, *, timeout: float | None = None):
@@ -185,9 +188,11 @@ def get(object_refs, *, timeout: float | None = None):
         raise ValueError("'timeout' must be a non-negative number or None")
     worker = _worker()
     if isinstance(object_refs, ObjectRef):
-        return worker.get([object_refs], timeout)[0]
+        return worker.objects.get([object_refs], timeout)[0]
+    if isinstance(object_refs, ObjectRefGenerator):
+        return object_refs   # as Ray does
     if isinstance(object_refs, (list, tuple)):
-        return worker.get(list(object_refs), timeout)
+        return worker.objects.get(list(object_refs), timeout)
     raise ValueError("'object_refs' must either be an ObjectRef or a list of ObjectRefs.")
 
 
@@ -200,8 +205,12 @@ def wait(object_refs, *, num_returns: int = 1, timeout: float | None = None,
     if not isinstance(object_refs, (list, tuple)):
         raise TypeError(f"wait() expected a list of ray.ObjectRef, got {type(object_refs)}")
     object_refs = list(object_refs)
+    generators = False
     for ref in object_refs:
         if not isinstance(ref, ObjectRef):
+            if isinstance(ref, ObjectRefGenerator):
+                generators = True
+                continue
             raise TypeError(f"wait() expected a list of ray.ObjectRef, got list containing {type(ref)}")
     if timeout is not None and timeout < 0:
         raise ValueError(f"The 'timeout' argument must be nonnegative. Received {timeout}")
@@ -210,10 +219,13 @@ def wait(object_refs, *, num_returns: int = 1, timeout: float | None = None,
     if len(set(object_refs)) != len(object_refs):
         raise ValueError("Wait requires a list of unique object refs.")
     if num_returns <= 0:
-        raise ValueError("Invalid number of objects to return %d." % num_returns)
+        raise ValueError(f"Invalid number of objects to return {num_returns}.")
     if num_returns > len(object_refs):
         raise ValueError("num_returns cannot be greater than the number of objects provided to ray.wait.")
-    return _worker().wait(object_refs, num_returns, timeout, fetch_local)
+    if generators:
+        from raylite.core.generators import wait_with_generators
+        return wait_with_generators(_worker(), object_refs, num_returns, timeout, fetch_local)
+    return _worker().objects.wait(object_refs, num_returns, timeout, fetch_local)
 
 
 def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
@@ -223,6 +235,8 @@ def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True
     kills its worker). ``get`` then raises TaskCancelledError, forced or not. Raises
     TypeError when given something other than an ObjectRef.
     """
+    if isinstance(object_ref, ObjectRefGenerator):
+        object_ref = object_ref.completed()   # cancels the generator's task
     if not isinstance(object_ref, ObjectRef):
         raise TypeError(f"ray.cancel() only supported for object refs. Got: {type(object_ref)}.")
     worker = _worker()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import subprocess
+import sys
 import time
 import uuid
 
@@ -55,7 +57,7 @@ class ClusterHandle:
         self.watch_task = watch_task
         self.gcs_address = gcs_address
 
-    def context(self) -> "RayContext":
+    def context(self) -> RayContext:
         return RayContext(self)
 
     def node_list(self) -> list[dict]:
@@ -114,6 +116,20 @@ class ClusterHandle:
             _remove_session_files(self.session)
 
 
+    def scheduler_lost(self) -> None:
+        """The node scheduler this driver is attached to died. For the embedded cluster
+        that is the whole cluster: stop its Redis and remove its store and files now,
+        so nothing is left even if this driver is killed next."""
+        if not self.embedded or self.worker.shutting_down:
+            return
+        sys.stderr.write("raylite: the node scheduler of this local cluster died; stopping "
+                         "its Redis and removing its files (calls that need it will fail)\n")
+        for proc in self.procs:
+            _stop(proc, grace=1.0)
+        shutil.rmtree(self.session.shm_dir(self.worker.node_id), ignore_errors=True)
+        _remove_session_files(self.session)
+
+
 class RayContext(dict):
     """What ``init`` returns (dict-like, as in Ray)."""
 
@@ -147,7 +163,6 @@ def _stop(proc: subprocess.Popen, grace: float = 3.0) -> None:
 
 
 def _remove_session_files(session) -> None:
-    import shutil
     for path in (session.sockets, session.spill, session.redis_dir):
         shutil.rmtree(path, ignore_errors=True)
 
@@ -167,9 +182,8 @@ def start_embedded_cluster(*, num_cpus, num_gpus, resources, object_store_memory
     Raises RuntimeError (with the log tail) when a component fails to start.
     """
     from raylite.gcs.redis_server import start_redis
-    from raylite.scheduler.launch import start_scheduler
-
     from raylite.object_store.store import sweep_stale_stores
+    from raylite.scheduler.launch import start_scheduler
     from raylite.session import SHM_PREFIX, SHM_ROOT
     from raylite.security.exposure import warn_if_exposed
     sweep_stale_stores(SHM_ROOT, SHM_PREFIX)  # left by clusters killed without cleanup
@@ -241,7 +255,8 @@ def _attach_driver(*, session, node_id, token, gcs, host, namespace, log_to_driv
                 raise RuntimeError(f"the node scheduler did not start: {err}\n"
                                    f"{_log_tail(session, f'scheduler-{node_id[:8]}.log')}") from err
     worker.io.store_dir = reply.store_dir
-    watch = worker.run_sync(_open_watch(worker))
+    lost: list = []     # the handle, once built: what to clean when the scheduler dies
+    watch = worker.run_sync(_open_watch(worker, lambda: lost and lost[0].scheduler_lost()))
     import sys
     # Workers add the driver's import path, so functions defined in the driver's
     # modules (not only __main__) can be unpickled there, as in Ray.
@@ -251,11 +266,17 @@ def _attach_driver(*, session, node_id, token, gcs, host, namespace, log_to_driv
                                         sys_path=[os.path.abspath(p) for p in sys.path if p],
                                         cwd=os.getcwd()), signing_key(token)))
     printer = DriverLogPrinter(gcs, job_id.hex()) if log_to_driver else None
-    return ClusterHandle(worker=worker, gcs=gcs, session=session, embedded=embedded, procs=procs,
-                         log_printer=printer, watch_task=watch, gcs_address=gcs_address)
+    handle = ClusterHandle(worker=worker, gcs=gcs, session=session, embedded=embedded,
+                           procs=procs, log_printer=printer, watch_task=watch,
+                           gcs_address=gcs_address)
+    lost.append(handle)
+    return handle
 
 
-async def _open_watch(worker):
+async def _open_watch(worker, on_lost):
+    """Hold the scheduler's WatchDriver stream (it reclaims our leases when we go);
+    when it breaks while we are not shutting down, our scheduler died: ``on_lost()``
+    runs in a thread."""
     import asyncio
 
     from raylite.protocol import node_pb2
@@ -267,6 +288,8 @@ async def _open_watch(worker):
                 pass
         except Exception:
             pass
+        if not worker.shutting_down:
+            await asyncio.to_thread(on_lost)
     return asyncio.get_running_loop().create_task(hold())
 
 

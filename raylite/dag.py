@@ -150,7 +150,7 @@ class FunctionNode(DAGNode):
         return function.remote(*args, **kwargs)
 
     def _label(self, names=None) -> str:
-        return getattr(self._function, "_name", None) or getattr(self._function, "__name__", "task")
+        return str(getattr(self._function, "_name", None) or getattr(self._function, "__name__", "task"))
 
 
 class ClassNode(DAGNode):

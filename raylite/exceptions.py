@@ -59,7 +59,7 @@ class RayTaskError(RayliteError):
         return (_rebuild_task_error, (self.function_name, self.traceback_str, self.cause,
                                       self.pid, self.ip, self.call_site))
 
-    def as_instanceof_cause(self) -> "RayTaskError":
+    def as_instanceof_cause(self) -> RayTaskError:
         """Return an error that is an instance of both RayTaskError and type(cause).
 
         Falls back to self when the cause's class cannot be subclassed or built.
@@ -160,6 +160,10 @@ class ObjectLostError(RayliteError):
     def __init__(self, object_ref_hex: str = "", message: str = ""):
         self.object_ref_hex = object_ref_hex
         super().__init__(message or f"Object {object_ref_hex} is lost.")
+
+    def __reduce__(self):
+        # Exception pickles only its args (the message): keep the id apart from it.
+        return (type(self), (self.object_ref_hex, str(self)))
 
 
 class OwnerDiedError(ObjectLostError):

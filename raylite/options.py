@@ -76,8 +76,24 @@ def _check_retry_exceptions(value) -> None:
 
 def _check_num_returns(value) -> None:
     if value in ("dynamic", "streaming"):
-        raise UnsupportedOptionError("num_returns", value, "generator tasks are not supported")
+        return  # generator tasks (raylite.core.generators)
     _int_at_least("num_returns", value, 0)
+
+
+def _check_backpressure(value) -> None:
+    # Ray's -1 (like None or 0) means "no backpressure".
+    _int_at_least("_generator_backpressure_num_objects", value, -1)
+
+
+def check_generator_num_returns(function, num_returns) -> None:
+    """Raises ValueError, as Ray does, when num_returns asks a function that is not a
+    generator function for a generator."""
+    import inspect
+    if num_returns in ("streaming", "dynamic") and not (
+            inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function)):
+        raise ValueError(f"num_returns='{num_returns}' can only be used with generator functions "
+                         f"(functions that use 'yield'). The decorated function is not a "
+                         f"generator function.")
 
 
 def _check_strategy(value) -> None:
@@ -135,7 +151,7 @@ class _Options:
 
     def as_dict(self) -> dict:
         """Field name -> value (shallow: strategy objects stay objects)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -144,8 +160,7 @@ class TaskOptions(_Options):
 
     KIND: ClassVar[str] = "task"
     UNIMPLEMENTED: ClassVar[tuple] = ("accelerator_type", "runtime_env", "label_selector",
-                                      "_metadata", "max_calls",
-                                      "_generator_backpressure_num_objects")
+                                      "_metadata", "max_calls")
 
     num_cpus: float = 1
     num_gpus: float = 0
@@ -153,7 +168,7 @@ class TaskOptions(_Options):
     memory: float | None = None
     name: str | None = None
     scheduling_strategy: Any = None
-    num_returns: int = 1
+    num_returns: int | str = 1          # or "streaming" / "dynamic" (generator tasks)
     max_retries: int = 3
     retry_exceptions: bool | list = False
     # raylite records no task events, so turning them off holds already.
@@ -170,6 +185,7 @@ class TaskOptions(_Options):
         _check_resources(self.num_gpus, self.memory, self.resources)
         _optional_str("name", self.name)
         _check_num_returns(self.num_returns)
+        _check_backpressure(self._generator_backpressure_num_objects)
         _int_at_least("max_retries", self.max_retries, -1)
         _check_retry_exceptions(self.retry_exceptions)
         _optional_bool("enable_task_events", self.enable_task_events)
@@ -252,8 +268,7 @@ class MethodOptions(_Options):
     """
 
     KIND: ClassVar[str] = "method"
-    UNIMPLEMENTED: ClassVar[tuple] = ("concurrency_group", "name",
-                                      "_generator_backpressure_num_objects")
+    UNIMPLEMENTED: ClassVar[tuple] = ("concurrency_group", "name")
 
     num_returns: int | None = None
     max_task_retries: int | None = None
@@ -267,6 +282,7 @@ class MethodOptions(_Options):
     def __post_init__(self):
         if self.num_returns is not None:
             _check_num_returns(self.num_returns)
+        _check_backpressure(self._generator_backpressure_num_objects)
         _int_at_least("max_task_retries", self.max_task_retries, -1)
         _check_retry_exceptions(self.retry_exceptions)
         if self.retry_exceptions:
@@ -300,13 +316,6 @@ def _request(num_cpus, default_cpus, num_gpus, memory, resources) -> dict:
     for name, amount in (resources or {}).items():
         out[name] = float(amount)
     return {k: v for k, v in out.items() if v}
-
-
-def resource_request(options: dict, default_cpus: float) -> dict:
-    """The resource dict a task or actor asks the scheduler for, from an options dict
-    (``ActorOptions.as_dict()``); default_cpus applies when num_cpus is None."""
-    return _request(options.get("num_cpus"), default_cpus, options.get("num_gpus"),
-                    options.get("memory"), options.get("resources"))
 
 
 # ---- init ----------------------------------------------------------------------------------
@@ -361,4 +370,4 @@ def level_number(level) -> int:
     raise TypeError("logging_level must be a logging level (int or name)")
 
 
-__all__ = ["TaskOptions", "ActorOptions", "MethodOptions", "resource_request", "check_init_args"]
+__all__ = ["TaskOptions", "ActorOptions", "MethodOptions", "check_init_args"]

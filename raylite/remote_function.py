@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import functools
+import inspect
 
 from raylite.core import global_state
-from raylite.options import TaskOptions
+from raylite.options import TaskOptions, check_generator_num_returns
 
 
 class RemoteFunction:
@@ -16,6 +17,12 @@ class RemoteFunction:
         self._options = options if isinstance(options, TaskOptions) else TaskOptions.build(options)
         self._name = getattr(function, "__qualname__", getattr(function, "__name__", "function"))
         self._resources = self._options.resource_request()
+        # As in Ray, a generator function streams unless told otherwise.
+        self._num_returns = self._options.num_returns
+        check_generator_num_returns(function, self._num_returns)
+        if self._num_returns == 1 and (inspect.isgeneratorfunction(function)
+                                       or inspect.isasyncgenfunction(function)):
+            self._num_returns = "streaming"
         from raylite.util.scheduling_strategies import encode
         self._strategy = encode(self._options.scheduling_strategy)
         functools.update_wrapper(self, function)
@@ -24,7 +31,7 @@ class RemoteFunction:
         raise TypeError(f"Remote functions cannot be called directly. Instead of running "
                         f"'{self._name}()', try '{self._name}.remote()'.")
 
-    def options(self, **options) -> "RemoteFunction":
+    def options(self, **options) -> RemoteFunction:
         """A copy of this function with some options overridden.
 
         Raises ValueError/TypeError for unknown or invalid options and
@@ -33,19 +40,21 @@ class RemoteFunction:
         return RemoteFunction(self._function, TaskOptions.build(options, self._options))
 
     def remote(self, *args, **kwargs):
-        """Submit the task; returns an ObjectRef (a list for num_returns > 1, None for 0).
+        """Submit the task; returns an ObjectRef (a list for num_returns > 1, None for 0,
+        an ObjectRefGenerator for num_returns="streaming").
 
         Raises TypeError when an argument cannot be serialized.
         """
         from raylite.core.core_worker import caller_site
         worker = global_state.get_worker()
         o = self._options
-        num_returns = o.num_returns
+        num_returns = self._num_returns
         refs = worker.submit_task(self._function, o.name or self._name, args, kwargs,
                                   num_returns=num_returns, resources=self._resources,
                                   max_retries=o.max_retries, retry_exceptions=o.retry_exceptions,
-                                  call_site=caller_site(), strategy=self._strategy)
-        if num_returns == 1:
+                                  call_site=caller_site(), strategy=self._strategy,
+                                  backpressure=o._generator_backpressure_num_objects)
+        if num_returns == 1 or type(num_returns) is str:
             return refs[0]
         if num_returns == 0:
             return None

@@ -67,7 +67,7 @@ class SessionPaths:
     def worker_socket(self, worker_id: str) -> str:
         return os.path.join(self.sockets, f"w{worker_id[:12]}.sock")
 
-    def make(self) -> "SessionPaths":
+    def make(self) -> SessionPaths:
         """Create (or check) the session's private directories.
 
         Raises raylite.security.files.InsecurePathError when one exists but is not

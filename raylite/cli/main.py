@@ -30,7 +30,7 @@ def _parse_resources(text: str) -> dict:
     try:
         value = json.loads(text or "{}")
     except ValueError as err:
-        raise SystemExit(f"--resources must be JSON, e.g. '{{\"x\": 1}}': {err}")
+        raise SystemExit(f"--resources must be JSON, e.g. '{{\"x\": 1}}': {err}") from None
     if not isinstance(value, dict):
         raise SystemExit("--resources must be a JSON object")
     return value
@@ -103,6 +103,7 @@ def cmd_start(args) -> int:
         address = f.read().strip()
     _remember_session(session.root, redis_proc.pid if redis_proc else 0)
     if args.head:
+        assert redis_proc is not None  # the head started Redis above
         session_root()
         token_file = os.path.join(session.root, "token")
         write_secret(token_file, token + "\n")
@@ -196,6 +197,7 @@ def cmd_stop(args) -> int:
             os.kill(pid, signal.SIGKILL)
     import glob
     import shutil
+
     from raylite.session import SHM_PREFIX, SHM_ROOT, session_from_root
     if args.force:
         leftovers = glob.glob(os.path.join(SHM_ROOT, SHM_PREFIX + "*"))

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import threading
 
-from raylite import options as opts
-from raylite.core.actor_submitter import DEAD, PENDING as PENDING_STATE, ActorCall, ActorCaller
+from raylite.core.actor_submitter import DEAD, ActorCall, ActorCaller
+from raylite.core.actor_submitter import PENDING as PENDING_STATE
 from raylite.core.object_ref import ObjectRef
 from raylite.ids import random_id, return_ids
-from raylite.util.scheduling_strategies import encode as encode_strategy
+from raylite.options import ActorOptions
 from raylite.protocol import common_pb2
+from raylite.util.scheduling_strategies import encode as encode_strategy
 
 
 class ActorManager:
@@ -34,35 +35,39 @@ class ActorManager:
         return caller
 
     # ---- creation --------------------------------------------------------------------
-    def create(self, actor_class, args, kwargs, options: dict, call_site: str):
+    def create(self, actor_class, args, kwargs, options: ActorOptions, call_site: str):
+        """Start an actor of ``actor_class`` (creation goes on in the background); returns
+        its handle, or the existing actor's with get_if_exists.
+
+        Raises ValueError when the name is taken, TypeError when an argument cannot be
+        serialized, and the error of a failed ref argument.
+        """
         from raylite.actor import ActorHandle
         worker = self.worker
-        namespace = options.get("namespace") or worker.current_namespace()
-        name = options.get("name")
+        namespace = options.namespace or worker.current_namespace()
+        name = options.name
         actor_id = random_id()
-        detached = options.get("lifetime") == "detached"
-        cpus = options.get("num_cpus")
-        placement = opts.resource_request(options, 1 if cpus is None else cpus)
-        running = opts.resource_request(options, 0 if cpus is None else cpus)
+        detached = options.lifetime == "detached"
         fid = worker.functions.export(actor_class._cls)
         spec, deps = worker.build_spec(common_pb2.ACTOR_CREATION_TASK, fid, actor_class._name,
                                        args, kwargs, 0, call_site, task_id=actor_id)
         spec.actor_id = actor_id
-        spec.max_concurrency = options.get("max_concurrency") or 0
+        spec.max_concurrency = options.max_concurrency or 0
         spec.is_async_actor = actor_class._is_async
         if deps:
             # Constructor arguments are resolved before placement, in the creating thread.
-            values = worker.resolve_values(deps)
+            values = worker.objects.resolve_values(deps)
             spec.deps.extend(values)
             bad = next((v for v in values if v.is_error), None)
             if bad is not None:
                 worker.io.from_value(bad)
-        max_retries = options.get("max_task_retries") or 0
-        owner_info = {"placement": placement, "running": running, "creation_spec": spec,
+        max_retries = options.max_task_retries or 0
+        owner_info = {"placement": options.placement_request(),
+                      "running": options.running_request(), "creation_spec": spec,
                       "class_name": actor_class._name, "name": name or "", "namespace": namespace,
-                      "meta": actor_class._meta, "max_restarts": options.get("max_restarts") or 0,
+                      "meta": actor_class._meta, "max_restarts": options.max_restarts or 0,
                       "detached": detached, "deps": deps,
-                      "strategy": encode_strategy(options.get("scheduling_strategy"))}
+                      "strategy": encode_strategy(options.scheduling_strategy)}
         for meta in actor_class._meta.values():
             if meta.get("max_task_retries") is None:
                 meta["max_task_retries"] = max_retries
@@ -74,7 +79,7 @@ class ActorManager:
             existing = self._claim_name(namespace, name, actor_id)
             if existing is not None:
                 worker.gcs.delete_actor(actor_id.hex())
-                if options.get("get_if_exists"):
+                if options.get_if_exists:
                     return self.lookup(name, namespace)
                 raise ValueError(f"The name {name} (namespace={namespace}) is already taken. "
                                  f"Please use a different name or get the existing actor using "
@@ -93,10 +98,14 @@ class ActorManager:
         return None if bound == actor_id.hex() else bound
 
     # ---- calls -----------------------------------------------------------------------
-    def submit(self, handle, method: str, args, kwargs, num_returns: int, max_task_retries,
-               call_site: str) -> list:
+    def submit(self, handle, method: str, args, kwargs, num_returns, max_task_retries,
+               call_site: str, backpressure=None) -> list:
         worker = self.worker
         task_id = random_id()
+        generator = type(num_returns) is str
+        if generator:
+            kind = common_pb2.STREAMING if num_returns == "streaming" else common_pb2.DYNAMIC
+            num_returns = 1   # the return that ends the stream
         spec, deps = worker.build_spec(common_pb2.ACTOR_TASK, b"", f"{handle._class_name}.{method}",
                                        args, kwargs, num_returns, call_site, task_id=task_id)
         spec.actor_id = handle._actor_id
@@ -106,6 +115,8 @@ class ActorManager:
         for oid in ids:
             worker.refs.add_owned(oid)
         refs = [ObjectRef(oid, worker.address_bytes) for oid in ids]
+        if generator:
+            refs = worker.start_generator(spec, kind, backpressure, refs)
         caller = self._caller(handle._actor_id)
         call = ActorCall(spec, deps, max_task_retries or 0)
         worker.loop.call_soon_threadsafe(caller.submit, call)

@@ -20,12 +20,18 @@ Rules (as in Ray):
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from raylite import exceptions as exc
 from raylite.protocol import common_pb2
 
 PENDING, ALIVE, RESTARTING, DEAD = "PENDING_CREATION", "ALIVE", "RESTARTING", "DEAD"
+
+# Backoff after a transient placement failure (doubling), and when to give up.
+PLACEMENT_RETRY_FIRST_S = 0.05
+PLACEMENT_RETRY_MAX_S = 2.0
+PLACEMENT_RETRY_GIVE_UP_S = 10.0
 
 _CANCELLED = common_pb2.TASK_CANCELLED
 _ACTOR_DEAD = common_pb2.TASK_ACTOR_DEAD
@@ -42,7 +48,7 @@ class ActorCall:
         self.deps = deps
         self.unresolved = len(deps)
         self.retries_left = retries_left
-        self.bad_dep = None          # an error value among the arguments, once resolved
+        self.bad_dep: object = None  # an error value among the arguments, once resolved
 
     @property
     def task_id(self) -> bytes:
@@ -78,6 +84,11 @@ class Placed:
 class PlacementFailed:
     message: str
     unschedulable: bool = False      # rejected for good (ActorUnschedulableError)
+
+
+@dataclass
+class PlacementRetry:
+    """The backoff after a transient placement failure is over: try again."""
 
 
 @dataclass
@@ -124,6 +135,13 @@ class HandlesGone:
 
 
 # ---- instructions --------------------------------------------------------------------------
+@dataclass
+class RetryPlacementLater:
+    """Placement failed for a transient reason (a scheduler unreachable, e.g. on a node
+    that died): feed PlacementRetry after ``delay`` seconds."""
+    delay: float
+
+
 @dataclass
 class PlaceActor:
     first: bool                      # False on a restart
@@ -216,6 +234,8 @@ class ActorCallState:
     death: BaseException | None = None
     queue: collections.deque = field(default_factory=collections.deque)
     in_flight: dict = field(default_factory=dict)
+    placement_delay: float = 0.0     # the last backoff after a transient placement failure
+    placement_failed_for: float = 0.0  # backoff waited since the last successful placement
     _epochs: int = 0
 
     def handle(self, event) -> list:
@@ -251,8 +271,15 @@ class ActorCallState:
         self._flush(out)
         return out
 
+    def _placement_retry(self, _event: PlacementRetry) -> list:
+        if self.state == DEAD or self.lease is not None:
+            self.connecting = False
+            return []
+        return [PlaceActor(first=not self.num_restarts)]
+
     def _placed(self, event: Placed) -> list:
         self.connecting = False
+        self.placement_delay = self.placement_failed_for = 0.0
         if self.state == DEAD:      # killed while waiting for placement
             return [ReturnLease(event.lease)]
         self.lease = event.lease
@@ -263,6 +290,15 @@ class ActorCallState:
 
     def _placement_failed(self, event: PlacementFailed) -> list:
         self.connecting = False
+        if not event.unschedulable and self.state != DEAD \
+                and self.placement_failed_for < PLACEMENT_RETRY_GIVE_UP_S:
+            # E.g. the scheduler it was spilled to died: ask again once the cluster
+            # has noticed (a dead node is not chosen again).
+            self.placement_delay = min(PLACEMENT_RETRY_MAX_S,
+                                       max(PLACEMENT_RETRY_FIRST_S, 2 * self.placement_delay))
+            self.placement_failed_for += self.placement_delay
+            self.connecting = True
+            return [RetryPlacementLater(self.placement_delay)]
         cls = exc.ActorUnschedulableError if event.unschedulable else exc.ActorDiedError
         out: list = []
         self._die(cls(f"The actor could not be placed: {event.message}"), out)
@@ -465,12 +501,13 @@ class ActorCallState:
             out.append(Fail(self.queue.popleft(), death))
 
 
-_HANDLERS = {
+_HANDLERS: dict[type, Callable[..., list]] = {
     Start: ActorCallState._start,
     CallSubmitted: ActorCallState._submitted,
     ArgsResolved: ActorCallState._resolved,
     Placed: ActorCallState._placed,
     PlacementFailed: ActorCallState._placement_failed,
+    PlacementRetry: ActorCallState._placement_retry,
     AddressKnown: ActorCallState._address_known,
     ActorGone: ActorCallState._gone,
     ResultsArrived: ActorCallState._results,

@@ -16,8 +16,9 @@ import grpc
 from raylite.core import actor_state as st
 from raylite.core.actor_state import ALIVE, DEAD, PENDING, RESTARTING, ActorCall  # noqa: F401
 from raylite.core.local_channel import open_task_stream
-from raylite.core.object_manager import _quiet, relabeled
+from raylite.core.object_manager import _quiet, error_value, relabeled
 from raylite.core.task_stream import TaskStream, describe
+from raylite.gcs.records import ActorRecord
 from raylite.ids import spec_return_ids
 from raylite.protocol import common_pb2, node_pb2
 
@@ -40,6 +41,8 @@ class ActorCaller:
             st.Send: self._send, st.Finish: self._finish, st.Fail: self._fail,
             st.ForwardArgError: self._forward_arg_error, st.OpenStream: self._open_stream,
             st.SendCreation: self._send_creation, st.PlaceActor: self._place,
+            st.RetryPlacementLater: lambda i: self.loop.call_later(
+                i.delay, self._feed, st.PlacementRetry()),
             st.FollowAddress: self._follow, st.CancelOnWorker: self._cancel_on_worker,
             st.KillWorker: self._kill_worker, st.ReturnLease: self._return_lease,
             st.RecordActor: lambda i: self._record(i.state),
@@ -64,7 +67,7 @@ class ActorCaller:
     def submit(self, call: ActorCall) -> None:
         self._feed(st.CallSubmitted(call))
         if call.unresolved and self.sm.state != DEAD:
-            self.worker.resolve_deps(call.spec, call.deps, lambda: self._deps_resolved(call))
+            self.worker.objects.resolve_deps(call.spec, call.deps, lambda: self._deps_resolved(call))
 
     def _deps_resolved(self, call: ActorCall) -> None:
         bad = next((v for v in call.spec.deps if v.is_error), None)
@@ -95,6 +98,11 @@ class ActorCaller:
         send = self.stream.send
         for spec in instruction.specs:
             send(spec)
+        generators = self.worker.generators
+        if generators.records:   # their acks (backpressure) follow them to this worker
+            for spec in instruction.specs:
+                if spec.generator:
+                    generators.sent(spec.task_id, self.stream)
 
     def _send_creation(self, instruction: st.SendCreation) -> None:
         creation = common_pb2.TaskSpec()
@@ -155,18 +163,17 @@ class ActorCaller:
         sm = self.sm
         address = sm.address
         alive = state == ALIVE and address is not None
-        record = {"actor_id": self.actor_id.hex(), "state": state, "class_name": info["class_name"],
-                  "name": info["name"], "namespace": info["namespace"], "meta": info["meta"],
-                  "num_restarts": sm.num_restarts, "max_restarts": info["max_restarts"],
-                  "detached": info["detached"], "job_id": self.worker.job_id.hex(),
-                  "owner": self.worker.address.SerializeToString(),
-                  "address": address.SerializeToString() if alive else b"",
-                  "node_id": address.node_id if alive else "",
-                  "pid": address.pid if alive else 0,
-                  "death_cause": str(sm.death) if sm.death else "",
-                  "time": time.time()}
+        record = ActorRecord(
+            actor_id=self.actor_id.hex(), state=state, class_name=info["class_name"],
+            name=info["name"], namespace=info["namespace"], meta=info["meta"],
+            num_restarts=sm.num_restarts, max_restarts=info["max_restarts"],
+            detached=info["detached"], job_id=self.worker.job_id.hex(),
+            owner=self.worker.address_bytes,
+            address=address.SerializeToString() if alive else b"",
+            node_id=address.node_id if alive else "", pid=address.pid if alive else 0,
+            death_cause=str(sm.death) if sm.death else "", time=time.time())
         try:
-            self.worker.gcs.put_actor(self.actor_id.hex(), record)
+            self.worker.gcs.put_actor(record)
         except Exception:
             pass
 
@@ -188,14 +195,14 @@ class ActorCaller:
         actor_hex = self.actor_id.hex()
         while True:
             record = self.worker.gcs.get_actor(actor_hex)
-            if record is not None and record["state"] == DEAD:
+            if record is not None and record.state == DEAD:
                 self._feed(st.ActorGone(
-                    f"The actor {actor_hex} is dead: {record.get('death_cause') or 'it exited'}"))
+                    f"The actor {actor_hex} is dead: {record.death_cause or 'it exited'}"))
                 return
-            if record is not None and record["state"] == ALIVE and record["address"]:
-                address = common_pb2.Address.FromString(record["address"])
+            if record is not None and record.state == ALIVE and record.address:
+                address = common_pb2.Address.FromString(record.address)
                 if address.worker_id != stale_worker_id:
-                    self._feed(st.AddressKnown(address, record.get("num_restarts", 0)))
+                    self._feed(st.AddressKnown(address, record.num_restarts))
                     return
                 if time.monotonic() - started > 5 and not self.worker.scheduler_knows(address):
                     # The owner is gone too and nobody will restart the actor.
@@ -208,26 +215,27 @@ class ActorCaller:
         address = instruction.address
         if address is None:
             record = self.worker.gcs.get_actor(self.actor_id.hex())
-            if record and record.get("address"):
-                address = common_pb2.Address.FromString(record["address"])
+            if record is not None and record.address:
+                address = common_pb2.Address.FromString(record.address)
         if address is not None:
             self.loop.create_task(self.worker.kill_worker_at(address))
 
     # ---- endings -----------------------------------------------------------------------
     def _finish(self, instruction: st.Finish) -> None:
         call = instruction.call
-        self.worker.finish_task(call.spec, instruction.returns)
+        self.worker.objects.finish_task(call.spec, instruction.returns)
         call.deps = None
 
     def _fail(self, instruction: st.Fail) -> None:
         call = instruction.call
         error = instruction.error
-        self.worker.finish_task(call.spec, [self.worker.error_value(oid, error)
-                                            for oid in spec_return_ids(call.spec)])
+        self.worker.objects.finish_task(call.spec, [error_value(oid, error)
+                                                    for oid in spec_return_ids(call.spec)])
         call.deps = None
 
     def _forward_arg_error(self, instruction: st.ForwardArgError) -> None:
         call = instruction.call
         bad = instruction.bad_dep
-        self.worker.finish_task(call.spec, [relabeled(bad, oid) for oid in spec_return_ids(call.spec)])
+        self.worker.objects.finish_task(call.spec, [relabeled(bad, oid)
+                                                    for oid in spec_return_ids(call.spec)])
         call.deps = None

@@ -1,44 +1,61 @@
 """The core worker: present in every driver and worker process.
 
-It owns the objects its process creates (an in-process table of values), submits
-tasks, fetches borrowed values from their owners, and serves its peers over gRPC
-(tasks pushed by lease holders, object requests from borrowers). Network work runs
-on one asyncio loop in a background thread; user code calls in from its own thread.
+It submits tasks, serves its peers over gRPC (tasks pushed by lease holders, object
+requests from borrowers) and holds the process's parts: ``objects`` (ObjectManager:
+put/get/wait, owned and borrowed values), ``submitter`` (normal tasks), ``actors``
+(ActorManager), ``executor`` (workers only). Network work runs on one asyncio loop in
+a background thread; user code calls in from its own thread.
 """
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import sys
 import threading
 import uuid
+from types import FrameType
 
 import grpc
 
 from raylite.core.actor_manager import ActorManager
 from raylite.core.executor import ArgPlaceholder, Executor
 from raylite.core.function_manager import FunctionManager
+from raylite.core.generators import GeneratorTable, ObjectRefGenerator
 from raylite.core.memory_store import MemoryStore
-from raylite.core.object_manager import ObjectManagerMixin, _quiet
-from raylite.object_store.client import ObjectIO
+from raylite.core.object_manager import ObjectManager, _quiet, error_value
 from raylite.core.object_ref import ObjectRef
+from raylite.core.reconstruction import Reconstruction
 from raylite.core.reference_counter import ReferenceCounter
 from raylite.core.submitter import TaskEntry, TaskSubmitter
 from raylite.exceptions import RayliteError
 from raylite.ids import object_id_for, random_id, return_ids
-from raylite.protocol import common_pb2, node_pb2, node_pb2_grpc, objects_pb2_grpc, worker_pb2, \
-    worker_pb2_grpc
-from raylite.protocol.channels import AuthedStub, aio_channel, bind, make_server, pick_target, \
-    sync_channel, use_cluster_token
+from raylite.object_store.client import ObjectIO
+from raylite.protocol import (
+    common_pb2,
+    node_pb2,
+    node_pb2_grpc,
+    objects_pb2_grpc,
+    worker_pb2,
+    worker_pb2_grpc,
+)
+from raylite.protocol.channels import (
+    AuthedStub,
+    aio_channel,
+    bind,
+    make_server,
+    pick_target,
+    sync_channel,
+    use_cluster_token,
+)
 from raylite.serialization import serialize
 
+RERUN_RETRIES = 3      # retries of a task re-run to rebuild a lost object
 DRIVER = "driver"
 WORKER = "worker"
 _RAYLITE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
+class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
 
     def __init__(self, mode: str, *, node_id: str, session, token: str, gcs, scheduler_target: str,
                  job_id: bytes, store_dir: str, host: str = "127.0.0.1", worker_id: str | None = None,
@@ -58,14 +75,7 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
         self.refs = ReferenceCounter(self._free_object)
         from raylite.gcs.signing import signing_key
         self.functions = FunctionManager(gcs, signing_key(token))
-        self._put_prefix = random_id()
-        self._put_counter = itertools.count(1)
         self._channels: dict[str, grpc.aio.Channel] = {}
-        self._fetching: set[bytes] = set()
-        self._to_delete: list[bytes] = []
-        self._owner_cache: dict[bytes, common_pb2.Address] = {}
-        self._borrowed: dict[bytes, bytes] = {}      # borrowed object id -> owner address
-        self._contained: dict[bytes, list] = {}      # put object id -> ids of refs inside it
         self._sync_channels: dict = {}
         self._task = threading.local()   # per thread: threaded actors run calls at once
         self._nodes: dict = {}           # node table cached for warn_if_infeasible
@@ -75,6 +85,7 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
         self.actor_class_name = ""
         self.actor_restarted = False
         self.executor = Executor(self) if mode == WORKER else None
+        self.generators = GeneratorTable(self)
 
         self.loop = asyncio.new_event_loop()
         self._loop_thread = threading.Thread(target=self._run_loop, daemon=True, name="raylite-io")
@@ -83,11 +94,24 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
         self._scheduler_sync = sync_channel(scheduler_target)
         self.scheduler = AuthedStub(node_pb2_grpc.NodeSchedulerStub(self._scheduler_sync), token)
         self.store_stub = AuthedStub(objects_pb2_grpc.ObjectStoreStub(self._scheduler_sync), token)
-        self.io = ObjectIO(node_id, store_dir, self.store_stub, pull=self._pull_remote)
+        self.io = ObjectIO(node_id, store_dir, self.store_stub)
         self.io.owner_id = self.worker_id
         self.address = self.run_sync(self._start(scheduler_target))
         self.address_bytes = self.address.SerializeToString()
+        self.objects = ObjectManager(loop=self.loop, memory=self.memory, refs=self.refs,
+                                     store=self.io, nodes=gcs, peers=self,
+                                     notify_blocked=self._notify_blocked,
+                                     owner_address=self.address_bytes, node_id=node_id,
+                                     worker_id=self.worker_id, token=token)
+        self.io.pull = self.objects.pull_remote
+        self.objects.generators = self.generators
         self.submitter = TaskSubmitter(self)
+        self.reconstruction = Reconstruction(
+            gcs=gcs, memory=self.memory, loop=self.loop, owner_address=self.address_bytes,
+            resubmit=self._resubmit,
+            error_value=error_value, free_store=self.objects.free_store,
+            make_ref=lambda oid, owner: ObjectRef(oid, owner))
+        self.objects.reconstruction = self.reconstruction
         self.actors = ActorManager(self)
 
     # ---- event loop -----------------------------------------------------------------
@@ -137,8 +161,41 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
         return AuthedStub(node_pb2_grpc.NodeSchedulerStub(self.channel(address)), self.token)
 
     def peer_stub(self, address: common_pb2.Address):
+        """An asyncio stub to the core worker at ``address`` (loop thread only)."""
         target = pick_target(address, self.node_id)
         return AuthedStub(worker_pb2_grpc.CoreWorkerStub(self.channel(target)), self.token)
+
+    def sync_channel(self, target: str):
+        """A cached blocking channel to ``target`` (closed at shutdown with the others)."""
+        channel = self._sync_channels.get(target)
+        if channel is None:
+            channel = self._sync_channels[target] = sync_channel(target)
+        return channel
+
+    def sync_peer_stub(self, address: common_pb2.Address):
+        """A blocking stub to the core worker at ``address`` (any thread)."""
+        channel = self.sync_channel(pick_target(address, self.node_id))
+        return AuthedStub(worker_pb2_grpc.CoreWorkerStub(channel), self.token)
+
+    def local_store_stub(self):
+        """An asyncio stub of this node's object store service (loop thread only)."""
+        channel = self.channel("unix:" + self.session.scheduler_socket(self.node_id))
+        return AuthedStub(objects_pb2_grpc.ObjectStoreStub(channel), self.token)
+
+    def _free_object(self, object_id: bytes, owned: bool) -> None:
+        # The reference counter exists before ObjectManager (which needs our address).
+        self.objects.free_object(object_id, owned)
+
+    def _notify_blocked(self, blocked: bool) -> bool:
+        # A worker waiting inside a task lends its CPU back so nested tasks can run.
+        if self.mode != WORKER or self.current_spec is None or self.current_spec.type != 0:
+            return False
+        try:
+            self.scheduler.NotifyBlocked(node_pb2.BlockedRequest(worker_id=self.worker_id,
+                                                                 blocked=blocked))
+        except grpc.RpcError:
+            pass
+        return True
 
     # ---- tasks ------------------------------------------------------------------------
     def build_spec(self, task_type, function_id: bytes, name: str, args, kwargs, num_returns: int,
@@ -156,11 +213,10 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
         except TypeError as err:
             raise TypeError(f"Could not serialize the arguments of {name}(): {err}. "
                             "Pass only picklable values (or ObjectRefs) to remote calls.") from None
-        self._pin_nested(ser.contained_refs)
         args_value = self.io.to_value(object_id_for(task_id, 0), None, serialized=ser)
         if ser.contained_refs:
             # Released when the task is done (its worker registers as a borrower first).
-            self._contained[task_id] = [r.binary() for r in ser.contained_refs]
+            self.objects.pin_contained(ser.contained_refs, holder=task_id)
         spec = common_pb2.TaskSpec(task_id=task_id, job_id=self.current_job_id(), type=task_type,
                                    function_id=function_id, name=name, args=args_value,
                                    num_returns=num_returns, call_site=call_site,
@@ -168,14 +224,25 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
         spec.caller.CopyFrom(self.address)
         return spec, deps
 
-    def submit_task(self, fn, name: str, args, kwargs, *, num_returns: int, resources: dict,
-                    max_retries: int, retry_exceptions, call_site: str, strategy: str = ""):
-        """Submit a normal task; returns its ObjectRefs.
+    def _resubmit(self, spec, deps: list, resources: dict, strategy: str) -> None:
+        """Run a finished task again (lineage reconstruction): same task and return ids."""
+        key = (spec.function_id, tuple(sorted(resources.items())), strategy)
+        # Its own retries cover a crash of the re-run and the recovery of lost arguments.
+        self.submitter.submit(TaskEntry(spec, key, resources, RERUN_RETRIES, False, deps))
+
+    def submit_task(self, fn, name: str, args, kwargs, *, num_returns, resources: dict,
+                    max_retries: int, retry_exceptions, call_site: str, strategy: str = "",
+                    backpressure: int = 0):
+        """Submit a normal task; returns its ObjectRefs (for num_returns="streaming",
+        a one-element list holding its ObjectRefGenerator).
 
         Raises TypeError at the call site when an argument cannot be serialized.
         """
         fid = self.functions.export(fn)
         task_id = random_id()
+        generator = _GENERATOR_KINDS.get(num_returns, 0) if type(num_returns) is str else 0
+        if generator:
+            num_returns = 1    # the return that ends the stream
         spec, deps = self.build_spec(common_pb2.NORMAL_TASK, fid, name, args, kwargs, num_returns,
                                      call_site, task_id)
         ids = return_ids(task_id, num_returns)
@@ -183,19 +250,23 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
         for oid in ids:
             self.refs.add_owned(oid)
         out = [ObjectRef(oid, self.address_bytes) for oid in ids]
+        if generator:
+            out = self.start_generator(spec, generator, backpressure, out)
         # As in Ray, the scheduling key includes the function: how deep tasks are
         # pipelined onto a worker is learnt per function.
         key = (fid, tuple(sorted(resources.items())), strategy)
         self.submitter.submit(TaskEntry(spec, key, resources, max_retries, retry_exceptions, deps))
         return out
 
-    def resolve_values(self, refs: list) -> list:
-        """The ObjectValues of refs, waiting for them (used for actor constructor args)."""
-        values = [self.memory.get(r._id) for r in refs]
-        missing = [i for i, v in enumerate(values) if v is None]
-        if missing:
-            self._wait_values(refs, values, missing, None)
-        return values
+    def start_generator(self, spec, kind: int, backpressure, refs: list) -> list:
+        """Mark ``spec`` a generator task and record it before it is sent; returns
+        what the caller gets: [ObjectRefGenerator] (streaming) or the refs (dynamic)."""
+        spec.generator = kind
+        spec.generator_backpressure = backpressure or 0
+        record = self.generators.register(spec.task_id, kind, spec.generator_backpressure)
+        if kind == common_pb2.STREAMING:
+            return [ObjectRefGenerator(refs[0], record, self.generators)]
+        return refs
 
     def cancel_actor_task(self, ref: ObjectRef, force: bool) -> bool:
         return self.actors.cancel(ref, force)
@@ -312,12 +383,20 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
         if self.executor is None:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "drivers do not run tasks")
         outbox: list = []
+        items: list = []           # generator items, each sent before its task's result
         wake = asyncio.Event()
         state = {"pending": 0, "closed": False}
         loop = self.loop
 
         def reply(result):
             loop.call_soon_threadsafe(deliver, result)
+
+        def report(item):
+            loop.call_soon_threadsafe(deliver_item, item)
+
+        def deliver_item(item):
+            items.append(item)
+            wake.set()
 
         def deliver(result):
             state["pending"] -= 1
@@ -335,7 +414,9 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
                         self.executor.steal(task_id)
                     for spec in request.tasks:
                         state["pending"] += 1
-                        self.executor.submit(reply, spec)
+                        self.executor.submit(reply, spec, report)
+                    for ack in request.generator_acks:
+                        self.executor.ack(ack.task_id, ack.consumed)
             finally:
                 state["closed"] = True
                 wake.set()
@@ -345,12 +426,24 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
             while True:
                 await wake.wait()
                 wake.clear()
-                if outbox:
+                if outbox or items:
                     batch = outbox[:]
                     del outbox[:]
-                    yield worker_pb2.PushReply(results=batch)
+                    item_batch = items[:]
+                    del items[:]
+                    yield worker_pb2.PushReply(results=batch, items=item_batch)
                 if state["closed"] and state["pending"] <= 0 and not outbox:
                     return
+        except asyncio.CancelledError:
+            if state["pending"] > 0 and not self.actor_id and not self.shutting_down:
+                # The lease holder vanished (its process died, or dropped us) while its
+                # tasks still run here: nobody will take their results. Exit, so this
+                # node gets the worker's resources back (as Ray kills a dead owner's
+                # workers); a live owner retries the tasks elsewhere.
+                sys.stderr.write("raylite: the owner of the running task went away; "
+                                 "this worker exits\n")
+                loop.call_soon(os._exit, 1)
+            raise
         finally:
             reader.cancel()
 
@@ -361,6 +454,9 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
 
     async def GetObject(self, request, context):
         oid = request.id
+        if request.lost_on_node and self.refs.is_owned(oid):
+            # A borrower could not fetch our value from that node: rebuild it first.
+            self.reconstruction.recover(oid, request.lost_on_node)
         value = self.memory.get(oid)
         if value is None:
             if not self.refs.in_use(oid):
@@ -393,6 +489,7 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
     # ---- lifecycle ------------------------------------------------------------------------
     def shutdown(self) -> None:
         self.shutting_down = True
+        self.objects.close()
 
         async def stop():
             self.submitter.shutdown()
@@ -423,6 +520,9 @@ class CoreWorker(ObjectManagerMixin, worker_pb2_grpc.CoreWorkerServicer):
                 pass
 
 
+_GENERATOR_KINDS = {"streaming": common_pb2.STREAMING, "dynamic": common_pb2.DYNAMIC}
+
+
 def _replace_refs(args, kwargs, deps: list):
     def swap(value):
         if isinstance(value, ObjectRef):
@@ -434,7 +534,7 @@ def _replace_refs(args, kwargs, deps: list):
 
 def caller_site() -> str:
     """'file:line in function' of the first frame outside raylite (the user's call)."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and frame.f_code.co_filename.startswith(_RAYLITE_DIR):
         frame = frame.f_back
     if frame is None:

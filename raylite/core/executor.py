@@ -12,10 +12,13 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 
 from raylite.core.actor_runtime import TERMINATE, ActorExit, ActorRuntime
+from raylite.core.generator_runner import GeneratorFlow
+from raylite.core.object_manager import error_value
 from raylite.core.object_ref import ObjectRef
-from raylite.exceptions import ObjectLostError, RayTaskError
+from raylite.exceptions import ObjectLostError, RayTaskError, TaskCancelledError
 from raylite.ids import spec_return_ids
 from raylite.protocol import common_pb2
 from raylite.serialization import serialize
@@ -56,7 +59,8 @@ class Executor:
         self.actor = ActorRuntime()
         self.exiting = False
         self.exit_code = 0      # non-zero: the actor ends as if it crashed (sys.exit(n))
-        self.waiting: dict[bytes, object] = {}   # queued task id -> its reply callback
+        self.waiting: dict[bytes, Callable] = {}   # queued task id -> its reply callback
+        self.flows: dict[bytes, GeneratorFlow] = {}  # generator task id -> its item flow
 
     def install_signal_handler(self) -> None:
         signal.signal(signal.SIGINT, self._on_sigint)
@@ -67,11 +71,20 @@ class Executor:
             if self.current is not None and self.current in self.cancelled:
                 raise KeyboardInterrupt
 
-    def submit(self, reply_to, spec) -> None:
-        """Queue a task (from an I/O thread); ``reply_to(result)`` is called once."""
+    def submit(self, reply_to, spec, report=None) -> None:
+        """Queue a task (from an I/O thread); ``reply_to(result)`` is called once.
+        A generator task calls ``report(GeneratorItem)`` for each value it yields."""
         with self._lock:
             self.waiting[spec.task_id] = reply_to
+            if spec.generator:
+                self.flows[spec.task_id] = GeneratorFlow(report, spec.generator_backpressure)
         self.queue.put((reply_to, spec))
+
+    def ack(self, task_id: bytes, consumed: int) -> None:
+        """The caller has consumed ``consumed`` items of a generator task (I/O thread)."""
+        flow = self.flows.get(task_id)
+        if flow is not None:
+            flow.acked(consumed)
 
     def cancel(self, task_id: bytes) -> None:
         """Called from an I/O thread: a queued task is answered as cancelled at once
@@ -85,6 +98,8 @@ class Executor:
             running = self.current == task_id
             if running:
                 self.cancelled.add(task_id)
+            elif reply_to is not None:
+                self.flows.pop(task_id, None)
         if reply_to is not None:
             reply_to(common_pb2.TaskResult(task_id=task_id, status=common_pb2.TASK_CANCELLED))
         elif running:
@@ -94,6 +109,8 @@ class Executor:
         """Hand a task back unrun if it is still queued; otherwise let it be."""
         with self._lock:
             reply_to = self.waiting.pop(task_id, None)
+            if reply_to is not None:
+                self.flows.pop(task_id, None)
         if reply_to is not None:
             reply_to(common_pb2.TaskResult(task_id=task_id, status=common_pb2.TASK_RETURNED))
 
@@ -132,7 +149,7 @@ class Executor:
                     self._exit_process()
             asyncio.run_coroutine_threadsafe(run(), self.actor.loop)
         else:
-            def run():
+            def run():  # type: ignore[misc]  # the sync twin of the coroutine above
                 result = self.execute(spec)
                 if not self.exit_code:
                     reply_to(result)
@@ -189,11 +206,14 @@ class Executor:
             if spec.method == TERMINATE:
                 raise ActorExit(0)
             value = getattr(self.actor.instance, spec.method)(*args, **kwargs)
-            if inspect.isawaitable(value) and not isinstance(value, ObjectRef):
+            if spec.generator:
+                await self.flows[spec.task_id].run_async(self, spec, value)
+                value = None   # the stream ends; its items went ahead
+            elif inspect.isawaitable(value) and not isinstance(value, ObjectRef):
                 value = await value
             result = common_pb2.TaskResult(task_id=spec.task_id, returns=self.pack_returns(spec, value))
         except asyncio.CancelledError:
-            result = common_pb2.TaskResult(task_id=spec.task_id, status=common_pb2.TASK_CANCELLED)
+            result = self._cancelled_result(spec)
         except ActorExit:
             self.exiting = True
             result = self._exit_result(spec)
@@ -201,6 +221,9 @@ class Executor:
             result = self._system_exit_result(spec, err)
         except BaseException as err:  # noqa: BLE001
             result = self.error_result(spec, err)
+        finally:
+            if spec.generator:
+                self.flows.pop(spec.task_id, None)
         result.duration = time.perf_counter() - started
         return result
 
@@ -213,6 +236,7 @@ class Executor:
         if spec.type == common_pb2.ACTOR_TASK and self.actor.failed is not None:
             with self._lock:
                 self.current = None
+                self.flows.pop(task_id, None)
             return common_pb2.TaskResult(task_id=task_id, status=common_pb2.TASK_ACTOR_DEAD,
                                          message=self.actor.failed)
         worker.set_task_context(spec)
@@ -225,6 +249,9 @@ class Executor:
                 # Not the task's fault: its owner rebuilds the argument and retries.
                 return self._argument_lost(spec, lost, started)
             value = self._call(spec, args, kwargs)
+            if spec.generator:
+                self.flows[task_id].run(self, spec, value)
+                value = None   # the stream ends; its items went ahead
             # An ObjectRef is awaitable too, but a returned ref travels as a ref (as in Ray).
             if spec.type == common_pb2.ACTOR_TASK and inspect.isawaitable(value) \
                     and not isinstance(value, ObjectRef):
@@ -240,7 +267,7 @@ class Executor:
             if not was_cancelled:
                 result = self.error_result(spec, KeyboardInterrupt())
             else:
-                result = common_pb2.TaskResult(task_id=task_id, status=common_pb2.TASK_CANCELLED)
+                result = self._cancelled_result(spec)
         except SystemExit as err:
             if spec.type == common_pb2.ACTOR_TASK:
                 result = self._system_exit_result(spec, err)
@@ -254,6 +281,8 @@ class Executor:
             with self._lock:
                 self.current = None
                 self.cancelled.discard(task_id)
+                if spec.generator:
+                    self.flows.pop(task_id, None)
             worker.clear_task_context()
             _flush_stdio()
         result.duration = time.perf_counter() - started
@@ -293,29 +322,45 @@ class Executor:
         out = []
         for oid, v in zip(ids, values):
             ser = serialize(v)
-            # A ref returned inside a value must outlive this task: keep it pinned here.
-            self.worker._pin_nested(ser.contained_refs)
+            if ser.contained_refs:
+                # A ref returned inside a value must outlive this task: keep it pinned here.
+                self.worker.objects.pin_contained(ser.contained_refs)
             out.append(self.worker.io.to_value(oid, None, serialized=ser,
                                                owner=spec.caller.worker_id))
         return out
 
+    def _cancelled_result(self, spec) -> common_pb2.TaskResult:
+        if spec.generator:
+            # As in Ray, a generator cancelled while it runs ends its stream with
+            # RayTaskError(TaskCancelledError).
+            return self.error_result(spec, TaskCancelledError(spec.task_id.hex()))
+        return common_pb2.TaskResult(task_id=spec.task_id, status=common_pb2.TASK_CANCELLED)
+
     def error_result(self, spec, err: BaseException) -> common_pb2.TaskResult:
+        wrapped = self.wrap_error(spec, err)
+        cause = wrapped.cause
+        returns = [error_value(oid, wrapped) for oid in spec_return_ids(spec)]
+        if not returns:
+            returns = [error_value(spec.task_id + b"\0\0\0\0", wrapped)]
+        return common_pb2.TaskResult(task_id=spec.task_id, returns=returns, app_error=True,
+                                     error_type=f"{type(cause).__module__}.{type(cause).__qualname__}",
+                                     message=str(err)[:1000])
+
+    def wrap_error(self, spec, err: BaseException) -> RayTaskError:
+        """``err`` raised by the task of ``spec``, as the RayTaskError its caller gets."""
         tb = err.__traceback__
         # Hide the executor's own frames: the user wants to see their code.
-        while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        while tb is not None and tb.tb_frame.f_code.co_filename in _OWN_FILES:
             tb = tb.tb_next
         text = "".join(traceback.format_exception(type(err), err, tb))
         if isinstance(err, RayTaskError):
             cause = err.cause if err.cause is not None else err
         else:
             cause = err
-        wrapped = RayTaskError(spec.name, text, cause, os.getpid(), node_ip(), spec.call_site)
-        returns = [self.worker.error_value(oid, wrapped) for oid in spec_return_ids(spec)]
-        if not returns:
-            returns = [self.worker.error_value(spec.task_id + b"\0\0\0\0", wrapped)]
-        return common_pb2.TaskResult(task_id=spec.task_id, returns=returns, app_error=True,
-                                     error_type=f"{type(cause).__module__}.{type(cause).__qualname__}",
-                                     message=str(err)[:1000])
+        return RayTaskError(spec.name, text, cause, os.getpid(), node_ip(), spec.call_site)
+
+
+_OWN_FILES = frozenset({__file__, sys.modules[GeneratorFlow.__module__].__file__})
 
 
 async def _await(value):

@@ -15,12 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-TASK_ID_BYTES = 16
-
-
-def producer(object_id: bytes) -> bytes:
-    """The id of the task whose return ``object_id`` is (ids embed it)."""
-    return object_id[:TASK_ID_BYTES]
+from raylite.ids import task_id_of as producer  # an object id embeds its task's id
 
 
 @dataclass

@@ -44,7 +44,8 @@ class LocalTaskServer:
                              name="raylite-local-conn").start()
 
     def _serve(self, conn: socket.socket) -> None:
-        buffer, pending = FrameBuffer(), []
+        buffer = FrameBuffer()
+        pending: list = []
         try:
             authenticated = check_token(conn, self.worker.token, buffer, pending)
         finally:
@@ -66,6 +67,15 @@ class LocalTaskServer:
                 if state["eof"] and state["pending"] <= 0:
                     _close(conn)
 
+        def report(item) -> None:
+            # A generator's item; its task's result follows on the same connection.
+            data = encode(worker_pb2.PushReply(items=[item]).SerializeToString())
+            with lock:
+                try:
+                    conn.sendall(data)
+                except OSError:
+                    pass
+
         executor = self.worker.executor
         try:
             while True:
@@ -82,7 +92,9 @@ class LocalTaskServer:
                 with lock:
                     state["pending"] += len(request.tasks)
                 for spec in request.tasks:
-                    executor.submit(reply, spec)
+                    executor.submit(reply, spec, report)
+                for ack in request.generator_acks:
+                    executor.ack(ack.task_id, ack.consumed)
         except (OSError, ValueError):
             pass
         with lock:
@@ -116,11 +128,13 @@ class LocalTaskStream:
         self.address = address
         self.on_results = on_results
         self.on_broken = on_broken
+        self.on_items = worker.generators.items_arrived
         self.loop = worker.loop
         self.alive = True
         self.outbox: list = []
         self.cancels: list = []
         self.steals: list = []
+        self.acks: dict = {}
         self._first = True
         self._gpu_ids = list(gpu_ids)
         self._flush_scheduled = False
@@ -158,6 +172,10 @@ class LocalTaskStream:
         self.steals.extend(task_ids)
         self._schedule_flush()
 
+    def ack(self, task_id: bytes, consumed: int) -> None:
+        self.acks[task_id] = consumed
+        self._schedule_flush()
+
     def _schedule_flush(self) -> None:
         # Everything queued during one loop iteration goes out as one frame.
         if not self._flush_scheduled:
@@ -166,11 +184,16 @@ class LocalTaskStream:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if not self.alive or not (self.outbox or self.cancels or self.steals or self._first):
+        if not self.alive or not (self.outbox or self.cancels or self.steals or self._first
+                                  or self.acks):
             return
         message = worker_pb2.PushRequest(tasks=self.outbox, cancel_task_ids=self.cancels,
                                          gpu_ids=self._gpu_ids, has_gpu_ids=self._first,
                                          steal_task_ids=self.steals)
+        if self.acks:
+            for task_id, consumed in self.acks.items():
+                message.generator_acks.add(task_id=task_id, consumed=consumed)
+            self.acks = {}
         self._first = False
         self.outbox = []
         self.cancels = []
@@ -224,7 +247,11 @@ class LocalTaskStream:
             self._broken(err)
             return
         for frame in frames:
-            self.on_results(worker_pb2.PushReply.FromString(frame).results)
+            reply = worker_pb2.PushReply.FromString(frame)
+            if reply.items:
+                self.on_items(reply.items)
+            if reply.results:
+                self.on_results(reply.results)
 
     # ---- ending ---------------------------------------------------------------
     def close(self) -> None:

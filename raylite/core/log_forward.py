@@ -98,7 +98,8 @@ class LogSink:
                 self.gcs.publish_logs(job, items)
             except Exception:
                 for _, text in items:
-                    sys.__stderr__.write(text + "\n")
+                    if sys.__stderr__ is not None:
+                        sys.__stderr__.write(text + "\n")
 
 
 def install(sink: LogSink) -> None:

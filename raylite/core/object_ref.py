@@ -22,8 +22,8 @@ class ObjectRef:
         self._id = object_id
         self._owner = owner      # serialized Address of the owner; b"" means unknown
         self._counted = False
-        self._fut = None
-        self._callbacks = None
+        self._fut: asyncio.Future | None = None
+        self._callbacks: dict | None = None
         if _count:
             worker = global_state.get_worker(required=False)
             if worker is not None:
@@ -82,7 +82,7 @@ class ObjectRef:
 
         # The callback holds this ref until the value arrives: `await f.remote()`
         # awaits a temporary nothing else keeps alive.
-        worker.get_async(self, lambda v, e, _keep=self: loop.call_soon_threadsafe(done, v, e))
+        worker.objects.get_async(self, lambda v, e, _keep=self: loop.call_soon_threadsafe(done, v, e))
         return fut
 
     def __await__(self):
@@ -134,5 +134,5 @@ def _rebuild(object_id: bytes, owner: bytes) -> ObjectRef:
     ref = ObjectRef(object_id, owner)
     worker = global_state.get_worker(required=False)
     if worker is not None:
-        worker.register_borrow(object_id, owner)
+        worker.objects.register_borrow(object_id, owner)
     return ref

@@ -263,7 +263,7 @@ class Finish:
 @dataclass(slots=True)
 class FinishWithError:
     entry: TaskEntry
-    kind: type                      # a raylite exception class
+    kind: type[Exception]           # a raylite exception class
     message: str = ""
 
 

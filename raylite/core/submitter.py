@@ -15,7 +15,7 @@ import grpc
 from raylite import exceptions as exc
 from raylite.core import submit_state as ss
 from raylite.core.local_channel import open_task_stream
-from raylite.core.object_manager import relabeled
+from raylite.core.object_manager import error_value, relabeled
 from raylite.core.submit_state import TaskEntry  # noqa: F401  (CoreWorker builds these)
 from raylite.core.task_stream import describe
 from raylite.ids import spec_return_ids
@@ -28,6 +28,7 @@ class TaskSubmitter:
 
     def __init__(self, worker):
         self.worker = worker
+        self.objects = worker.objects
         self.loop = worker.loop
         self.state = ss.TaskSubmitState()
         self.incoming: collections.deque = collections.deque()
@@ -44,6 +45,7 @@ class TaskSubmitter:
             ss.FinishWithError: self._finish_with_error,
             ss.PropagateError: self._propagate_error,
             ss.ResolveDeps: self._resolve_deps,
+            ss.RecoverArgument: self._recover_argument,
             ss.Steal: lambda i: i.lease.stream.steal(i.task_ids),
             ss.CancelOnWorker: lambda i: i.lease.stream.cancel(i.task_id),
             ss.KillWorker: self._kill_worker,
@@ -78,7 +80,7 @@ class TaskSubmitter:
             self._feed(ss.Submitted(entries))
 
     def _on_results(self, lease: ss.Lease, results) -> None:
-        retryable = frozenset()
+        retryable: frozenset = frozenset()
         for result in results:
             if result.app_error:
                 retryable = self._retryable(results)
@@ -117,23 +119,35 @@ class TaskSubmitter:
 
     # ---- instructions out -----------------------------------------------------------
     def _send(self, ins: ss.Send) -> None:
-        send = ins.lease.stream.send
+        stream = ins.lease.stream
+        send = stream.send
         for entry in ins.entries:
             send(entry.spec)
+        generators = self.worker.generators.records
+        if generators:   # their acks (backpressure) follow them to this worker
+            for entry in ins.entries:
+                if entry.task_id in generators:
+                    self.worker.generators.sent(entry.task_id, stream)
 
     def _finish(self, ins: ss.Finish) -> None:
         entry = ins.entry
-        self.worker.finish_task(entry.spec, ins.returns)
+        # Results in a node's store may be lost with it: keep how to rebuild them.
+        kept = self.worker.reconstruction.record(entry.spec, ins.returns, entry.deps,
+                                                 entry.resources, entry.key[2],
+                                                 entry.retries_left)
+        self.objects.finish_task(entry.spec, ins.returns, keep_args=kept)
         entry.deps = None
 
     def _finish_with_error(self, ins: ss.FinishWithError) -> None:
         entry = ins.entry
+        error: BaseException
         if ins.kind is exc.TaskCancelledError:
             error = exc.TaskCancelledError(entry.task_id.hex())
+        elif issubclass(ins.kind, exc.ObjectLostError):
+            error = ins.kind(message=ins.message)
         else:
             error = ins.kind(ins.message)
-        worker = self.worker
-        self._finish(ss.Finish(entry, [worker.error_value(oid, error)
+        self._finish(ss.Finish(entry, [error_value(oid, error)
                                        for oid in spec_return_ids(entry.spec)]))
 
     def _propagate_error(self, ins: ss.PropagateError) -> None:
@@ -143,7 +157,18 @@ class TaskSubmitter:
 
     def _resolve_deps(self, ins: ss.ResolveDeps) -> None:
         entry = ins.entry
-        self.worker.resolve_deps(entry.spec, entry.deps, lambda: self._deps_resolved(entry))
+        self.objects.resolve_deps(entry.spec, entry.deps, lambda: self._deps_resolved(entry))
+
+    def _recover_argument(self, ins: ss.RecoverArgument) -> None:
+        entry = ins.entry
+        for ref, value in zip(entry.deps or (), entry.spec.deps):
+            if ref.binary() == ins.object_id:
+                self.objects.recover_lost(ref, value.node_id)
+                self._resolve_deps(ss.ResolveDeps(entry))
+                return
+        error = exc.ObjectLostError(ins.object_id.hex(), f"An argument of {entry.spec.name} "
+                                                         f"({ins.object_id.hex()}) was lost.")
+        self._feed(ss.DepsResolved(entry, error_value(ins.object_id, error)))
 
     def _deps_resolved(self, entry: TaskEntry) -> None:
         failed = None

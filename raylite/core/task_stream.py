@@ -18,7 +18,9 @@ class TaskStream:
         self.address = address
         self.on_results = on_results
         self.on_broken = on_broken
+        self.on_items = worker.generators.items_arrived
         self.outbox: list = []
+        self.acks: dict = {}
         self.cancels: list = []
         self.steals: list = []
         self.force_kill = False
@@ -45,6 +47,10 @@ class TaskStream:
         self.steals.extend(task_ids)
         self.wake.set()
 
+    def ack(self, task_id: bytes, consumed: int) -> None:
+        self.acks[task_id] = consumed
+        self.wake.set()
+
     def close(self) -> None:
         """Finish writing; the worker ends the stream once its in-flight tasks are done."""
         self.closing = True
@@ -60,10 +66,13 @@ class TaskStream:
             while self.alive:
                 await self.wake.wait()
                 self.wake.clear()
-                if self.outbox or self.cancels or self.steals or self._first:
+                if self.outbox or self.cancels or self.steals or self._first or self.acks:
                     message = worker_pb2.PushRequest(tasks=self.outbox, cancel_task_ids=self.cancels,
                                                      gpu_ids=self.gpu_ids, has_gpu_ids=self._first,
                                                      steal_task_ids=self.steals)
+                    for task_id, consumed in self.acks.items():
+                        message.generator_acks.add(task_id=task_id, consumed=consumed)
+                    self.acks = {}
                     self._first = False
                     self.outbox = []
                     self.cancels = []
@@ -84,7 +93,10 @@ class TaskStream:
                 reply = await self.call.read()
                 if reply is grpc.aio.EOF:
                     break
-                self.on_results(reply.results)
+                if reply.items:
+                    self.on_items(reply.items)
+                if reply.results:
+                    self.on_results(reply.results)
         except grpc.RpcError as err:
             error = err
         except asyncio.CancelledError:

@@ -9,7 +9,6 @@ import os
 import sys
 
 
-
 def main() -> int:
     from raylite.processes import die_with_parent
     die_with_parent()
@@ -34,6 +33,7 @@ def main() -> int:
                                               gcs_address=env["RAYLITE_GCS"]))
     worker.log_sink = LogSink(gcs)
     install(worker.log_sink)
+    assert worker.executor is not None  # a worker-mode CoreWorker always has one
     worker.executor.install_signal_handler()
     worker.scheduler.RegisterWorker(node_pb2.WorkerInfo(address=worker.address), wait_for_ready=True,
                                     timeout=30)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from typing import Any
 
 import msgpack
 import redis
@@ -75,8 +76,11 @@ class GcsClient:
         self.closed = False
         # redis-py's own retries (seconds of backoff in recent versions) are off: the
         # retry policy is gcs_call's, in one place.
-        options = dict(username=REDIS_USER, password=password, socket_keepalive=True,
-                       retry=Retry(NoBackoff(), 0), socket_connect_timeout=5)
+        options: dict[str, Any] = dict(username=REDIS_USER, password=password,
+                                       socket_keepalive=True, retry=Retry(NoBackoff(), 0),
+                                       socket_connect_timeout=5)
+        # Any: redis-py types replies as bytes | str (decode_responses); ours are bytes.
+        self._redis: Any
         if unix_socket:
             self._redis = redis.Redis(unix_socket_path=unix_socket, **options)
         else:
@@ -282,14 +286,8 @@ class GcsClient:
 
     # ---- actors -----------------------------------------------------------------
     @gcs_call(retry=True)
-    def put_actor(self, record: ActorRecord | str, legacy: dict | None = None) -> None:
-        """Write an actor's record and announce it on the actor's channel.
-
-        Transitional: put_actor(actor_id_hex, dict) is still accepted for callers on
-        other branches; new code passes an ActorRecord alone.
-        """
-        if not isinstance(record, ActorRecord):
-            record = ActorRecord.from_dict(dict(legacy or {}, actor_id=record))
+    def put_actor(self, record: ActorRecord) -> None:
+        """Write an actor's record and announce it on the actor's channel."""
         blob = record.to_bytes()
         pipe = self._redis.pipeline(transaction=False)
         pipe.hset(keys.ACTORS, record.actor_id, blob)
@@ -376,7 +374,7 @@ class GcsClient:
         self._redis.publish(keys.log_channel(job_id_hex), msgpack.packb(lines))
 
     @gcs_call(retry=True)
-    def subscribe_logs(self, job_id_hex: str) -> "LogSubscription":
+    def subscribe_logs(self, job_id_hex: str) -> LogSubscription:
         """A subscription to the job's worker output; see LogSubscription."""
         pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         pubsub.subscribe(keys.log_channel(job_id_hex))

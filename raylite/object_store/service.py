@@ -8,6 +8,7 @@ set (writes buffered, off the hot path).
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -15,6 +16,9 @@ from raylite.exceptions import ObjectStoreFullError
 from raylite.gcs import keys
 from raylite.object_store.store import SharedMemoryStore
 from raylite.protocol import common_pb2, objects_pb2, objects_pb2_grpc
+
+if TYPE_CHECKING:
+    from raylite.gcs.client import GcsClient
 
 CHUNK = 4 << 20  # bytes per Pull stream message: large enough to stream at memory speed
 
@@ -25,7 +29,7 @@ class ObjectStoreService(objects_pb2_grpc.ObjectStoreServicer):
     def __init__(self, store: SharedMemoryStore, node_id: str):
         self.store = store
         self.node_id = node_id
-        self.gcs = None  # GcsClient; set by the scheduler once it has connected
+        self.gcs: GcsClient | None = None  # set by the scheduler once it has connected
 
     async def Create(self, request, context):
         try:

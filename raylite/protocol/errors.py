@@ -20,7 +20,7 @@ class _MappedRpcError:
     """Mixin keeping the gRPC view (code, details) of a mapped error."""
 
     def __init__(self, message: str, code, details: str):
-        super().__init__(message)
+        super().__init__(message)  # type: ignore[call-arg]  # the exception it is mixed into
         self._code = code
         self._details = details
 

@@ -21,8 +21,8 @@ def generate(out_dir: pathlib.Path) -> list[pathlib.Path]:
 
     Raises RuntimeError when protoc fails.
     """
-    from grpc_tools import protoc
     import grpc_tools
+    from grpc_tools import protoc
 
     include = pathlib.Path(grpc_tools.__file__).parent / "_proto"
     protos = sorted(str(p.name) for p in PROTO_DIR.glob("*.proto"))

@@ -9,11 +9,15 @@ import json
 import os
 import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from raylite.session import SessionPaths
 
 
 @dataclass
 class SchedulerConfig:
-    session: object
+    session: SessionPaths
     node_id: str
     token: str
     gcs_address: str

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 
-
 def start_scheduler(*, session, node_id: str, token: str, gcs_address: str, redis_password: str,
                     gcs_socket: str = "", host: str = "127.0.0.1", resources: dict,
                     object_store_memory: int = 0, embedded_driver_pid: int = 0, redis_pid: int = 0,

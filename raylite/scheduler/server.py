@@ -15,9 +15,10 @@ import os
 import signal
 import time
 import uuid
-
+from typing import TYPE_CHECKING
 
 from raylite.gcs.liveness import is_alive
+from raylite.gcs.records import NodeRecord
 from raylite.object_store.service import ObjectStoreService
 from raylite.object_store.store import SharedMemoryStore
 from raylite.processes import pid_alive
@@ -27,6 +28,9 @@ from raylite.scheduler.heartbeat import Heartbeat
 from raylite.scheduler.placement import Peer
 from raylite.scheduler.state import Grant, KillWorker, LeaseAsk, Reject, SchedulerState, StartWorker
 from raylite.scheduler.worker_pool import WorkerProcesses, worker_env
+
+if TYPE_CHECKING:
+    from raylite.gcs.client import GcsClient
 
 log = logging.getLogger("raylite.scheduler")
 
@@ -50,7 +54,7 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
         for _ in self.unregistered:
             self.state.worker_starting()
         self.request_ids = itertools.count(1)
-        self.gcs = None  # GcsClient, connected once the server is up
+        self.gcs: GcsClient = None  # type: ignore[assignment]  # connected once the server is up
         self.stopping = asyncio.Event()
         self.tcp_address = ""
         self.drivers: dict[str, int] = {}
@@ -245,9 +249,9 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
                 pass
 
 
-def peer_from_node(node_id: str, info: dict, self_id: str) -> Peer:
+def peer_from_node(node_id: str, info: NodeRecord, self_id: str) -> Peer:
     """A node-table entry (as GcsClient.nodes() returns it) as placement sees it."""
-    return Peer(node_id, info["address"], info.get("resources", {}), info.get("available", {}),
+    return Peer(node_id, info.address, info.resources, info.available or {},
                 is_self=node_id == self_id)
 
 
@@ -263,7 +267,6 @@ async def serve(cfg, procs: WorkerProcesses | None = None, prestarted: list | No
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, scheduler.stopping.set)
     from raylite.gcs.client import GcsClient  # after the socket is up: drivers wait on it
-    from raylite.gcs.records import NodeRecord
     scheduler.gcs = GcsClient(cfg.gcs_address, cfg.redis_password, cfg.gcs_socket)
     scheduler.object_service.gcs = scheduler.gcs
     scheduler.gcs.register_node(NodeRecord(

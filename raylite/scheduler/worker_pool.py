@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+from typing import Any
 
 from raylite.processes import pid_alive
 
@@ -45,7 +46,7 @@ class WorkerProcesses:
         self._pending: set[str] = set()                # asked of the zygote, pid not known yet
         self._exited: set[int] = set()
         self._lock = threading.Lock()
-        self.zygote = None
+        self.zygote: Any = None  # a ForkedZygote, or the zygote's Popen
         if use_zygote and os.environ.get("RAYLITE_NO_ZYGOTE") != "1":
             self._start_zygote(fork_zygote)
 

@@ -27,6 +27,7 @@ def preload() -> None:
 def _preload() -> None:
     import grpc  # noqa: F401
     import grpc.aio  # noqa: F401
+
     import raylite.core.core_worker  # noqa: F401
     import raylite.core.log_forward  # noqa: F401
     import raylite.core.worker_main  # noqa: F401
@@ -47,7 +48,7 @@ def _child(request: dict) -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     sys.stdout = os.fdopen(1, "w", buffering=1)
     sys.stderr = os.fdopen(2, "w", buffering=1)
-    sys.__stdout__, sys.__stderr__ = sys.stdout, sys.stderr
+    sys.__stdout__, sys.__stderr__ = sys.stdout, sys.stderr  # type: ignore[misc]
     from raylite.core import worker_main
     try:
         worker_main.main()

@@ -98,7 +98,7 @@ def is_backend_array(obj) -> bool:
     """True for numpy arrays and (when cupy is loaded) cupy arrays."""
     if isinstance(obj, np.ndarray):
         return True
-    return bool(_cupy) and isinstance(obj, _cupy.ndarray)
+    return bool(_cupy) and isinstance(obj, _cupy.ndarray)  # type: ignore[union-attr]
 
 
 def to_numpy(array) -> np.ndarray:

@@ -512,9 +512,9 @@ def _ne(a, b):
 
 
 # The op modules import Tensor from here, so they are loaded after the class exists.
+from raylite.tensor import functional as _fn  # noqa: E402
+from raylite.tensor import graph as _graph  # noqa: E402
 from raylite.tensor.ops import elementwise as _ew  # noqa: E402
 from raylite.tensor.ops import linalg as _la  # noqa: E402
 from raylite.tensor.ops import movement as _mv  # noqa: E402
 from raylite.tensor.ops import reduce as _rd  # noqa: E402
-from raylite.tensor import functional as _fn  # noqa: E402
-from raylite.tensor import graph as _graph  # noqa: E402

@@ -51,7 +51,7 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
-def actor_record(handle) -> dict | None:
+def actor_record(handle):
     return api.connection().gcs.get_actor(handle._actor_id_hex())
 
 
@@ -202,7 +202,7 @@ def test_explicit_num_cpus_is_held_while_running():
     c = Counter.options(num_cpus=1).remote()
     with pytest.raises(GetTimeoutError):
         ray.get(c.pid.remote(), timeout=0.5)           # no CPU left to place it
-    assert actor_record(c)["state"] == "PENDING_CREATION"
+    assert actor_record(c).state == "PENDING_CREATION"
     ray.kill(a)
     assert get(c.pid.remote()) > 0                      # placed once a CPU came back
     ray.kill(b)
@@ -460,7 +460,7 @@ def test_kill_then_calls_raise_actor_died(tmp_path):
     with pytest.raises(ActorDiedError):
         get(c.inc.remote())
     wait_until(lambda: not pid_alive(pid), what="killed actor process exits")
-    wait_until(lambda: actor_record(c)["state"] == "DEAD", what="DEAD in the actor table")
+    wait_until(lambda: actor_record(c).state == "DEAD", what="DEAD in the actor table")
     with pytest.raises(ValueError):
         ray.kill("not an actor")
 
@@ -492,7 +492,7 @@ def test_ray_terminate_finishes_queued_calls_then_exits():
     with pytest.raises(RayActorError):
         get(c.inc.remote())
     wait_until(lambda: not pid_alive(pid), what="terminated actor process exits")
-    wait_until(lambda: actor_record(c)["state"] == "DEAD", what="DEAD in the actor table")
+    wait_until(lambda: actor_record(c).state == "DEAD", what="DEAD in the actor table")
 
 
 def test_ray_terminate_ref_raises_like_ray():
@@ -510,7 +510,7 @@ def test_exit_actor_ends_actor_without_restart():
     wait_until(lambda: not pid_alive(pid), what="exited actor process exits")
     with pytest.raises(RayActorError):
         get(c.inc.remote())
-    wait_until(lambda: actor_record(c)["state"] == "DEAD", what="DEAD in the actor table")
+    wait_until(lambda: actor_record(c).state == "DEAD", what="DEAD in the actor table")
     ray.wait([leaving], timeout=DEADLINE)
     with pytest.raises(TypeError):
         raylite.actor.exit_actor()            # not inside an actor
@@ -533,7 +533,7 @@ def test_sys_exit_ends_actor_for_good_like_ray():
     wait_until(lambda: not pid_alive(pid), what="exited actor process exits")
     with pytest.raises(ActorDiedError, match="exit"):
         get(c.inc.remote())
-    wait_until(lambda: actor_record(c)["state"] == "DEAD", what="DEAD in the actor table")
+    wait_until(lambda: actor_record(c).state == "DEAD", what="DEAD in the actor table")
 
 
 def test_sys_exit_with_error_code_is_a_crash_and_restarts():
@@ -576,7 +576,7 @@ def test_constructor_error_fails_every_call():
             get(b.method.remote())
         assert "constructor exploded" in str(info.value)
         assert "ValueError" in str(info.value)
-    wait_until(lambda: actor_record(b)["state"] == "DEAD", what="DEAD in the actor table")
+    wait_until(lambda: actor_record(b).state == "DEAD", what="DEAD in the actor table")
 
 
 # ---- 4. restarts and the actor table -------------------------------------------------------
@@ -589,20 +589,20 @@ def test_restart_reruns_constructor(how):
     if how == "sigkill":
         os.kill(pid, signal.SIGKILL)
         # Calls sent before the owner notices the death may fail (as in Ray); wait for it.
-        wait_until(lambda: actor_record(c)["num_restarts"] == 1, what="restart noticed")
+        wait_until(lambda: actor_record(c).num_restarts == 1, what="restart noticed")
     else:
         with pytest.raises(RayActorError):   # the crashing call itself is not retried
             get(c.crash.remote())
     assert get(c.inc.remote()) == 101          # fresh state: the constructor ran again
     assert get(c.pid.remote()) != pid
     record = actor_record(c)
-    assert record["state"] == "ALIVE" and record["num_restarts"] == 1
+    assert record.state == "ALIVE" and record.num_restarts == 1
     # No restarts left: the next death is final.
     with pytest.raises(RayActorError):
         get(c.crash.remote())
     with pytest.raises(RayActorError):
         get(c.inc.remote())
-    wait_until(lambda: actor_record(c)["state"] == "DEAD", what="DEAD after last restart")
+    wait_until(lambda: actor_record(c).state == "DEAD", what="DEAD after last restart")
 
 
 def test_no_restarts_by_default():
@@ -616,7 +616,7 @@ def test_no_restarts_by_default():
 def test_in_flight_call_retried_with_max_task_retries(tmp_path):
     c = Counter.options(max_restarts=1, max_task_retries=1).remote()
     assert get(c.crash_once.remote(str(tmp_path / "marker"))) == "retried"
-    assert actor_record(c)["num_restarts"] == 1
+    assert actor_record(c).num_restarts == 1
 
 
 def test_in_flight_call_fails_without_task_retries(tmp_path):
@@ -643,19 +643,19 @@ def test_actor_table_records_states_and_restarts(tmp_path):
     (tmp_path / "runs").mkdir()
     g = Gated.options(max_restarts=1).remote(str(tmp_path))
     wait_until(lambda: actor_record(g) is not None, what="actor table entry")
-    assert actor_record(g)["state"] == "PENDING_CREATION"
+    assert actor_record(g).state == "PENDING_CREATION"
     (tmp_path / "gate0").touch()
     pid = get(g.pid.remote())
     record = actor_record(g)
-    assert record["state"] == "ALIVE" and record["num_restarts"] == 0 and record["pid"] == pid
+    assert record.state == "ALIVE" and record.num_restarts == 0 and record.pid == pid
     os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: actor_record(g)["state"] == "RESTARTING", what="RESTARTING")
+    wait_until(lambda: actor_record(g).state == "RESTARTING", what="RESTARTING")
     (tmp_path / "gate1").touch()
     assert get(g.pid.remote()) != pid
     record = actor_record(g)
-    assert record["state"] == "ALIVE" and record["num_restarts"] == 1
+    assert record.state == "ALIVE" and record.num_restarts == 1
     ray.kill(g)
-    wait_until(lambda: actor_record(g)["state"] == "DEAD", what="DEAD")
+    wait_until(lambda: actor_record(g).state == "DEAD", what="DEAD")
 
 
 # ---- 5. handles out of scope ---------------------------------------------------------------

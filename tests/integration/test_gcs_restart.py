@@ -15,7 +15,7 @@ def test_cluster_carries_on_after_redis_restart():
     try:
         cluster = ray.api.connection()
         redis_proc = next(p for p in cluster.procs
-                          if os.path.basename(str(p.args[0])) == "redis-server")
+                          if any(os.path.basename(str(a)) == "redis-server" for a in p.args))
 
         @ray.remote
         def before(x):

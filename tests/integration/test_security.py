@@ -17,14 +17,14 @@ def cluster():
     ray.shutdown()
 
 
-def _node(cluster) -> dict:
+def _node(cluster):
     return next(iter(cluster.gcs.nodes().values()))
 
 
 def test_everything_listens_on_loopback(cluster):
     assert ray.util.get_node_ip_address() == "127.0.0.1"
     node = _node(cluster)
-    assert node["address"].startswith("127.0.0.1:")
+    assert node.address.startswith("127.0.0.1:")
     assert cluster.gcs_address.startswith("127.0.0.1:")
     assert cluster.worker.address.tcp.startswith("127.0.0.1:")
 
@@ -32,7 +32,7 @@ def test_everything_listens_on_loopback(cluster):
 def test_scheduler_rejects_calls_without_token(cluster):
     # Over its unix socket (plain: the 0700 directory authenticates the user) the token
     # decides; over TCP (below) a peer without it cannot even finish the TLS handshake.
-    channel = grpc.insecure_channel(_node(cluster)["uds"])
+    channel = grpc.insecure_channel(_node(cluster).uds)
     stub = node_pb2_grpc.NodeSchedulerStub(channel)
     with pytest.raises(grpc.RpcError) as info:
         stub.GetNodeInfo(common_pb2.Empty(), timeout=5)

@@ -6,9 +6,9 @@ import os
 
 import numpy as np
 import pytest
+from conftest import backing_file
 
 import raylite as ray
-from conftest import backing_file
 import raylite.tensor as rt
 
 

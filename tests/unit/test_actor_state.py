@@ -113,6 +113,9 @@ def test_placement_failure_fails_queued_calls(unschedulable, kind):
     c = call(1)
     sm.handle(st.CallSubmitted(c))
     out = sm.handle(st.PlacementFailed("no node has GPU", unschedulable=unschedulable))
+    while not unschedulable and not failed(out):   # transient: retried until it gives up
+        sm.handle(st.PlacementRetry())
+        out = sm.handle(st.PlacementFailed("UNAVAILABLE", unschedulable=False))
     assert isinstance(failed(out)[c.task_id], kind)
     assert isinstance(failed(sm.handle(st.CallSubmitted(call(2))))[call(2).task_id], kind)
 
@@ -293,3 +296,31 @@ def test_handles_gone_after_death_does_nothing():
     sm = alive_owner()
     sm.handle(st.Kill(no_restart=True))
     assert sm.handle(st.HandlesGone(call(9))) == []
+
+
+def test_transient_placement_failure_is_retried_with_backoff_then_gives_up():
+    from raylite.core import actor_state as st2
+    sm = st2.ActorCallState(b"a" * 16, is_owner=True, max_restarts=1)
+    out = sm.handle(st2.Start())
+    assert any(isinstance(i, st2.PlaceActor) for i in out)
+    delays = []
+    for _ in range(100):
+        out = sm.handle(st2.PlacementFailed("UNAVAILABLE: node died"))
+        later = [i for i in out if isinstance(i, st2.RetryPlacementLater)]
+        if not later:
+            break
+        delays.append(later[0].delay)
+        assert any(isinstance(i, st2.PlaceActor) for i in sm.handle(st2.PlacementRetry()))
+    assert delays[:3] == [0.05, 0.1, 0.2] and max(delays) == st2.PLACEMENT_RETRY_MAX_S
+    assert sm.state == st2.DEAD and isinstance(sm.death, exc.ActorDiedError)
+    assert "could not be placed" in str(sm.death)
+
+
+def test_placement_succeeding_after_a_transient_failure_resets_the_backoff():
+    from raylite.core import actor_state as st2
+    sm = st2.ActorCallState(b"a" * 16, is_owner=True)
+    sm.handle(st2.Start())
+    sm.handle(st2.PlacementFailed("UNAVAILABLE"))
+    sm.handle(st2.PlacementRetry())
+    sm.handle(st2.Placed("address", (), "lease"))
+    assert sm.placement_delay == 0.0 and sm.placement_failed_for == 0.0

@@ -35,8 +35,10 @@ def test_merge_of_worker_summaries_equals_stats_of_all_data():
 def test_merge_is_order_independent_and_matches_push_batch():
     x = _data(seed=1)
     a, b = RunningStat((5,)), RunningStat((5,))
-    a.push_batch(x[:1000]); a.push_batch(x[1000:])
-    b.push_batch(x[2000:]); b.push_batch(x[:2000])
+    a.push_batch(x[:1000])
+    a.push_batch(x[1000:])
+    b.push_batch(x[2000:])
+    b.push_batch(x[:2000])
     np.testing.assert_allclose(a.mean, b.mean)
     np.testing.assert_allclose(a.m2, b.m2, rtol=1e-9)
     c = RunningStat((5,))

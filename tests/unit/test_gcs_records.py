@@ -51,10 +51,11 @@ def test_not_a_record_raises_value_error():
         JobRecord.from_bytes(b"\xc1")
 
 
-def test_transitional_mapping_reads():
+def test_records_are_not_mappings():
     record = ActorRecord(actor_id="ab", state="ALIVE", extra={"future": 1})
-    assert record["state"] == "ALIVE" and record.get("future") == 1
-    assert record.get("missing", 5) == 5
+    assert record.state == "ALIVE" and record.extra["future"] == 1
+    with pytest.raises(TypeError):
+        record["state"]  # noqa: B018
 
 
 def test_liveness_rule():

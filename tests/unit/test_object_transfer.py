@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from raylite.exceptions import ObjectLostError
-from raylite.object_store.client import ObjectIO
 from raylite.object_store import service as service_module
+from raylite.object_store.client import ObjectIO
 from raylite.object_store.service import ObjectStoreService
 from raylite.object_store.store import SharedMemoryStore
 from raylite.object_store.transfer import pull_object

@@ -7,8 +7,6 @@ from __future__ import annotations
 import pytest
 
 import raylite as ray
-from raylite import options as opts
-from raylite.exceptions import UnsupportedOptionError
 from raylite.options import ActorOptions, MethodOptions, TaskOptions
 
 _CLASSES = {"task": TaskOptions, "actor": ActorOptions, "method": MethodOptions}
@@ -83,7 +81,8 @@ def test_wrong_types_raise_type_error(options):
     {"num_cpus": -1}, {"num_gpus": -0.5}, {"num_gpus": 1.5}, {"memory": -1},
     {"num_returns": -1}, {"max_retries": -2}, {"resources": {"CPU": 1}},
     {"resources": {"GPU": 1}}, {"resources": {"custom": -1}}, {"scheduling_strategy": "NOPE"},
-    {"num_returns": "dynamic"}, {"max_calls": -1},
+    {"max_calls": -1},
+    {"_generator_backpressure_num_objects": -2},
 ])
 def test_bad_values_raise_value_error(options):
     with pytest.raises(ValueError):
@@ -147,12 +146,14 @@ def test_options_override_keeps_the_rest():
     assert base.max_retries == 3
 
 
-def test_num_returns_generators_are_unsupported_options():
+def test_generator_options_are_accepted():
     for value in ("dynamic", "streaming"):
-        with pytest.raises(UnsupportedOptionError, match="num_returns"):
-            TaskOptions.build({"num_returns": value})
-        with pytest.raises(UnsupportedOptionError, match="num_returns"):
-            MethodOptions.build({"num_returns": value})
+        assert TaskOptions.build({"num_returns": value}).num_returns == value
+        assert MethodOptions.build({"num_returns": value}).num_returns == value
+    options = TaskOptions.build({"_generator_backpressure_num_objects": 2})
+    assert options._generator_backpressure_num_objects == 2
+    method = MethodOptions.build({"_generator_backpressure_num_objects": -1})
+    assert method._generator_backpressure_num_objects == -1
 
 
 # ---- resource requests ---------------------------------------------------------------------
@@ -174,18 +175,20 @@ def test_as_dict_is_shallow_and_complete():
     assert as_dict["max_restarts"] == 0 and "namespace" in as_dict
 
 
-def test_resource_request_defaults_to_one_cpu():
-    assert opts.resource_request({}, 1) == {"CPU": 1.0}
-    assert opts.resource_request({"num_cpus": None}, 1) == {"CPU": 1.0}
+def test_actor_placement_defaults_to_one_cpu_and_running_to_none():
+    assert ActorOptions().placement_request() == {"CPU": 1.0}
+    assert ActorOptions.build({"num_cpus": None}).placement_request() == {"CPU": 1.0}
+    assert ActorOptions().running_request() == {}
 
 
 def test_resource_request_zero_cpus_is_empty():
-    assert opts.resource_request({"num_cpus": 0}, 1) == {}
+    assert ActorOptions(num_cpus=0).placement_request() == {}
+    assert TaskOptions(num_cpus=0).resource_request() == {}
 
 
 def test_resource_request_collects_everything():
-    request = opts.resource_request({"num_cpus": 2, "num_gpus": 0.5, "memory": 100,
-                                     "resources": {"custom": 3, "zero": 0}}, 1)
+    request = TaskOptions(num_cpus=2, num_gpus=0.5, memory=100,
+                          resources={"custom": 3, "zero": 0}).resource_request()
     assert request == {"CPU": 2.0, "GPU": 0.5, "memory": 100.0, "custom": 3.0}
 
 

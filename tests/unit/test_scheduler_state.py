@@ -292,3 +292,19 @@ def test_gpu_release_restores_slots(amount):
     state.lease_returned(g.lease_id)
     assert state.gpus.free == [1.0, 1.0]
     assert state.available["GPU"] == 2
+
+
+def test_a_lease_goes_to_a_warm_worker_of_the_same_job_first():
+    # w0 ran job A last; w1/w2 registered later (fresh). Job A's next lease gets w0 back
+    # (its code is loaded: no GCS read, no import), another job the most recently idle.
+    state = with_workers({"CPU": 3.0}, 3)
+    first = LeaseAsk(1, {"CPU": 1.0}, owner="driver", job_id=b"A")
+    [g] = grants(state.request(first))
+    state.lease_returned(g.lease_id, now=5.0)
+    [again] = grants(state.request(LeaseAsk(2, {"CPU": 1.0}, owner="driver", job_id=b"A")))
+    assert again.worker_id == g.worker_id
+    state.lease_returned(again.lease_id, now=6.0)
+    [other] = grants(state.request(LeaseAsk(3, {"CPU": 1.0}, owner="driver", job_id=b"B")))
+    assert other.worker_id == g.worker_id     # the most recently idle of all
+    [second] = grants(state.request(LeaseAsk(4, {"CPU": 1.0}, owner="driver", job_id=b"A")))
+    assert second.worker_id != g.worker_id

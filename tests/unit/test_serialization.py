@@ -11,8 +11,14 @@ import pytest
 
 from raylite import exceptions as rex
 from raylite.core.object_ref import ObjectRef
-from raylite.serialization import (ALIGN, deserialize, dumps_code, dumps_exception, loads_code,
-                                   serialize)
+from raylite.serialization import (
+    ALIGN,
+    deserialize,
+    dumps_code,
+    dumps_exception,
+    loads_code,
+    serialize,
+)
 
 
 @dataclasses.dataclass

@@ -9,7 +9,7 @@ import pytest
 
 from raylite import exceptions as exc
 from raylite.core import submit_state as ss
-from raylite.protocol.common_pb2 import TASK_CANCELLED, TASK_OK, TASK_RETURNED
+from raylite.protocol.common_pb2 import TASK_CANCELLED, TASK_OK, TASK_RETURNED, TASK_SYSTEM_ERROR
 
 KEY = (b"fn", (("CPU", 1.0),), "")
 Result = namedtuple("Result", "task_id status duration app_error returns")
@@ -485,3 +485,50 @@ def test_shutdown_aborts_streams_and_returns_late_grants():
     got = state.handle(ss.LeaseGranted(requests[1].request_id, "late"))
     assert of(got, ss.ReturnLease) and not of(got, ss.OpenStream)
     assert state.handle(ss.StreamBroken(lease, "aborted")) == []
+
+
+# ---- arguments lost with their node ----------------------------------------------------
+LostResult = namedtuple("LostResult", "task_id status duration app_error returns message "
+                                      "lost_object_id")
+
+
+def lost_argument(e, object_id=b"dep-object-id"):
+    return LostResult(e.task_id, TASK_SYSTEM_ERROR, 0.0, False, [], "lost with node n1",
+                      object_id)
+
+
+def test_lost_argument_is_recovered_then_the_task_runs_again():
+    state = ss.TaskSubmitState()
+    e = entry(1, deps=["ref"])
+    state.handle(ss.Submitted([e]))
+    out = state.handle(ss.DepsResolved(e))
+    lease, _ = grant(state, out)
+    out = state.handle(ss.ResultsArrived(lease, [lost_argument(e)]))
+    recover = one(out, ss.RecoverArgument)
+    assert recover.entry is e and recover.object_id == b"dep-object-id"
+    assert e.retries_left == 2 and e.spec.attempt == 1 and e.lease is None
+    assert not errors(out) and not finished(out)
+    # The shell rebuilt the argument and resolved the arguments again.
+    out = state.handle(ss.DepsResolved(e))
+    assert sent(out)[lease] == [e.task_id]
+    assert finished(state.handle(ss.ResultsArrived(lease, [ok(e)]))) == {e.task_id}
+
+
+def test_lost_argument_with_no_retries_left_fails_with_object_lost():
+    state = ss.TaskSubmitState()
+    e = entry(1, max_retries=0, deps=["ref"])
+    state.handle(ss.Submitted([e]))
+    lease, _ = grant(state, state.handle(ss.DepsResolved(e)))
+    out = state.handle(ss.ResultsArrived(lease, [lost_argument(e)]))
+    assert errors(out) == {e.task_id: exc.ObjectLostError}
+    assert not of(out, ss.RecoverArgument)
+
+
+def test_rebuilt_argument_that_failed_propagates_its_error():
+    state = ss.TaskSubmitState()
+    e = entry(1, deps=["ref"])
+    state.handle(ss.Submitted([e]))
+    lease, _ = grant(state, state.handle(ss.DepsResolved(e)))
+    state.handle(ss.ResultsArrived(lease, [lost_argument(e)]))
+    out = state.handle(ss.DepsResolved(e, failed_value="ObjectLostError value"))
+    assert one(out, ss.PropagateError).value == "ObjectLostError value"

@@ -7,8 +7,8 @@ about a second; the thresholds are well above chance so a broken gradient fails.
 import numpy as np
 
 import raylite.tensor as rt
-from raylite.tensor import nn, optim
 from raylite.tensor import functional as F
+from raylite.tensor import nn, optim
 
 
 def accuracy(logits, labels):

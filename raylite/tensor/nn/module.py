@@ -35,6 +35,8 @@ class Module:
     and implement ``forward``; calling the module calls ``forward``.
     """
 
+    _modules: dict[str, Module]  # set in __init__ (annotation only: no class attribute)
+
     def __init__(self):
         # object.__setattr__: our own __setattr__ needs these dicts to exist already.
         object.__setattr__(self, "_parameters", {})

@@ -34,7 +34,7 @@ class _Recurrent(Module):
         rows = self.gates * hidden_size
         for layer in range(num_layers):
             n_in = input_size if layer == 0 else hidden_size
-            shapes = {"weight_ih": (rows, n_in), "weight_hh": (rows, hidden_size)}
+            shapes: dict[str, tuple] = {"weight_ih": (rows, n_in), "weight_hh": (rows, hidden_size)}
             if bias:
                 shapes.update(bias_ih=(rows,), bias_hh=(rows,))
             for name, shape in shapes.items():

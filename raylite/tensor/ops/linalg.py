@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from raylite.tensor.autograd import grad_mode
 from raylite.tensor.function import Function
-from raylite.tensor.tensor import Tensor
 from raylite.tensor.ops.elementwise import unbroadcast
+from raylite.tensor.tensor import Tensor
 
 
 def _swap(x):
