@@ -184,8 +184,8 @@ def start_embedded_cluster(*, num_cpus, num_gpus, resources, object_store_memory
     from raylite.gcs.redis_server import start_redis
     from raylite.object_store.store import sweep_stale_stores
     from raylite.scheduler.launch import start_scheduler
-    from raylite.session import SHM_PREFIX, SHM_ROOT
     from raylite.security.exposure import warn_if_exposed
+    from raylite.session import SHM_PREFIX, SHM_ROOT
     sweep_stale_stores(SHM_ROOT, SHM_PREFIX)  # left by clusters killed without cleanup
     warn_if_exposed(host)
     session = new_session()
@@ -258,6 +258,7 @@ def _attach_driver(*, session, node_id, token, gcs, host, namespace, log_to_driv
     lost: list = []     # the handle, once built: what to clean when the scheduler dies
     watch = worker.run_sync(_open_watch(worker, lambda: lost and lost[0].scheduler_lost()))
     import sys
+
     # Workers add the driver's import path, so functions defined in the driver's
     # modules (not only __main__) can be unpickled there, as in Ray.
     from raylite.gcs.signing import sign_job, signing_key

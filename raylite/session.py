@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from raylite.security.files import private_dir
 
 
-
 def _default_root() -> str:
     """RAYLITE_TMPDIR, else $XDG_RUNTIME_DIR/raylite when that directory is ours, else
     /tmp/raylite-<uid>: per user, so no other local user can pre-create it for us."""

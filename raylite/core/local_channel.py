@@ -14,7 +14,6 @@ import threading
 from raylite.protocol import worker_pb2
 from raylite.protocol.framing import FrameBuffer, check_token, encode, recv_frame
 
-
 MAX_HANDSHAKES = 32   # connections at once that have not yet shown the token
 
 

@@ -9,8 +9,14 @@ import pytest
 from raylite.exceptions import AuthenticationError
 from raylite.security import tokens
 from raylite.security.exposure import is_loopback, warn_if_exposed
-from raylite.security.files import (InsecurePathError, append_private, check_private,
-                                    private_dir, read_secret, write_secret)
+from raylite.security.files import (
+    InsecurePathError,
+    append_private,
+    check_private,
+    private_dir,
+    read_secret,
+    write_secret,
+)
 
 
 def mode(path) -> int:
@@ -116,7 +122,7 @@ def test_wrong_token_error_and_auth_failures():
 def test_redis_acl_denies_dangerous_commands():
     lines = tokens.redis_acl_lines("pw")
     assert "user default off" in lines
-    raylite_user = next(l for l in lines.splitlines() if l.startswith("user raylite"))
+    raylite_user = next(x for x in lines.splitlines() if x.startswith("user raylite"))
     for command in ("config", "debug", "module", "replicaof", "slaveof", "flushall",
                     "flushdb", "shutdown", "save", "bgsave", "acl", "monitor"):
         assert f" -{command}" in raylite_user
