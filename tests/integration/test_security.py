@@ -298,12 +298,12 @@ def _raw_call(target, size, method="/raylite.NodeScheduler/GetNodeInfo"):
 def test_large_unauthenticated_grpc_messages_are_not_buffered(cluster):
     from raylite.protocol.channels import MAX_MESSAGE
     proc = _scheduler_process(cluster)
-    target = _node(cluster)["uds"]   # plain gRPC: the token check is what refuses
+    target = _node(cluster).uds   # plain gRPC: the token check is what refuses
     assert _raw_call(target, 1024) == grpc.StatusCode.UNAUTHENTICATED   # warm up
     before = proc.memory_info().rss
     codes = [_raw_call(target, 128 << 20) for _ in range(4)]
     codes.append(_raw_call(target, MAX_MESSAGE + (1 << 20)))
-    codes.append(_raw_call(_node(cluster)["address"], 128 << 20))   # TCP: no TLS, no bytes
+    codes.append(_raw_call(_node(cluster).address, 128 << 20))   # TCP: no TLS, no bytes
     grown = proc.memory_info().rss - before
     print(f"scheduler RSS growth after 4 x 128 MiB + 1 oversize + 1 TCP: {grown / 2**20:.1f} MiB")
     assert set(codes) <= {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -443,7 +443,7 @@ def _tls_channel(target, token):
 
 
 def test_tcp_needs_the_clusters_tls_identity(cluster):
-    target = _node(cluster)["address"]
+    target = _node(cluster).address
     token = cluster.worker.token
     for channel in (grpc.insecure_channel(target), _tls_channel(target, "not-the-token")):
         stub = AuthedStub(node_pb2_grpc.NodeSchedulerStub(channel), token)

@@ -88,7 +88,7 @@ def test_fuzz_every_port_and_socket(cluster):
     node = next(iter(conn.gcs.nodes().values()))
     sockets = sorted(glob.glob(os.path.join(conn.session.sockets, "*.sock")))
     fast = sorted(glob.glob(os.path.join(conn.session.sockets, "*.sock.f")))
-    grpc_targets = [node["address"], node["uds"], conn.worker.address.tcp] + \
+    grpc_targets = [node.address, node.uds, conn.worker.address.tcp] + \
         ["unix:" + s for s in sockets]
     redis_target = conn.gcs_address
     assert fast and sockets
@@ -122,7 +122,7 @@ def test_fuzz_every_port_and_socket(cluster):
             _blast("unix:" + path, _mutate(rng, payload) if rng.random() < 0.3 else payload)
             sent += 1
     # Well-formed gRPC calls with random methods, payloads and tokens (plain, over unix).
-    for target in [node["uds"]] + ["unix:" + s for s in sockets]:
+    for target in [node.uds] + ["unix:" + s for s in sockets]:
         channel = grpc.insecure_channel(target)
         for _ in range(150):
             service = rng.choice(["raylite.NodeScheduler", "raylite.CoreWorker",
