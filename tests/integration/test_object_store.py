@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import backing_file
+from tests.conftest import backing_file
 
 import raylite as ray
 

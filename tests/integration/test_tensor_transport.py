@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import backing_file
+from tests.conftest import backing_file
 
 import raylite as ray
 import raylite.tensor as rt
