@@ -44,7 +44,7 @@ def local_cluster(tmp_path):
 @pytest.fixture
 def embedded_env(tmp_path):
     run_dir = str(tmp_path / "emb")
-    os.makedirs(run_dir, exist_ok=True)
+    os.makedirs(run_dir, mode=0o700, exist_ok=True)  # raylite refuses a root others can read
     leftovers = Leftovers(run_dir)
     yield base_env(run_dir), leftovers
     procs = leftovers.processes()

@@ -207,7 +207,7 @@ class LocalCluster:
 
     def __init__(self, run_dir: str):
         self.run_dir = run_dir
-        os.makedirs(run_dir, exist_ok=True)
+        os.makedirs(run_dir, mode=0o700, exist_ok=True)  # raylite refuses a shared root
         self.env = base_env(run_dir)
         self.nodes: list[Node] = []
         self.gcs_address = ""
@@ -260,9 +260,11 @@ class LocalCluster:
         if resources:
             args += ["--resources", json.dumps(resources)]
         node, out = self._start(args, "head", True)
-        join = next(line for line in out.splitlines() if "raylite start --address" in line)
-        self.token = join.split("RAYLITE_TOKEN=")[1].split()[0]
-        self.gcs_address = join.split("--address=")[1].strip()
+        # The head prints the path of its 0600 token file, never the token.
+        join = next(line for line in out.splitlines() if "--token-file=" in line)
+        with open(join.split("--token-file=")[1].split()[0]) as f:
+            self.token = f.read().strip()
+        self.gcs_address = join.split("--address=")[1].split()[0]
         self.leftovers.gcs_addresses.add(self.gcs_address)
         with open(os.path.join(self.run_dir, "current_cluster")) as f:
             self.redis_pid = int(json.load(f)["redis_pid"])
@@ -322,7 +324,9 @@ class LocalCluster:
         exits at once is started again, within ``timeout``."""
         import redis
         host, port = self.gcs_address.rsplit(":", 1)
-        client = redis.Redis(host=host, port=int(port), password=self.token, socket_timeout=1)
+        from raylite.security.tokens import REDIS_USER, redis_password
+        client = redis.Redis(host=host, port=int(port), username=REDIS_USER,
+                             password=redis_password(self.token), socket_timeout=1)
         deadline = time.monotonic() + timeout
         try:
             while True:
