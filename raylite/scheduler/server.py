@@ -26,7 +26,15 @@ from raylite.protocol import common_pb2, node_pb2, node_pb2_grpc, objects_pb2_gr
 from raylite.protocol.channels import advertised_host, bind, make_server
 from raylite.scheduler.heartbeat import Heartbeat
 from raylite.scheduler.placement import Peer
-from raylite.scheduler.state import Grant, KillWorker, LeaseAsk, Reject, SchedulerState, StartWorker
+from raylite.scheduler.state import (
+    Grant,
+    KillWorker,
+    LeaseAsk,
+    Reject,
+    SchedulerState,
+    Spill,
+    StartWorker,
+)
 from raylite.scheduler.worker_pool import WorkerProcesses, worker_env
 
 if TYPE_CHECKING:
@@ -77,6 +85,10 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
                 self.addresses.pop(action.worker_id, None)
                 if action.orphaned_actor:
                     self._actor_lost_owner(action.orphaned_actor)
+            elif isinstance(action, Spill):
+                fut = self.waiters.pop(action.request_id, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(action)
             elif isinstance(action, Reject):
                 fut = self.waiters.pop(action.request_id, None)
                 if fut is not None and not fut.done():
@@ -134,7 +146,8 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
         ask = LeaseAsk(rid, resources,
                        dict(request.running_resources) if request.for_actor else None,
                        request.for_actor, request.owner_worker_id, request.job_id,
-                       request.actor_id)
+                       request.actor_id, movable=not request.strategy,
+                       queued_at=time.monotonic())
         self.apply(self.state.request(ask))
         try:
             outcome = await fut
@@ -144,6 +157,8 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
             raise
         if isinstance(outcome, Reject):
             return node_pb2.LeaseReply(rejected=True, error=outcome.reason)
+        if isinstance(outcome, Spill):
+            return node_pb2.LeaseReply(spill_to=outcome.address)
         lease_id = outcome.lease_id
 
         def reclaim_if_unheard(_):
@@ -211,7 +226,7 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
 
     # ---- background loops -------------------------------------------------------------
     async def watch_processes(self) -> None:
-        last_reap = time.monotonic()
+        last_reap = last_respill = time.monotonic()
         while not self.stopping.is_set():
             await asyncio.sleep(0.05)
             for wid in self.procs.reap():
@@ -228,6 +243,9 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
                 log.info("embedding driver pid %d exited; shutting down", pid)
                 self.stopping.set()
             now = time.monotonic()
+            if self.state.pending and now - last_respill > 0.25:
+                last_respill = now
+                self.apply(self.state.respill(now, self._peers))
             if now - last_reap > 1.0:
                 last_reap = now
                 self.apply(self.state.idle_workers_to_reap(now, IDLE_WORKER_TIMEOUT_S))

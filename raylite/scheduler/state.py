@@ -9,6 +9,7 @@ tests/unit/test_scheduler_state.py and tests/unit/test_placement.py.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections import deque
 from collections.abc import Callable
@@ -29,6 +30,8 @@ class LeaseAsk:
     owner: str = ""                          # worker id of the requester
     job_id: bytes = b""
     actor_id: bytes = b""
+    movable: bool = False     # may move on to another node (DEFAULT strategy: no pinning)
+    queued_at: float = 0.0    # monotonic time it was queued here
 
 
 @dataclass
@@ -71,6 +74,16 @@ class KillWorker:
 class Reject:
     request_id: int
     reason: str
+
+
+@dataclass
+class Spill:
+    """Send a queued request on to the node at ``address`` after all."""
+    request_id: int
+    address: str
+
+
+RESPILL_AFTER_S = 0.5   # a queued request waits this long before moving to an idle node
 
 
 class SchedulerState:
@@ -282,6 +295,38 @@ class SchedulerState:
             if now - worker.idle_since >= idle_timeout:
                 self.workers.pop(worker.worker_id, None)
                 actions.append(KillWorker(worker.worker_id))
+        return actions
+
+    def respill(self, now: float, peers: Callable[[], list[Peer]],
+                min_wait_s: float = RESPILL_AFTER_S) -> list:
+        """Queued requests that cannot run here yet but fit what another node had free
+        at its last heartbeat, after waiting ``min_wait_s``: spill them there (once).
+
+        Spill-over is decided when a request arrives; without this pass a request
+        that queued here behind long-lived work (actors hold their CPUs for good)
+        would wait for this node even while other nodes sit idle.
+        """
+        waiting = [a for a in self.pending if a.movable and now - a.queued_at >= min_wait_s]
+        if not waiting:
+            return []
+        # Copies: what is sent on is counted against its target until the next heartbeat.
+        table = [dataclasses.replace(p, available=dict(p.available)) for p in peers()]
+        actions: list = []
+        moved: set[int] = set()
+        for ask in waiting:
+            if self.can_grant_now(ask.resources):
+                continue
+            target = pl.spill_target(ask.resources, table, free_now=True)
+            if target:
+                moved.add(ask.request_id)
+                ask.movable = False
+                actions.append(Spill(ask.request_id, target))
+                # Count it against that node until the next heartbeat says otherwise.
+                for peer in table:
+                    if peer.address == target:
+                        res.subtract(peer.available, ask.resources)
+        if moved:
+            self.pending = deque(a for a in self.pending if a.request_id not in moved)
         return actions
 
     def can_grant_now(self, resources: dict) -> bool:

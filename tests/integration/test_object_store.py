@@ -9,9 +9,9 @@ import time
 
 import numpy as np
 import pytest
-from tests.conftest import backing_file
 
 import raylite as ray
+from tests.conftest import backing_file
 
 MiB = 1 << 20
 

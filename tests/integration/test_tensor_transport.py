@@ -6,10 +6,10 @@ import os
 
 import numpy as np
 import pytest
-from tests.conftest import backing_file
 
 import raylite as ray
 import raylite.tensor as rt
+from tests.conftest import backing_file
 
 
 @pytest.fixture(scope="module")

@@ -308,3 +308,31 @@ def test_a_lease_goes_to_a_warm_worker_of_the_same_job_first():
     assert other.worker_id == g.worker_id     # the most recently idle of all
     [second] = grants(state.request(LeaseAsk(4, {"CPU": 1.0}, owner="driver", job_id=b"A")))
     assert second.worker_id != g.worker_id
+
+
+def test_queued_request_moves_to_a_node_with_free_resources_after_a_while():
+    from raylite.scheduler.placement import Peer
+    from raylite.scheduler.state import Spill
+    state = with_workers({"CPU": 1.0}, 1)
+    [g] = grants(state.request(LeaseAsk(1, {"CPU": 1.0}, owner="d")))        # an actor, for good
+    stuck = LeaseAsk(2, {"CPU": 1.0}, owner="d", movable=True, queued_at=10.0)
+    pinned = LeaseAsk(3, {"CPU": 1.0}, owner="d", movable=False, queued_at=10.0)
+    assert grants(state.request(stuck)) == [] and grants(state.request(pinned)) == []
+    peers = [Peer("me", "here:1", {"CPU": 1.0}, {"CPU": 0.0}, is_self=True),
+             Peer("b", "b:1", {"CPU": 2.0}, {"CPU": 1.0})]
+    assert state.respill(10.2, lambda: peers) == []          # not waited long enough
+    moved = state.respill(11.0, lambda: peers)
+    assert moved == [Spill(2, "b:1")]                          # the pinned one stays
+    assert [a.request_id for a in state.pending] == [3]
+    assert peers[1].available == {"CPU": 1.0}                  # the table is not touched
+    assert state.respill(12.0, lambda: peers) == []
+
+
+def test_nothing_moves_when_no_peer_has_room():
+    from raylite.scheduler.placement import Peer
+    state = with_workers({"CPU": 1.0}, 1)
+    grants(state.request(LeaseAsk(1, {"CPU": 1.0}, owner="d")))
+    state.request(LeaseAsk(2, {"CPU": 1.0}, owner="d", movable=True))
+    busy = [Peer("b", "b:1", {"CPU": 1.0}, {"CPU": 0.0})]
+    assert state.respill(5.0, lambda: busy) == []
+    assert [a.request_id for a in state.pending] == [2]
