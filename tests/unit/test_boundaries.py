@@ -30,3 +30,11 @@ def test_grpc_errors_are_mapped_in_one_place():
     found = [str(p) for p in PACKAGE.rglob("*.py")
              if "_InactiveRpcError" in p.read_text() and "protocol" not in p.parts]
     assert found == []
+
+
+def test_test_modules_have_unique_basenames():
+    # pytest imports test modules by basename (no packages under tests/): a second
+    # test_x.py anywhere stops the whole run at collection.
+    tests = pathlib.Path(__file__).resolve().parents[1]
+    names = [p.name for p in tests.rglob("test_*.py")]
+    assert sorted(n for n in set(names) if names.count(n) > 1) == []
