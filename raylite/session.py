@@ -57,6 +57,11 @@ class SessionPaths:
     def redis_dir(self) -> str:
         return os.path.join(self.root, "redis")
 
+    @property
+    def code_cache(self) -> str:
+        """Functions and job records this node's workers fetched (see FunctionManager)."""
+        return os.path.join(self.root, "code")
+
     def shm_dir(self, node_id: str) -> str:
         return os.path.join(SHM_ROOT, f"{SHM_PREFIX}{self.name}-{node_id[:8]}")
 

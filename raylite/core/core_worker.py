@@ -74,7 +74,8 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
         self.memory = MemoryStore()
         self.refs = ReferenceCounter(self._free_object)
         from raylite.gcs.signing import signing_key
-        self.functions = FunctionManager(gcs, signing_key(token))
+        self.functions = FunctionManager(gcs, signing_key(token),
+                                         session.code_cache if mode == WORKER else "")
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._sync_channels: dict = {}
         self._task = threading.local()   # per thread: threaded actors run calls at once

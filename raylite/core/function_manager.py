@@ -4,11 +4,17 @@ and fetched (then cached) by the workers that run them.
 A function's id is a hash of its pickle, and ids only ever arrive in task specs over
 token-authenticated channels. Checking the fetched bytes against the id before
 unpickling means whoever can write Redis still cannot make a worker run their code.
+
+Workers also keep what they fetched in the node's private session directory
+(``code_cache``): a new worker on the same node reads it there, without a GCS round
+trip, so tasks of known functions start even while the GCS is down. Cached bytes are
+checked exactly as fetched ones (function hash, job signature).
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import threading
 
 from raylite.exceptions import RaySystemError
@@ -22,8 +28,9 @@ def function_id_of(pickled: bytes) -> bytes:
 
 class FunctionManager:
 
-    def __init__(self, gcs, signing_key: bytes = b""):
+    def __init__(self, gcs, signing_key: bytes = b"", cache_dir: str = ""):
         self.gcs = gcs
+        self.cache_dir = cache_dir        # "" (drivers): no node-local cache
         self._signing_key = signing_key   # checks job records (see raylite.gcs.signing)
         self._exported: dict[int, bytes] = {}   # id(py object) -> function id
         self._exported_objs: list = []          # keep exported objects alive (ids stay unique)
@@ -34,7 +41,18 @@ class FunctionManager:
     def _adopt_job_path(self, job_id: bytes) -> None:
         import sys
 
-        job = self.gcs.get_job(job_id.hex())
+        job = None
+        cached = self._read_cached(f"job-{job_id.hex()}")
+        if cached is not None:
+            from raylite.gcs.records import JobRecord
+            try:
+                job = JobRecord.from_bytes(cached)
+            except ValueError:
+                job = None
+        if job is None:
+            job = self.gcs.get_job(job_id.hex())
+            if job is not None:
+                self._write_cached(f"job-{job_id.hex()}", job.to_bytes())
         if job is not None and self._signing_key:
             from raylite.gcs.signing import verify_job
             verify_job(job, self._signing_key)   # sys.path decides what gets imported
@@ -76,10 +94,34 @@ class FunctionManager:
         if fn is None:
             if job_id and job_id not in self._jobs_seen:
                 self._adopt_job_path(job_id)
-            pickled = self.gcs.fetch_function(function_id.hex())
+            pickled = self._read_cached(function_id.hex())
+            if pickled is None or not hmac.compare_digest(function_id_of(pickled), function_id):
+                pickled = self.gcs.fetch_function(function_id.hex())
+                if hmac.compare_digest(function_id_of(pickled), function_id):
+                    self._write_cached(function_id.hex(), pickled)
             if not hmac.compare_digest(function_id_of(pickled), function_id):
                 raise RaySystemError(f"refusing function {function_id.hex()} from the GCS: its "
                                      f"bytes do not match its id (the entry was tampered with)")
             fn = loads_code(pickled)
             self._cache[function_id] = fn
         return fn
+
+    # ---- the node-local cache ---------------------------------------------------------
+    def _read_cached(self, name: str) -> bytes | None:
+        if not self.cache_dir:
+            return None
+        try:
+            with open(os.path.join(self.cache_dir, name), "rb") as f:
+                return f.read()
+        except OSError:
+            return None
+
+    def _write_cached(self, name: str, data: bytes) -> None:
+        if not self.cache_dir:
+            return
+        from raylite.security.files import private_dir, write_secret
+        try:
+            private_dir(self.cache_dir)
+            write_secret(os.path.join(self.cache_dir, name), data)
+        except OSError:
+            pass   # a cache: the GCS stays the source

@@ -493,6 +493,11 @@ def test_redis_sigkilled_and_restarted_from_its_aof_while_a_driver_runs(local_cl
                 return self.items
         keeper = Keeper.options(name="keeper", lifetime="detached").remote()
         ray.get(keeper.add.remote("before"))
+        # Each node runs square once before the outage: a node's workers keep the code
+        # they fetched (node-local cache), so tasks of a function a node already ran
+        # need no GCS. (A SPREAD batch rides leases, so it may miss a node.)
+        for n in ray.nodes():
+            ray.get(square.options(scheduling_strategy=Affinity(n["NodeID"], soft=False)).remote(0))
         def batch(i):
             got = ray.get([square.options(scheduling_strategy="SPREAD").remote(x) for x in range(20)])
             assert got == [x * x for x in range(20)], got
