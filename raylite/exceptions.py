@@ -171,11 +171,8 @@ class OwnerDiedError(ObjectLostError):
 
 
 class ObjectReconstructionFailedError(ObjectLostError):
-    """The object was lost and re-running its lineage failed.
-
-    Not raised by raylite yet: there is no lineage reconstruction, so a lost object
-    raises ObjectLostError (or OwnerDiedError). Kept for Ray scripts that catch it.
-    """
+    """The object was lost with its node and could not be rebuilt from its lineage:
+    its task's retries (max_retries) are used up, or its lineage could not be read."""
 
 
 class ObjectStoreFullError(RayliteError):
