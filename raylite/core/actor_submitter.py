@@ -92,7 +92,8 @@ class ActorCaller:
         epoch = instruction.stream
         self.stream = open_task_stream(self.worker, instruction.address, self._on_results,
                                        lambda error: self._on_broken(epoch, error),
-                                       instruction.gpu_ids)
+                                       instruction.gpu_ids,
+                                       self.owner_info["running"] if self.owner_info else None)
 
     def _send(self, instruction: st.Send) -> None:
         send = self.stream.send
