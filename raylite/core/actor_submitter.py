@@ -48,7 +48,9 @@ class ActorCaller:
             st.RecordActor: lambda i: self._record(i.state),
             st.RecordExit: lambda i: self.worker.gcs.record_actor_exit(self.actor_id.hex(), i.reason),
             st.ReleaseName: self._release_name,
+            st.CancelPlacement: self._cancel_placement,
         }
+        self._placing: asyncio.Task | None = None   # the lease request in flight
 
     @property
     def state(self) -> str:
@@ -135,7 +137,12 @@ class ActorCaller:
     def _place(self, instruction: st.PlaceActor) -> None:
         if instruction.first:
             self.worker.warn_if_infeasible(self.owner_info["placement"])
-        self.loop.create_task(self._lease())
+        self._placing = self.loop.create_task(self._lease())
+
+    def _cancel_placement(self, _instruction: st.CancelPlacement) -> None:
+        # Cancelling the call withdraws the request from the node scheduler's queue.
+        if self._placing is not None:
+            self._placing.cancel()
 
     async def _lease(self) -> None:
         info = self.owner_info
@@ -146,7 +153,11 @@ class ActorCaller:
             owner_worker_id="" if info["detached"] else worker.worker_id)
         try:
             reply, stub = await worker.lease(request)
-        except (grpc.RpcError, asyncio.CancelledError) as err:
+        except asyncio.CancelledError:
+            if self.sm.state != DEAD:
+                self._feed(st.PlacementFailed("the placement request was cancelled"))
+            return
+        except grpc.RpcError as err:
             self._feed(st.PlacementFailed(describe(err)))
             return
         if reply.rejected:
