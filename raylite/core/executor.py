@@ -104,9 +104,15 @@ class Executor:
         if reply_to is not None:
             reply_to(common_pb2.TaskResult(task_id=task_id, status=common_pb2.TASK_CANCELLED))
         elif running and not self.worker.actor_id:
-            # As in Ray, a running actor call is not interrupted (the actor's state must
-            # stay whole): it can poll is_canceled(), and its caller gets TaskCancelledError.
             os.kill(os.getpid(), signal.SIGINT)
+        elif running:
+            # As in Ray, a running actor call is not interrupted (the actor's state must
+            # stay whole): it can poll is_canceled(), its caller gets TaskCancelledError,
+            # and a generator stops after its next item (wake it if paused).
+            flow = self.flows.get(task_id)
+            if flow is not None:
+                with flow.cond:
+                    flow.cond.notify_all()
 
     def steal(self, task_id: bytes) -> None:
         """Hand a task back unrun if it is still queued; otherwise let it be."""

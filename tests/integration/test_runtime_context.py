@@ -199,3 +199,39 @@ def test_is_canceled_raises_in_async_actor():
 
     assert ray.get(Async.remote().check.remote()) == \
         "This method is not supported in an async actor."
+
+
+@pytest.mark.parametrize("backpressure", [-1, 1])
+def test_cancelled_sync_actor_generator_is_closed_between_items(backpressure):
+    @ray.remote
+    class Source:
+        def __init__(self):
+            self.log = []
+
+        @ray.method(_generator_backpressure_num_objects=backpressure)
+        def forever(self):
+            i = 0
+            try:
+                while True:
+                    time.sleep(0.01)
+                    yield i
+                    i += 1
+            except GeneratorExit:
+                self.log.append("closed")
+                raise
+
+        def history(self):
+            return self.log
+
+    source = Source.remote()
+    gen = source.forever.remote()
+    assert ray.get(next(gen)) == 0
+    ray.cancel(gen)
+    outcomes = []
+    for ref in gen:
+        try:
+            ray.get(ref, timeout=60)
+        except rex.TaskCancelledError:
+            outcomes.append("cancelled")
+    assert outcomes[-1:] == ["cancelled"]
+    assert ray.get(source.history.remote()) == ["closed"]
