@@ -235,3 +235,28 @@ def test_cancelled_sync_actor_generator_is_closed_between_items(backpressure):
             outcomes.append("cancelled")
     assert outcomes[-1:] == ["cancelled"]
     assert ray.get(source.history.remote()) == ["closed"]
+
+
+def test_cancel_actor_call_right_after_submitting_it(tmp_path):
+    release = str(tmp_path / "release")
+
+    @ray.remote
+    class Busy:
+        def wait(self, path):
+            while not os.path.exists(path):
+                time.sleep(0.01)
+            return "done"
+
+        def quick(self):
+            return "ran"
+
+    busy = Busy.remote()
+    first = busy.wait.remote(release)
+    queued = busy.quick.remote()
+    ray.cancel(queued)              # at once: the call may not have reached its caller yet
+    with pytest.raises(ValueError, match="force=True is not supported for actor tasks"):
+        ray.cancel(first, force=True)
+    open(release, "w").close()
+    assert ray.get(first, timeout=60) == "done"
+    with pytest.raises(rex.TaskCancelledError):
+        ray.get(queued, timeout=60)
