@@ -84,8 +84,8 @@ class ActorCaller:
 
     def terminate_when_idle(self) -> None:
         """All handles are gone: stop the actor once the calls already sent finish."""
-        if self.sm.state == DEAD:
-            return
+        if self.sm.state == DEAD or self.worker.shutting_down:
+            return   # shutting down: the job's end stops its actors (no GCS writes now)
         from raylite.core.actor_runtime import terminate_spec
         self._feed(st.HandlesGone(ActorCall(terminate_spec(self.worker, self.actor_id), [], 0)))
 
