@@ -4,7 +4,7 @@ from __future__ import annotations
 import inspect
 
 from raylite.core import global_state
-from raylite.core.actor_runtime import TERMINATE, ActorExit, is_async_class
+from raylite.core.actor_runtime import READY, TERMINATE, ActorExit, is_async_class
 from raylite.options import ActorOptions, MethodOptions
 
 
@@ -25,6 +25,7 @@ def _method_meta(cls) -> dict:
         meta[name] = {"num_returns": num_returns, "max_task_retries": options.max_task_retries,
                       "backpressure": options._generator_backpressure_num_objects}
     meta[TERMINATE] = {"num_returns": 1, "max_task_retries": 0}
+    meta[READY] = {"num_returns": 1, "max_task_retries": 0}
     return meta
 
 
@@ -85,7 +86,7 @@ class ActorHandle:
                 self._tracked = True
 
     def __getattr__(self, name):
-        if name.startswith("_") and name != TERMINATE:
+        if name.startswith("_") and name != TERMINATE and name != READY:
             raise AttributeError(name)
         meta = self._meta.get(name)
         if meta is None:

@@ -123,13 +123,30 @@ class ActorManager:
         return refs
 
     def cancel(self, ref: ObjectRef, force: bool) -> bool:
-        """Cancel an actor call if ``ref`` came from one; False when it did not."""
+        """Cancel an actor call if ``ref`` came from one; False when it did not.
+
+        Raises ValueError with ``force`` (as Ray: an actor's process is not killed
+        for one of its calls).
+        """
         task_id = ref.task_id()
-        for caller in list(self.callers.values()):
-            if caller.sm.has_call(task_id):
-                self.worker.loop.call_soon_threadsafe(caller.cancel, task_id, force)
-                return True
-        return False
+
+        def find():
+            for caller in list(self.callers.values()):
+                if caller.sm.has_call(task_id):
+                    return caller
+            return None
+
+        async def find_on_loop():
+            return find()
+        # Looked up on the loop, after the submissions queued there: a call made just
+        # before (still on its way to its caller) is found too.
+        caller = find() or self.worker.run_sync(find_on_loop())
+        if caller is None:
+            return False
+        if force:
+            raise ValueError("force=True is not supported for actor tasks.")
+        self.worker.loop.call_soon_threadsafe(caller.cancel, task_id, force)
+        return True
 
     # ---- handles ---------------------------------------------------------------------------
     def handle_created(self, actor_id: bytes) -> None:

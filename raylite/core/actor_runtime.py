@@ -12,6 +12,7 @@ from raylite.ids import random_id
 from raylite.protocol import common_pb2
 
 TERMINATE = "__ray_terminate__"
+READY = "__ray_ready__"      # answers True once the actor is constructed (as in Ray)
 
 
 class ActorExit(SystemExit):
@@ -50,8 +51,19 @@ class ActorRuntime:
         elif limit > 1:
             self.pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="raylite-actor")
 
+    def method(self, name: str):
+        """The bound method a call of ``name`` runs. Raises AttributeError when the
+        actor has no such method."""
+        if name == READY:
+            return _ready
+        return getattr(self.instance, name)
+
     def concurrent(self) -> bool:
         return self.is_async or self.pool is not None
+
+
+def _ready() -> bool:
+    return True
 
 
 def terminate_spec(worker, actor_id: bytes) -> common_pb2.TaskSpec:

@@ -185,6 +185,11 @@ class ReturnLease:
 
 
 @dataclass
+class CancelPlacement:
+    """Withdraw the placement request in flight: the actor will never be created."""
+
+
+@dataclass
 class RecordActor:
     state: str
 
@@ -441,6 +446,17 @@ class ActorCallState:
     def _handles_gone(self, event: HandlesGone) -> list:
         if self.state == DEAD:
             return []
+        if self.is_owner and self.state == PENDING and self.lease is None \
+                and not self.queue and not self.in_flight:
+            # Not placed yet and nothing to run: as in Ray, it is never created (no
+            # worker is started for it, its constructor never runs).
+            out = [RecordExit("all handles went out of scope before it was created"),
+                   CancelPlacement()]
+            self.connecting = False
+            self._die(exc.ActorDiedError(
+                f"The actor {self.actor_id.hex()} was never created: all its handles went "
+                f"out of scope first."), out)
+            return out
         out: list = [RecordExit("all handles went out of scope")]
         # Queued behind the calls already made, so those still run (as in Ray).
         out.extend(self._submitted(CallSubmitted(event.terminate_call)))

@@ -48,7 +48,9 @@ class ActorCaller:
             st.RecordActor: lambda i: self._record(i.state),
             st.RecordExit: lambda i: self.worker.gcs.record_actor_exit(self.actor_id.hex(), i.reason),
             st.ReleaseName: self._release_name,
+            st.CancelPlacement: self._cancel_placement,
         }
+        self._placing: asyncio.Task | None = None   # the lease request in flight
 
     @property
     def state(self) -> str:
@@ -82,8 +84,8 @@ class ActorCaller:
 
     def terminate_when_idle(self) -> None:
         """All handles are gone: stop the actor once the calls already sent finish."""
-        if self.sm.state == DEAD:
-            return
+        if self.sm.state == DEAD or self.worker.shutting_down:
+            return   # shutting down: the job's end stops its actors (no GCS writes now)
         from raylite.core.actor_runtime import terminate_spec
         self._feed(st.HandlesGone(ActorCall(terminate_spec(self.worker, self.actor_id), [], 0)))
 
@@ -92,7 +94,8 @@ class ActorCaller:
         epoch = instruction.stream
         self.stream = open_task_stream(self.worker, instruction.address, self._on_results,
                                        lambda error: self._on_broken(epoch, error),
-                                       instruction.gpu_ids)
+                                       instruction.gpu_ids,
+                                       self.owner_info["running"] if self.owner_info else None)
 
     def _send(self, instruction: st.Send) -> None:
         send = self.stream.send
@@ -134,7 +137,12 @@ class ActorCaller:
     def _place(self, instruction: st.PlaceActor) -> None:
         if instruction.first:
             self.worker.warn_if_infeasible(self.owner_info["placement"])
-        self.loop.create_task(self._lease())
+        self._placing = self.loop.create_task(self._lease())
+
+    def _cancel_placement(self, _instruction: st.CancelPlacement) -> None:
+        # Cancelling the call withdraws the request from the node scheduler's queue.
+        if self._placing is not None:
+            self._placing.cancel()
 
     async def _lease(self) -> None:
         info = self.owner_info
@@ -145,7 +153,11 @@ class ActorCaller:
             owner_worker_id="" if info["detached"] else worker.worker_id)
         try:
             reply, stub = await worker.lease(request)
-        except (grpc.RpcError, asyncio.CancelledError) as err:
+        except asyncio.CancelledError:
+            if self.sm.state != DEAD:
+                self._feed(st.PlacementFailed("the placement request was cancelled"))
+            return
+        except grpc.RpcError as err:
             self._feed(st.PlacementFailed(describe(err)))
             return
         if reply.rejected:

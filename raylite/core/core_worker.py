@@ -82,6 +82,7 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
         self._nodes: dict = {}           # node table cached for warn_if_infeasible
         self._nodes_read_at = -1e9
         self.gpu_ids: list = []
+        self.assigned_resources: dict = {}   # of the current lease (get_assigned_resources)
         self.actor_id = b""
         self.actor_class_name = ""
         self.actor_restarted = False
@@ -408,7 +409,7 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
             try:
                 async for request in request_iterator:
                     if request.has_gpu_ids:
-                        self.assign_gpus(list(request.gpu_ids))
+                        self.assign_lease(request)
                     for task_id in request.cancel_task_ids:
                         self.executor.cancel(task_id)
                     for task_id in request.steal_task_ids:
@@ -447,6 +448,13 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
             raise
         finally:
             reader.cancel()
+
+    def assign_lease(self, request) -> None:
+        """The first message of a stream: the lease's GPUs and (from its holder) its
+        resources."""
+        self.assign_gpus(list(request.gpu_ids))
+        if request.has_resources:
+            self.assigned_resources = dict(request.resources)
 
     def assign_gpus(self, gpu_ids: list) -> None:
         if gpu_ids:

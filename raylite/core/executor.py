@@ -54,7 +54,8 @@ class Executor:
         self.worker = worker
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.current: bytes | None = None
-        self.cancelled: set[bytes] = set()
+        self.running: set[bytes] = set()     # executing now (several in a threaded actor)
+        self.cancelled: set[bytes] = set()   # running and cancelled: is_canceled() reads it
         self._lock = threading.Lock()
         self.actor = ActorRuntime()
         self.exiting = False
@@ -95,15 +96,23 @@ class Executor:
             return
         with self._lock:
             reply_to = self.waiting.pop(task_id, None)
-            running = self.current == task_id
+            running = task_id in self.running
             if running:
                 self.cancelled.add(task_id)
             elif reply_to is not None:
                 self.flows.pop(task_id, None)
         if reply_to is not None:
             reply_to(common_pb2.TaskResult(task_id=task_id, status=common_pb2.TASK_CANCELLED))
-        elif running:
+        elif running and not self.worker.actor_id:
             os.kill(os.getpid(), signal.SIGINT)
+        elif running:
+            # As in Ray, a running actor call is not interrupted (the actor's state must
+            # stay whole): it can poll is_canceled(), its caller gets TaskCancelledError,
+            # and a generator stops after its next item (wake it if paused).
+            flow = self.flows.get(task_id)
+            if flow is not None:
+                with flow.cond:
+                    flow.cond.notify_all()
 
     def steal(self, task_id: bytes) -> None:
         """Hand a task back unrun if it is still queued; otherwise let it be."""
@@ -168,7 +177,7 @@ class Executor:
         if spec.type == common_pb2.ACTOR_TASK:
             if spec.method == TERMINATE:
                 raise ActorExit(0)
-            return getattr(self.actor.instance, spec.method)(*args, **kwargs)
+            return self.actor.method(spec.method)(*args, **kwargs)
         target = self.worker.functions.load(spec.function_id, spec.job_id)
         if spec.type == common_pb2.ACTOR_CREATION_TASK:
             self.worker.become_actor(spec)
@@ -205,7 +214,7 @@ class Executor:
             args, kwargs = self.load_args(spec)
             if spec.method == TERMINATE:
                 raise ActorExit(0)
-            value = getattr(self.actor.instance, spec.method)(*args, **kwargs)
+            value = self.actor.method(spec.method)(*args, **kwargs)
             if spec.generator:
                 await self.flows[spec.task_id].run_async(self, spec, value)
                 value = None   # the stream ends; its items went ahead
@@ -231,11 +240,13 @@ class Executor:
         task_id = spec.task_id
         with self._lock:
             self.current = task_id
+            self.running.add(task_id)
         worker = self.worker
         started = time.perf_counter()
         if spec.type == common_pb2.ACTOR_TASK and self.actor.failed is not None:
             with self._lock:
                 self.current = None
+                self.running.discard(task_id)
                 self.flows.pop(task_id, None)
             return common_pb2.TaskResult(task_id=task_id, status=common_pb2.TASK_ACTOR_DEAD,
                                          message=self.actor.failed)
@@ -280,7 +291,13 @@ class Executor:
         finally:
             with self._lock:
                 self.current = None
-                self.cancelled.discard(task_id)
+                self.running.discard(task_id)
+                if task_id in self.cancelled:
+                    self.cancelled.discard(task_id)
+                    if spec.type == common_pb2.ACTOR_TASK and result.status == common_pb2.TASK_OK:
+                        # A sync actor call cancelled while it ran (see cancel) finished
+                        # anyway; as in Ray its caller is told it was cancelled.
+                        result = self._cancelled_result(spec)
                 if spec.generator:
                     self.flows.pop(task_id, None)
             worker.clear_task_context()

@@ -61,19 +61,27 @@ class GeneratorFlow:
         """Drive a sync generator (or any iterable) to its end on this thread.
 
         Raises what the generator raises (the task's error: its caller may retry it,
-        see retry_exceptions); KeyboardInterrupt (a cancel) may also arrive while it
-        waits for the caller.
+        see retry_exceptions); KeyboardInterrupt on a cancel (a signal for a task, for
+        an actor's generator raised here after its next item).
         """
         worker = executor.worker
         if not hasattr(generator, "__iter__") or isinstance(generator, (str, bytes, dict)):
             raise TypeError(f"Task {spec.name} declared num_returns={_kind_name(spec)} but "
                             f"returned {type(generator).__name__}, not a generator")
+        task_id, cancelled = spec.task_id, executor.cancelled
         for value in generator:
             self._send(worker, spec, value)
             if self._behind():
                 with self.cond:
-                    while self._behind():
+                    while self._behind() and task_id not in cancelled:
                         self.cond.wait()
+            if task_id in cancelled:
+                # A cancelled actor generator is not interrupted (see Executor.cancel):
+                # as in Ray it is closed between two items.
+                close = getattr(generator, "close", None)
+                if close is not None:
+                    close()
+                raise KeyboardInterrupt
 
     async def run_async(self, executor, spec, generator) -> None:
         """Drive an async generator (or a sync one) on the actor's event loop.

@@ -83,7 +83,7 @@ class LocalTaskServer:
                     break
                 request = worker_pb2.PushRequest.FromString(frame)
                 if request.has_gpu_ids:
-                    self.worker.assign_gpus(list(request.gpu_ids))
+                    self.worker.assign_lease(request)
                 for task_id in request.cancel_task_ids:
                     executor.cancel(task_id)
                 for task_id in request.steal_task_ids:
@@ -123,7 +123,7 @@ class LocalTaskStream:
     constructor when the worker's socket cannot be reached.
     """
 
-    def __init__(self, worker, address, on_results, on_broken, gpu_ids=()):
+    def __init__(self, worker, address, on_results, on_broken, gpu_ids=(), resources=None):
         self.address = address
         self.on_results = on_results
         self.on_broken = on_broken
@@ -136,6 +136,7 @@ class LocalTaskStream:
         self.acks: dict = {}
         self._first = True
         self._gpu_ids = list(gpu_ids)
+        self._resources = resources    # the lease's, when this caller holds the lease
         self._flush_scheduled = False
         self._sent_this_tick = False
         self._backlog = bytearray()
@@ -189,6 +190,9 @@ class LocalTaskStream:
         message = worker_pb2.PushRequest(tasks=self.outbox, cancel_task_ids=self.cancels,
                                          gpu_ids=self._gpu_ids, has_gpu_ids=self._first,
                                          steal_task_ids=self.steals)
+        if self._first and self._resources is not None:
+            message.resources.update(self._resources)
+            message.has_resources = True
         if self.acks:
             for task_id, consumed in self.acks.items():
                 message.generator_acks.add(task_id=task_id, consumed=consumed)
@@ -286,12 +290,13 @@ class LocalTaskStream:
         _close(self.sock)
 
 
-def open_task_stream(worker, address, on_results, on_broken, gpu_ids=()):
-    """The fastest stream to ``address``: the local socket on this node, else gRPC."""
+def open_task_stream(worker, address, on_results, on_broken, gpu_ids=(), resources=None):
+    """The fastest stream to ``address``: the local socket on this node, else gRPC.
+    ``resources`` (the lease's) are given by the lease holder only."""
     from raylite.core.task_stream import TaskStream
     if address.fast and address.node_id == worker.node_id:
         try:
-            return LocalTaskStream(worker, address, on_results, on_broken, gpu_ids)
+            return LocalTaskStream(worker, address, on_results, on_broken, gpu_ids, resources)
         except OSError:
             pass
-    return TaskStream(worker, address, on_results, on_broken, gpu_ids)
+    return TaskStream(worker, address, on_results, on_broken, gpu_ids, resources)

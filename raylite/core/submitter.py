@@ -219,7 +219,8 @@ class TaskSubmitter:
         reply = lease.grant[0]
         lease.stream = open_task_stream(self.worker, reply.worker,
                                         lambda results: self._on_results(lease, results),
-                                        lambda error: self._on_broken(lease, error), reply.gpu_ids)
+                                        lambda error: self._on_broken(lease, error), reply.gpu_ids,
+                                        lease.kq.resources)
 
     def _return_lease(self, ins: ss.ReturnLease) -> None:
         lease = ins.lease

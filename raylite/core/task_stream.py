@@ -14,7 +14,7 @@ class TaskStream:
     """Runs on the core worker's loop. ``on_results(results)`` is called per reply,
     ``on_broken(error)`` once when the stream ends (error None on a clean close)."""
 
-    def __init__(self, worker, address, on_results, on_broken, gpu_ids=()):
+    def __init__(self, worker, address, on_results, on_broken, gpu_ids=(), resources=None):
         self.address = address
         self.on_results = on_results
         self.on_broken = on_broken
@@ -25,6 +25,7 @@ class TaskStream:
         self.steals: list = []
         self.force_kill = False
         self.gpu_ids = list(gpu_ids)
+        self.resources = resources     # the lease's, when this caller holds the lease
         self._first = True
         self.wake = asyncio.Event()
         self.alive = True
@@ -70,6 +71,9 @@ class TaskStream:
                     message = worker_pb2.PushRequest(tasks=self.outbox, cancel_task_ids=self.cancels,
                                                      gpu_ids=self.gpu_ids, has_gpu_ids=self._first,
                                                      steal_task_ids=self.steals)
+                    if self._first and self.resources is not None:
+                        message.resources.update(self.resources)
+                        message.has_resources = True
                     for task_id, consumed in self.acks.items():
                         message.generator_acks.add(task_id=task_id, consumed=consumed)
                     self.acks = {}

@@ -355,6 +355,38 @@ class GcsClient:
         self._release_name(keys=[keys.ACTOR_NAMES],
                            args=[keys.actor_name_key(namespace, name), actor_id_hex])
 
+    # ---- user metrics (raylite.util.metrics) ------------------------------------
+    def record_metrics(self, node_id: str, definitions: dict, increments: dict,
+                       gauges: dict) -> None:
+        """Add one process's metric updates (buffered, pipelined) to its node's totals:
+        ``definitions`` name -> dict (written once per process), ``increments`` series
+        field -> delta (summed per node), ``gauges`` series field -> value (the last
+        one set on the node wins)."""
+        for name, definition in definitions.items():
+            self.buffer("hset", keys.METRIC_DEFS, name, msgpack.packb(definition))
+        key = keys.node_metrics(node_id)
+        if increments or gauges:
+            self.buffer("sadd", keys.METRIC_NODES, node_id)
+        for field, delta in increments.items():
+            self.buffer("hincrbyfloat", key, field, delta)
+        for field, value in gauges.items():
+            self.buffer("hset", key, field, value)
+
+    @gcs_call(retry=True)
+    def read_metrics(self) -> tuple[dict, dict]:
+        """(name -> definition, node id -> {series field -> value}) of every metric
+        recorded in the cluster; this process's buffered writes are sent first."""
+        self.flush()
+        definitions = {k.decode(): msgpack.unpackb(v)
+                       for k, v in self._redis.hgetall(keys.METRIC_DEFS).items()}
+        nodes = sorted(n.decode() for n in self._redis.smembers(keys.METRIC_NODES))
+        pipe = self._redis.pipeline(transaction=False)
+        for node_id in nodes:
+            pipe.hgetall(keys.node_metrics(node_id))
+        values = {node_id: {k.decode(): float(v) for k, v in raw.items()}
+                  for node_id, raw in zip(nodes, pipe.execute())}
+        return definitions, values
+
     # ---- jobs, logs -------------------------------------------------------------
     @gcs_call(retry=True)
     def register_job(self, record: JobRecord) -> None:

@@ -15,6 +15,8 @@ ACTOR_NAMES = PREFIX + "actor_names"     # hash "namespace/name" -> actor_id
 ACTOR_EXITS = PREFIX + "actor_exits"     # hash actor_id -> why it ended on purpose (no restart)
 NODE_CHANNEL = PREFIX + "channel:nodes"  # pubsub: node joined / died
 MONITOR = PREFIX + "monitor"             # node id of the failure monitor (expiring lease)
+METRIC_DEFS = PREFIX + "metrics:defs"   # hash metric name -> msgpack {type, description, ...}
+METRIC_NODES = PREFIX + "metrics:nodes"  # set of node ids that recorded metrics
 
 
 def function_key(function_id_hex: str) -> str:
@@ -44,3 +46,9 @@ def actor_channel(actor_id_hex: str) -> str:
 
 def actor_name_key(namespace: str, name: str) -> str:
     return f"{namespace}/{name}"
+
+
+def node_metrics(node_id: str) -> str:
+    """Hash of one node's metric values: series field (raylite.util.metrics_buffer)
+    -> float (counters and histogram parts summed, gauges last set)."""
+    return f"{PREFIX}metrics:node:{node_id}"

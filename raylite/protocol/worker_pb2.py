@@ -25,29 +25,33 @@ _sym_db = _symbol_database.Default()
 from . import common_pb2 as common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0cworker.proto\x12\x07raylite\x1a\x0c\x63ommon.proto\"\xc9\x01\n\x0bPushRequest\x12 \n\x05tasks\x18\x01 \x03(\x0b\x32\x11.raylite.TaskSpec\x12\x17\n\x0f\x63\x61ncel_task_ids\x18\x02 \x03(\x0c\x12\x12\n\nforce_kill\x18\x03 \x01(\x08\x12\x0f\n\x07gpu_ids\x18\x04 \x03(\x05\x12\x13\n\x0bhas_gpu_ids\x18\x05 \x01(\x08\x12\x16\n\x0esteal_task_ids\x18\x06 \x03(\x0c\x12-\n\x0egenerator_acks\x18\x07 \x03(\x0b\x32\x15.raylite.GeneratorAck\"1\n\x0cGeneratorAck\x12\x0f\n\x07task_id\x18\x01 \x01(\x0c\x12\x10\n\x08\x63onsumed\x18\x02 \x01(\x04\"T\n\rGeneratorItem\x12\x0f\n\x07task_id\x18\x01 \x01(\x0c\x12\r\n\x05index\x18\x02 \x01(\x04\x12#\n\x05value\x18\x03 \x01(\x0b\x32\x14.raylite.ObjectValue\"X\n\tPushReply\x12$\n\x07results\x18\x01 \x03(\x0b\x32\x13.raylite.TaskResult\x12%\n\x05items\x18\x02 \x03(\x0b\x32\x16.raylite.GeneratorItem\"E\n\x10GetObjectRequest\x12\n\n\x02id\x18\x01 \x01(\x0c\x12\x0f\n\x07timeout\x18\x02 \x01(\x01\x12\x14\n\x0clost_on_node\x18\x03 \x01(\t\"S\n\x0eGetObjectReply\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\r\n\x05ready\x18\x02 \x01(\x08\x12#\n\x05value\x18\x03 \x01(\x0b\x32\x14.raylite.ObjectValue\"F\n\rBorrowRequest\x12\x0f\n\x07\x61\x64\x64_ids\x18\x01 \x03(\x0c\x12\x12\n\nremove_ids\x18\x02 \x03(\x0c\x12\x10\n\x08\x62orrower\x18\x03 \x01(\t\"\x1c\n\x0b\x45xitRequest\x12\r\n\x05\x66orce\x18\x01 \x01(\x08\x32\xef\x01\n\nCoreWorker\x12\x39\n\tPushTasks\x12\x14.raylite.PushRequest\x1a\x12.raylite.PushReply(\x01\x30\x01\x12?\n\tGetObject\x12\x19.raylite.GetObjectRequest\x1a\x17.raylite.GetObjectReply\x12\x37\n\rUpdateBorrows\x12\x16.raylite.BorrowRequest\x1a\x0e.raylite.Empty\x12,\n\x04\x45xit\x12\x14.raylite.ExitRequest\x1a\x0e.raylite.Emptyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0cworker.proto\x12\x07raylite\x1a\x0c\x63ommon.proto\"\xca\x02\n\x0bPushRequest\x12 \n\x05tasks\x18\x01 \x03(\x0b\x32\x11.raylite.TaskSpec\x12\x17\n\x0f\x63\x61ncel_task_ids\x18\x02 \x03(\x0c\x12\x12\n\nforce_kill\x18\x03 \x01(\x08\x12\x0f\n\x07gpu_ids\x18\x04 \x03(\x05\x12\x13\n\x0bhas_gpu_ids\x18\x05 \x01(\x08\x12\x16\n\x0esteal_task_ids\x18\x06 \x03(\x0c\x12-\n\x0egenerator_acks\x18\x07 \x03(\x0b\x32\x15.raylite.GeneratorAck\x12\x36\n\tresources\x18\x08 \x03(\x0b\x32#.raylite.PushRequest.ResourcesEntry\x12\x15\n\rhas_resources\x18\t \x01(\x08\x1a\x30\n\x0eResourcesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"1\n\x0cGeneratorAck\x12\x0f\n\x07task_id\x18\x01 \x01(\x0c\x12\x10\n\x08\x63onsumed\x18\x02 \x01(\x04\"T\n\rGeneratorItem\x12\x0f\n\x07task_id\x18\x01 \x01(\x0c\x12\r\n\x05index\x18\x02 \x01(\x04\x12#\n\x05value\x18\x03 \x01(\x0b\x32\x14.raylite.ObjectValue\"X\n\tPushReply\x12$\n\x07results\x18\x01 \x03(\x0b\x32\x13.raylite.TaskResult\x12%\n\x05items\x18\x02 \x03(\x0b\x32\x16.raylite.GeneratorItem\"E\n\x10GetObjectRequest\x12\n\n\x02id\x18\x01 \x01(\x0c\x12\x0f\n\x07timeout\x18\x02 \x01(\x01\x12\x14\n\x0clost_on_node\x18\x03 \x01(\t\"S\n\x0eGetObjectReply\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\r\n\x05ready\x18\x02 \x01(\x08\x12#\n\x05value\x18\x03 \x01(\x0b\x32\x14.raylite.ObjectValue\"F\n\rBorrowRequest\x12\x0f\n\x07\x61\x64\x64_ids\x18\x01 \x03(\x0c\x12\x12\n\nremove_ids\x18\x02 \x03(\x0c\x12\x10\n\x08\x62orrower\x18\x03 \x01(\t\"\x1c\n\x0b\x45xitRequest\x12\r\n\x05\x66orce\x18\x01 \x01(\x08\x32\xef\x01\n\nCoreWorker\x12\x39\n\tPushTasks\x12\x14.raylite.PushRequest\x1a\x12.raylite.PushReply(\x01\x30\x01\x12?\n\tGetObject\x12\x19.raylite.GetObjectRequest\x1a\x17.raylite.GetObjectReply\x12\x37\n\rUpdateBorrows\x12\x16.raylite.BorrowRequest\x1a\x0e.raylite.Empty\x12,\n\x04\x45xit\x12\x14.raylite.ExitRequest\x1a\x0e.raylite.Emptyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'worker_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_PUSHREQUEST_RESOURCESENTRY']._loaded_options = None
+  _globals['_PUSHREQUEST_RESOURCESENTRY']._serialized_options = b'8\001'
   _globals['_PUSHREQUEST']._serialized_start=40
-  _globals['_PUSHREQUEST']._serialized_end=241
-  _globals['_GENERATORACK']._serialized_start=243
-  _globals['_GENERATORACK']._serialized_end=292
-  _globals['_GENERATORITEM']._serialized_start=294
-  _globals['_GENERATORITEM']._serialized_end=378
-  _globals['_PUSHREPLY']._serialized_start=380
-  _globals['_PUSHREPLY']._serialized_end=468
-  _globals['_GETOBJECTREQUEST']._serialized_start=470
-  _globals['_GETOBJECTREQUEST']._serialized_end=539
-  _globals['_GETOBJECTREPLY']._serialized_start=541
-  _globals['_GETOBJECTREPLY']._serialized_end=624
-  _globals['_BORROWREQUEST']._serialized_start=626
-  _globals['_BORROWREQUEST']._serialized_end=696
-  _globals['_EXITREQUEST']._serialized_start=698
-  _globals['_EXITREQUEST']._serialized_end=726
-  _globals['_COREWORKER']._serialized_start=729
-  _globals['_COREWORKER']._serialized_end=968
+  _globals['_PUSHREQUEST']._serialized_end=370
+  _globals['_PUSHREQUEST_RESOURCESENTRY']._serialized_start=322
+  _globals['_PUSHREQUEST_RESOURCESENTRY']._serialized_end=370
+  _globals['_GENERATORACK']._serialized_start=372
+  _globals['_GENERATORACK']._serialized_end=421
+  _globals['_GENERATORITEM']._serialized_start=423
+  _globals['_GENERATORITEM']._serialized_end=507
+  _globals['_PUSHREPLY']._serialized_start=509
+  _globals['_PUSHREPLY']._serialized_end=597
+  _globals['_GETOBJECTREQUEST']._serialized_start=599
+  _globals['_GETOBJECTREQUEST']._serialized_end=668
+  _globals['_GETOBJECTREPLY']._serialized_start=670
+  _globals['_GETOBJECTREPLY']._serialized_end=753
+  _globals['_BORROWREQUEST']._serialized_start=755
+  _globals['_BORROWREQUEST']._serialized_end=825
+  _globals['_EXITREQUEST']._serialized_start=827
+  _globals['_EXITREQUEST']._serialized_end=855
+  _globals['_COREWORKER']._serialized_start=858
+  _globals['_COREWORKER']._serialized_end=1097
 # @@protoc_insertion_point(module_scope)

@@ -13,6 +13,7 @@ import itertools
 import logging
 import os
 import signal
+import sys
 import time
 import uuid
 from typing import TYPE_CHECKING
@@ -34,6 +35,7 @@ from raylite.scheduler.state import (
     SchedulerState,
     Spill,
     StartWorker,
+    Warn,
 )
 from raylite.scheduler.worker_pool import WorkerProcesses, worker_env
 
@@ -51,7 +53,8 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
     def __init__(self, cfg, procs: WorkerProcesses | None = None, prestarted: list | None = None):
         self.cfg = cfg
         self.node_id = cfg.node_id
-        self.state = SchedulerState(cfg.resources, node_id=cfg.node_id)
+        self.state = SchedulerState(cfg.resources, node_id=cfg.node_id,
+                                    max_workers=int(os.environ.get("RAYLITE_MAX_WORKERS") or 0))
         self.store = SharedMemoryStore(cfg.session.shm_dir(cfg.node_id), cfg.object_store_memory,
                                        os.path.join(cfg.session.spill, cfg.node_id[:8]))
         self.object_service = ObjectStoreService(self.store, cfg.node_id)
@@ -89,6 +92,9 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
                 fut = self.waiters.pop(action.request_id, None)
                 if fut is not None and not fut.done():
                     fut.set_result(action)
+            elif isinstance(action, Warn):
+                log.warning("%s", action.message)
+                sys.stderr.write(f"raylite: {action.message}\n")
             elif isinstance(action, Reject):
                 fut = self.waiters.pop(action.request_id, None)
                 if fut is not None and not fut.done():

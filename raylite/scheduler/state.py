@@ -71,6 +71,12 @@ class KillWorker:
 
 
 @dataclass
+class Warn:
+    """Tell the user once: something waits and will not resolve by itself soon."""
+    message: str
+
+
+@dataclass
 class Reject:
     request_id: int
     reason: str
@@ -100,7 +106,10 @@ class SchedulerState:
         self.starting = 0
         cpus = int(total.get("CPU", 1))
         self.idle_keep = idle_keep if idle_keep is not None else max(1, cpus)
+        # Caps the workers that run tasks (and the workers starting at once); a worker
+        # that hosts an actor does not count, so any number of actors can live here.
         self.max_workers = max_workers or max(64, 8 * max(1, cpus))
+        self._warned_cap = False
         self._lease_counter = itertools.count(1)
         self._spread_turn = -1  # SPREAD's position in its round-robin over nodes
 
@@ -242,11 +251,20 @@ class SchedulerState:
             actions.append(self._grant(ask, worker))
             res.subtract(unclaimed, self.workers[worker.worker_id].held)
         self.pending = still
-        live = len(self.workers) + self.starting
-        can_start = max(0, self.max_workers - live)
-        for _ in range(min(max(0, needed_workers - self.starting), can_start)):
-            self.starting += 1
-            actions.append(StartWorker())
+        wanted = needed_workers - self.starting
+        if wanted > 0:
+            live = sum(1 for w in self.workers.values() if not w.for_actor) + self.starting
+            can_start = max(0, self.max_workers - live)
+            for _ in range(min(wanted, can_start)):
+                self.starting += 1
+                actions.append(StartWorker())
+            if wanted > can_start and not self._warned_cap and live - self.starting >= \
+                    self.max_workers:
+                self._warned_cap = True
+                actions.append(Warn(
+                    f"{wanted - can_start} lease request(s) on this node wait for a worker: "
+                    f"{live - self.starting} task workers run here, the most allowed "
+                    f"(RAYLITE_MAX_WORKERS={self.max_workers}); they start as workers free up"))
         return actions
 
     def _grant(self, ask: LeaseAsk, worker: Worker) -> Grant:

@@ -1,6 +1,6 @@
 """Libraries built on actors: ActorPool and Queue (``raylite.util.queue``), plus small
 helpers Ray users reach for under ``ray.util``."""
-from raylite.util import queue
+from raylite.util import metrics, queue
 from raylite.util.actor_pool import ActorPool
 
 
@@ -14,4 +14,4 @@ def get_node_ip_address() -> str:
     return advertised_host("127.0.0.1")
 
 
-__all__ = ["ActorPool", "queue", "get_node_ip_address"]
+__all__ = ["ActorPool", "metrics", "queue", "get_node_ip_address"]

@@ -324,3 +324,24 @@ def test_placement_succeeding_after_a_transient_failure_resets_the_backoff():
     sm.handle(st2.PlacementRetry())
     sm.handle(st2.Placed("address", (), "lease"))
     assert sm.placement_delay == 0.0 and sm.placement_failed_for == 0.0
+
+
+def test_handles_gone_before_placement_withdraws_it_and_never_creates():
+    sm = st.ActorCallState(b"a" * 16, is_owner=True)
+    assert of(st.PlaceActor, sm.handle(st.Start()))
+    out = sm.handle(st.HandlesGone(call(9)))
+    assert of(st.CancelPlacement, out)
+    assert of(st.RecordActor, out)[0].state == st.DEAD
+    assert sent(out) == []
+    # A grant that raced the withdrawal is handed back: no constructor is sent.
+    late = sm.handle(st.Placed(address("w1"), (), "lease"))
+    assert [type(i) for i in late] == [st.ReturnLease]
+
+
+def test_handles_gone_before_placement_with_calls_still_creates():
+    sm = st.ActorCallState(b"a" * 16, is_owner=True)
+    sm.handle(st.Start())
+    sm.handle(st.CallSubmitted(call(1)))
+    out = sm.handle(st.HandlesGone(call(9)))
+    assert not of(st.CancelPlacement, out)
+    assert of(st.SendCreation, sm.handle(st.Placed(address("w1"), (), "lease")))

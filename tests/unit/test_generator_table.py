@@ -242,6 +242,7 @@ def test_dynamic_return_lists_the_items_and_keeps_them_alive():
 class _Executor:
     def __init__(self):
         self.worker = _Worker()
+        self.cancelled: set = set()   # ids of running tasks cancelled (Executor.cancelled)
 
     def wrap_error(self, spec, err):
         return err

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from raylite.scheduler.state import Grant, KillWorker, LeaseAsk, Reject, SchedulerState, StartWorker
+from raylite.scheduler.state import (Grant, KillWorker, LeaseAsk, Reject, SchedulerState, StartWorker,
+                                     Warn)
 
 
 def ask(rid: int, owner: str = "driver", **resources) -> LeaseAsk:
@@ -336,3 +337,32 @@ def test_nothing_moves_when_no_peer_has_room():
     busy = [Peer("b", "b:1", {"CPU": 1.0}, {"CPU": 0.0})]
     assert state.respill(5.0, lambda: busy) == []
     assert [a.request_id for a in state.pending] == [2]
+
+
+def test_actor_workers_do_not_count_against_the_worker_cap():
+    state = SchedulerState({"CPU": 1}, max_workers=2)
+    actions = []
+    for rid in range(1, 6):
+        actions += state.request(LeaseAsk(rid, {}, {}, for_actor=True, owner="driver"))
+    assert starts(actions) == 2          # at most max_workers start at once
+    granted = []
+    for i in range(2):
+        granted += grants(state.worker_registered(f"w{i}", 100 + i))
+    assert len(granted) == 2
+    assert state.starting == 2           # the next two started: actors do not count
+    for i in range(2, 5):
+        state.worker_registered(f"w{i}", 100 + i)
+    assert not state.pending
+    assert not any(isinstance(a, Warn) for a in actions)
+
+
+def test_task_worker_cap_warns_once_with_the_waiting_demand():
+    state = with_workers({"CPU": 8}, 2)
+    state.max_workers = 2
+    actions = []
+    for rid in range(1, 6):
+        actions += state.request(ask(rid, CPU=0))
+    warnings = [a for a in actions if isinstance(a, Warn)]
+    assert len(warnings) == 1
+    assert "1 lease request(s) on this node wait" in warnings[0].message   # the first one waiting
+    assert "RAYLITE_MAX_WORKERS=2" in warnings[0].message
