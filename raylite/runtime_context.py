@@ -125,7 +125,7 @@ class RuntimeContext:
         return spec is not None and spec.task_id in executor.cancelled
 
     def get(self) -> dict:
-        out = {"job_id": self.get_job_id(), "node_id": self.get_node_id(),
+        out: dict[str, str | None] = {"job_id": self.get_job_id(), "node_id": self.get_node_id(),
                "namespace": self.namespace}
         if _is_worker(self._worker):
             if self.get_task_id() is not None:

@@ -450,13 +450,13 @@ class ActorCallState:
                 and not self.queue and not self.in_flight:
             # Not placed yet and nothing to run: as in Ray, it is never created (no
             # worker is started for it, its constructor never runs).
-            out = [RecordExit("all handles went out of scope before it was created"),
-                   CancelPlacement()]
+            gone: list = [RecordExit("all handles went out of scope before it was created"),
+                          CancelPlacement()]
             self.connecting = False
             self._die(exc.ActorDiedError(
                 f"The actor {self.actor_id.hex()} was never created: all its handles went "
-                f"out of scope first."), out)
-            return out
+                f"out of scope first."), gone)
+            return gone
         out: list = [RecordExit("all handles went out of scope")]
         # Queued behind the calls already made, so those still run (as in Ray).
         out.extend(self._submitted(CallSubmitted(event.terminate_call)))

@@ -82,9 +82,9 @@ def aggregate(definitions: dict, per_node: dict) -> dict:
     ``definitions`` name -> definition and ``per_node`` node id -> {field -> value}."""
     out: dict = {}
     for name, definition in definitions.items():
-        entry = dict(definition)
-        entry["series"] = []
-        out[name] = entry
+        defined = dict(definition)
+        defined["series"] = []
+        out[name] = defined
     histograms: dict = {}
     for node_id, fields in per_node.items():
         for field, value in fields.items():

@@ -34,7 +34,7 @@ def test_driver_context():
     assert ctx.get_actor_id() is None
     assert isinstance(ctx.namespace, str) and ctx.namespace
     with pytest.raises(RuntimeError, match="only available in an actor"):
-        ctx.current_actor
+        _ = ctx.current_actor
     with pytest.raises(RuntimeError, match="only available when the process is a worker"):
         ctx.is_canceled()
     with pytest.raises(AssertionError):
@@ -46,7 +46,7 @@ def test_task_context():
     def inside():
         c = ray.get_runtime_context()
         try:
-            c.current_actor
+            _ = c.current_actor
             actor = "no error"
         except RuntimeError as err:
             actor = str(err)

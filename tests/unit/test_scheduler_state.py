@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from raylite.scheduler.state import (Grant, KillWorker, LeaseAsk, Reject, SchedulerState, StartWorker,
-                                     Warn)
+from raylite.scheduler.state import (
+    Grant,
+    KillWorker,
+    LeaseAsk,
+    Reject,
+    SchedulerState,
+    StartWorker,
+    Warn,
+)
 
 
 def ask(rid: int, owner: str = "driver", **resources) -> LeaseAsk:
