@@ -94,6 +94,7 @@ class GcsClient:
         self._flush_event = threading.Event()
         self._flusher: threading.Thread | None = None
         self._warned_drop = False
+        self._flush_lock = threading.Lock()
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -158,6 +159,12 @@ class GcsClient:
         """Send the buffered writes now. Never raises: while the GCS is unreachable the
         writes wait for the next flush (up to MAX_BUFFERED of them, then the oldest are
         dropped with a warning); they are lost only when the client is closing."""
+        # One flush at a time: a caller that flushes to read its own writes must not
+        # pass a batch the background thread has taken but not yet sent.
+        with self._flush_lock:
+            self._flush_now()
+
+    def _flush_now(self) -> None:
         with self._buffer_lock:
             batch, self._buffer = self._buffer, []
         if not batch:
