@@ -234,20 +234,16 @@ class ActorCaller:
 
     # ---- endings -----------------------------------------------------------------------
     def _finish(self, instruction: st.Finish) -> None:
-        call = instruction.call
-        self.worker.objects.finish_task(call.spec, instruction.returns)
-        call.deps = None
+        self._done(instruction.call, instruction.returns)
 
     def _fail(self, instruction: st.Fail) -> None:
         call = instruction.call
-        error = instruction.error
-        self.worker.objects.finish_task(call.spec, [error_value(oid, error)
-                                                    for oid in spec_return_ids(call.spec)])
-        call.deps = None
+        self._done(call, [error_value(oid, instruction.error) for oid in spec_return_ids(call.spec)])
 
     def _forward_arg_error(self, instruction: st.ForwardArgError) -> None:
         call = instruction.call
-        bad = instruction.bad_dep
-        self.worker.objects.finish_task(call.spec, [relabeled(bad, oid)
-                                                    for oid in spec_return_ids(call.spec)])
+        self._done(call, [relabeled(instruction.bad_dep, oid) for oid in spec_return_ids(call.spec)])
+
+    def _done(self, call, returns) -> None:
+        self.worker.objects.finish_task(call.spec, returns)
         call.deps = None

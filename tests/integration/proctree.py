@@ -5,9 +5,10 @@ from __future__ import annotations
 import glob
 import os
 import signal
-import time
 
 import pytest
+
+from tests.conftest import wait_until  # noqa: F401  (re-exported for faults.py)
 
 
 # ---- /proc -------------------------------------------------------------------------------
@@ -79,16 +80,6 @@ def descendants(pid: int) -> list[int]:
 def children_running(parent: int, marker: str) -> list[int]:
     """Direct children of ``parent`` whose command line contains ``marker``."""
     return [p for p in children_map().get(parent, []) if marker in " ".join(cmdline(p))]
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() > deadline:
-            return bool(predicate())
-        time.sleep(interval)
 
 
 def sigkill_all(pids) -> None:
