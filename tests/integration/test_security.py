@@ -220,12 +220,11 @@ def test_token_file_must_be_private(tmp_path, cli_head):
 def test_joining_with_a_wrong_token_fails_fast(tmp_path, cli_head):
     env, output, root = cli_head
     info = json.loads(open(os.path.join(root, "current_cluster")).read())
-    started = time.monotonic()
+    # Fails at once: a retry loop would run into the timeout (TimeoutExpired fails it).
     out = cli(["start", "--address", info["gcs_address"], "--num-cpus", "1"],
-              _env(tmp_path / "run", RAYLITE_TOKEN="not-the-token"))
+              _env(tmp_path / "run", RAYLITE_TOKEN="not-the-token"), timeout=15)
     assert out.returncode == 1
     assert "wrong cluster token" in out.stderr and "cannot reach" not in out.stderr, out.stderr
-    assert time.monotonic() - started < 15
     out = cli(["status", "--address", info["gcs_address"]],
               _env(tmp_path / "run3", RAYLITE_TOKEN="not-the-token"))
     assert out.returncode == 1 and "wrong cluster token" in out.stderr, out.stderr
@@ -248,11 +247,9 @@ def test_driver_with_a_wrong_token_gets_authentication_error(tmp_path, cli_head)
     assert "AUTH wrong cluster token" in out.stdout, out.stdout + out.stderr
     # Right Redis password, wrong token: the node scheduler refuses at once (no 30 s wait).
     code = code.replace("_token='wrong'", "")
-    started = time.monotonic()
     out = _driver(code, _env(tmp_path / "d2", RAYLITE_TOKEN="wrong",
-                             RAYLITE_GCS_PASSWORD=info["password"]))
+                             RAYLITE_GCS_PASSWORD=info["password"]), timeout=20)
     assert "AUTH wrong cluster token" in out.stdout, out.stdout + out.stderr
-    assert time.monotonic() - started < 20
     # And the right token works.
     good = _driver(f"import raylite as ray\nray.init(address={info['gcs_address']!r})\n"
                    "print(ray.get(ray.remote(lambda: 41 + 1).remote()))\n",
