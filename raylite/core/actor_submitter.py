@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from typing import Any, cast
 
 import grpc
 
@@ -28,7 +30,7 @@ __all__ = ["ActorCall", "ActorCaller", "ALIVE", "DEAD", "PENDING", "RESTARTING"]
 class ActorCaller:
     """Performs what ActorCallState decides for one actor in this process."""
 
-    def __init__(self, manager, actor_id: bytes, *, owner_info: dict | None = None):
+    def __init__(self, manager, actor_id: bytes, *, owner_info: dict[str, Any] | None = None):
         self.manager = manager
         self.worker = manager.worker
         self.loop = self.worker.loop
@@ -37,7 +39,7 @@ class ActorCaller:
         self.sm = st.ActorCallState(actor_id, is_owner=owner_info is not None,
                                     max_restarts=owner_info["max_restarts"] if owner_info else 0)
         self.stream: TaskStream | None = None
-        self._perform_one = {
+        self._perform_one: dict[type, Callable[[Any], object]] = {
             st.Send: self._send, st.Finish: self._finish, st.Fail: self._fail,
             st.ForwardArgError: self._forward_arg_error, st.OpenStream: self._open_stream,
             st.SendCreation: self._send_creation, st.PlaceActor: self._place,
@@ -98,7 +100,9 @@ class ActorCaller:
                                        self.owner_info["running"] if self.owner_info else None)
 
     def _send(self, instruction: st.Send) -> None:
-        send = self.stream.send
+        stream = self.stream
+        assert stream is not None   # Send follows OpenStream
+        send = stream.send
         for spec in instruction.specs:
             send(spec)
         generators = self.worker.generators
@@ -108,11 +112,13 @@ class ActorCaller:
                     generators.sent(spec.task_id, self.stream)
 
     def _send_creation(self, instruction: st.SendCreation) -> None:
+        info, stream = self.owner_info, self.stream
+        assert info is not None and stream is not None   # the owner, after OpenStream
         creation = common_pb2.TaskSpec()
-        creation.CopyFrom(self.owner_info["creation_spec"])
+        creation.CopyFrom(info["creation_spec"])
         creation.task_id = self.actor_id
         creation.attempt = instruction.attempt
-        self.stream.send(creation)
+        stream.send(creation)
 
     def _cancel_on_worker(self, instruction: st.CancelOnWorker) -> None:
         if self.stream is not None:
@@ -136,7 +142,9 @@ class ActorCaller:
     # ---- owner: placement, the actor table -------------------------------------------------
     def _place(self, instruction: st.PlaceActor) -> None:
         if instruction.first:
-            self.worker.warn_if_infeasible(self.owner_info["placement"])
+            info = self.owner_info
+            assert info is not None   # only the owner places the actor
+            self.worker.warn_if_infeasible(info["placement"])
         self._placing = self.loop.create_task(self._lease())
 
     def _cancel_placement(self, _instruction: st.CancelPlacement) -> None:
@@ -146,6 +154,7 @@ class ActorCaller:
 
     async def _lease(self) -> None:
         info = self.owner_info
+        assert info is not None   # only the owner places the actor
         worker = self.worker
         request = node_pb2.LeaseRequest(
             resources=info["placement"], running_resources=info["running"], for_actor=True,
@@ -166,14 +175,16 @@ class ActorCaller:
         self._feed(st.Placed(reply.worker, tuple(reply.gpu_ids), (reply.lease_id, stub)))
 
     def _return_lease(self, instruction: st.ReturnLease) -> None:
-        lease_id, stub = instruction.lease
+        # The handle is ours, made in _lease: (lease id, the scheduler stub that granted it).
+        lease_id, stub = cast("tuple[bytes, Any]", instruction.lease)
         self.loop.create_task(_quiet(stub.ReturnLease(
             node_pb2.ReturnLeaseRequest(lease_id=lease_id, kill_worker=True))))
 
     def _record(self, state: str) -> None:
         info = self.owner_info
+        assert info is not None   # only the owner writes the actor table
         sm = self.sm
-        address = sm.address
+        address: Any = sm.address   # an Address message, or None while there is none
         alive = state == ALIVE and address is not None
         record = ActorRecord(
             actor_id=self.actor_id.hex(), state=state, class_name=info["class_name"],
@@ -191,6 +202,7 @@ class ActorCaller:
 
     def _release_name(self, _instruction) -> None:
         info = self.owner_info
+        assert info is not None   # only the owner holds the name
         if info["name"]:
             try:
                 self.worker.gcs.release_actor_name(info["namespace"], info["name"], self.actor_id.hex())

@@ -66,8 +66,9 @@ class StoreClient(Protocol):
 class NodeDirectory(Protocol):
     """The GCS node table (gcs/client.GcsClient)."""
 
-    def nodes(self) -> Mapping[str, Any]:
-        """node id -> NodeRecord; raises a RayliteError when the GCS is unreachable."""
+    def nodes(self, *, retry: bool = True) -> Mapping[str, Any]:
+        """node id -> NodeRecord; raises a RayliteError when the GCS is unreachable
+        (at once with ``retry=False``, else after the GCS retry window)."""
 
 
 class PeerStubs(Protocol):

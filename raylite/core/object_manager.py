@@ -299,7 +299,9 @@ class ObjectManager:
         it rebuilt -- here when we own it, else by its owner. Any thread."""
         oid = ref._id
         if ref._owner == self.owner_address or self.refs.is_owned(oid) or not ref._owner:
-            self.reconstruction.recover(oid, lost_on_node)
+            reconstruction = self.reconstruction
+            assert reconstruction is not None   # set by CoreWorker before any get
+            reconstruction.recover(oid, lost_on_node)
             return
         self.memory.delete(oid)
         if oid not in self._fetching:

@@ -25,7 +25,9 @@ The policy, in short:
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from raylite import exceptions as exc
 from raylite.protocol.common_pb2 import TASK_CANCELLED, TASK_RETURNED, TASK_SYSTEM_ERROR
@@ -550,7 +552,7 @@ class TaskSubmitState:
         kind = ev.kind
         out: list = []
         if kind == LINGER:
-            lease = ev.target
+            lease = cast(Lease, ev.target)
             if not lease.lingering:
                 return out     # cancelled after it fired
             lease.lingering = False
@@ -560,7 +562,7 @@ class TaskSubmitState:
             lease.kq.leases.remove(lease)
             out.append(ReturnLease(lease, kill=False))
         elif kind == STUCK:
-            lease = ev.target
+            lease = cast(Lease, ev.target)
             if not lease.watching:
                 return out
             lease.watching = False
@@ -576,7 +578,7 @@ class TaskSubmitState:
             out.append(Steal(lease, list(lease.in_flight)[1:]))
             self._pump(lease.kq, out)
         elif kind == LEASE_RETRY:
-            kq = ev.target
+            kq = cast(KeyQueue, ev.target)
             kq.retry_pending = False
             if not self.closed:
                 self._pump(kq, out)
@@ -602,7 +604,7 @@ class TaskSubmitState:
         return FinishWithError(entry, kind, message)
 
 
-_HANDLERS = {
+_HANDLERS: dict[type, Callable[[TaskSubmitState, Any], list]] = {
     Submitted: TaskSubmitState._submitted,
     DepsResolved: TaskSubmitState._deps_resolved,
     LeaseGranted: TaskSubmitState._lease_granted,

@@ -8,16 +8,19 @@ who closes it), so the transfer holds no state of its own.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import grpc
 
 from raylite.exceptions import ObjectLostError
-from raylite.object_store.client import ObjectIO
 from raylite.protocol import common_pb2, objects_pb2, objects_pb2_grpc
 from raylite.protocol.channels import AuthedStub
 
+if TYPE_CHECKING:
+    from raylite.core.interfaces import StoreClient
 
-def pull_object(value: common_pb2.ObjectValue, client: ObjectIO, token: str,
+
+def pull_object(value: common_pb2.ObjectValue, client: StoreClient, token: str,
                 node_address: Callable[[str], str],
                 channel_to: Callable[[str], grpc.Channel]) -> str:
     """Copy the stored object ``value`` (which lives on node ``value.node_id``) into the
