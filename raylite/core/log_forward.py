@@ -13,6 +13,7 @@ import threading
 import time
 
 from raylite.exceptions import RayliteError
+from raylite.experimental.tqdm_ray import MAGIC, render
 
 
 class LineForwarder(io.TextIOBase):
@@ -126,6 +127,8 @@ class DriverLogPrinter:
                 time.sleep(0.2)
                 continue
             for stream, text in lines or ():
+                if MAGIC in text and render(text):
+                    continue   # a remote progress bar's state, drawn here instead
                 out = sys.stderr if stream == "stderr" else sys.stdout
                 try:
                     out.write(text + "\n")

@@ -1,0 +1,1 @@
+"""APIs Ray keeps under ``ray.experimental``: ``tqdm_ray`` (progress bars from tasks)."""
