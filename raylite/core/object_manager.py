@@ -26,7 +26,7 @@ from raylite.core.interfaces import (
     ValueTable,
 )
 from raylite.core.object_ref import ObjectRef
-from raylite.gcs.liveness import is_alive
+from raylite.gcs.liveness import describe_node, is_alive
 from raylite.ids import object_id_for, random_id
 from raylite.object_store.transfer import pull_object
 from raylite.protocol import common_pb2, objects_pb2, worker_pb2
@@ -201,16 +201,6 @@ class ObjectManager:
         node = self.nodes.nodes().get(node_id)
         return node.address if node is not None and is_alive(node, time.time()) else ""
 
-    def _death_of(self, node_id: str) -> str:
-        """", which died (why)" when the node table says so; "" otherwise."""
-        try:
-            node = self.nodes.nodes(retry=False).get(node_id)
-        except Exception:
-            return ""
-        if node is None or node.alive:
-            return ""
-        return f", which died ({node.death_reason or 'no reason recorded'})"
-
     # ---- waiting for values ---------------------------------------------------------------
     def _is_local(self, ref: ObjectRef) -> bool:
         return ref._owner == self.owner_address or self.refs.is_owned(ref._id) or not ref._owner
@@ -262,8 +252,8 @@ class ObjectManager:
         except grpc.RpcError as err:
             value = error_value(oid, exc.OwnerDiedError(
                 oid.hex(), f"The owner of object {oid.hex()} (worker {owner.worker_id[:8]}, pid "
-                           f"{owner.pid}, on node {owner.node_id[:8]}{self._death_of(owner.node_id)}"
-                           f") died: {err.code().name}"))
+                           f"{owner.pid}, on {describe_node(self.nodes, owner.node_id)}) "
+                           f"died: {err.code().name}"))
         finally:
             self._fetching.discard(oid)
         self.memory.put(oid, value)

@@ -24,6 +24,7 @@ from typing import Protocol
 
 from raylite import exceptions as exc
 from raylite.core.lineage import LineageTable, producer
+from raylite.gcs.liveness import describe_node
 from raylite.gcs.records import LineageRecord
 from raylite.ids import spec_return_ids
 from raylite.protocol import common_pb2
@@ -157,15 +158,7 @@ class Reconstruction:
 
     def _give_up(self, object_id: bytes, node_id: str, why: str, kept: bool) -> None:
         hex_id = object_id.hex()
-        node = f"node {node_id[:8]}"
-        try:
-            record = self.gcs.nodes(retry=False).get(node_id)
-        except Exception:
-            record = None
-        if record is not None:
-            node += f" ({record.host})"
-            if not record.alive:
-                node += f", which died ({record.death_reason or 'unknown reason'})"
+        node = describe_node(self.gcs, node_id)
         if kept:
             error: exc.ObjectLostError = exc.ObjectReconstructionFailedError(
                 hex_id, f"Object {hex_id} was lost with {node} and could not be rebuilt: "

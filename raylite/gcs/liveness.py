@@ -32,6 +32,22 @@ NODE_TIMEOUT_S = _seconds("RAYLITE_NODE_TIMEOUT_S", 1.6)
 STALE_FACTOR = 4
 
 
+def describe_node(gcs, node_id: str) -> str:
+    """"node 1a2b3c4d (host), which died (why)" for error messages, from the node table
+    (what is unknown is left out; never raises, never waits on an unreachable GCS)."""
+    text = f"node {node_id[:8]}"
+    try:
+        record = gcs.nodes(retry=False).get(node_id)
+    except Exception:
+        return text
+    if record is None:
+        return text
+    text += f" ({record.host})"
+    if not record.alive:
+        text += f", which died ({record.death_reason or 'no reason recorded'})"
+    return text
+
+
 def is_alive(record, now: float, timeout_s: float = NODE_TIMEOUT_S) -> bool:
     """True when ``record`` (a NodeRecord) is not marked dead and beat within
     STALE_FACTOR x the timeout. ``now`` is unix time (the heartbeats' clock)."""

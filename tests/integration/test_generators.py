@@ -18,6 +18,7 @@ import pytest
 
 import raylite as ray
 from raylite import exceptions as rex
+from tests.conftest import wait_until
 
 RAY_INIT_KWARGS = {"num_cpus": 2}
 
@@ -27,13 +28,15 @@ def _cluster(ray_start):
     yield
 
 
-def _wait_for(predicate, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
+def _ten_numbers_dying_once(path: str):
+    """Yield 0..9, but SIGKILL the worker after 0..4 the first time (marker ``path``)."""
+    import signal
+    for i in range(10):
+        if i == 5 and not os.path.exists(path):
+            with open(path, "w"):
+                pass
+            os.kill(os.getpid(), signal.SIGKILL)
+        yield i
 
 
 def _read_int(path: str) -> int:
@@ -190,7 +193,7 @@ def test_backpressure_pauses_the_task(tmp_path):
             yield i
 
     gen = many.remote(progress)
-    assert _wait_for(lambda: _read_int(progress) >= 2)
+    assert wait_until(lambda: _read_int(progress) >= 2)
     time.sleep(0.5)    # it would have yielded everything by now without backpressure
     assert _read_int(progress) <= 3
     values = [ray.get(ref) for ref in gen]
@@ -245,13 +248,7 @@ def test_retry_after_the_worker_dies_mid_stream(tmp_path):
 
     @ray.remote(max_retries=1)
     def dies_once(path):
-        import signal
-        for i in range(10):
-            if i == 5 and not os.path.exists(path):
-                with open(path, "w"):
-                    pass
-                os.kill(os.getpid(), signal.SIGKILL)
-            yield i
+        yield from _ten_numbers_dying_once(path)
 
     gen = dies_once.remote(marker)
     values = [ray.get(ref) for ref in gen]
@@ -392,13 +389,7 @@ def test_actor_generator_retried_after_a_restart(tmp_path):
     class Dies:
         @ray.method(_generator_backpressure_num_objects=3)
         def numbers(self, path):
-            import signal
-            for i in range(10):
-                if i == 5 and not os.path.exists(path):
-                    with open(path, "w"):
-                        pass
-                    os.kill(os.getpid(), signal.SIGKILL)
-                yield i
+            yield from _ten_numbers_dying_once(path)
 
     actor = Dies.remote()
     assert [ray.get(ref) for ref in actor.numbers.remote(marker)] == list(range(10))

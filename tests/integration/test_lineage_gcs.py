@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import raylite as ray
+from tests.conftest import wait_until
 
 RAY_INIT_KWARGS = {"num_cpus": 2}
 
@@ -22,15 +23,6 @@ def gcs(ray_start):
 
 def _lineage(gcs, ref):
     return gcs.get_lineage(ref.task_id().hex())
-
-
-def _eventually(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 @ray.remote
@@ -69,7 +61,7 @@ def test_lineage_is_trimmed_when_no_live_object_needs_it(gcs):
     assert gcs.get_lineage(a_task) is not None
     del b
     gc.collect()
-    assert _eventually(lambda: gcs.get_lineage(b_task) is None and gcs.get_lineage(a_task) is None)
+    assert wait_until(lambda: gcs.get_lineage(b_task) is None and gcs.get_lineage(a_task) is None)
 
 
 def test_many_tasks_leave_no_lineage_behind(gcs):
@@ -79,4 +71,4 @@ def test_many_tasks_leave_no_lineage_behind(gcs):
     assert all(gcs.get_lineage(t) is not None for t in tasks[:5])
     del refs
     gc.collect()
-    assert _eventually(lambda: all(gcs.get_lineage(t) is None for t in tasks))
+    assert wait_until(lambda: all(gcs.get_lineage(t) is None for t in tasks))

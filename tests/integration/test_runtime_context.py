@@ -9,6 +9,7 @@ import pytest
 
 import raylite as ray
 from raylite import exceptions as rex
+from tests.conftest import wait_until
 
 RAY_INIT_KWARGS = {"num_cpus": 2, "resources": {"custom": 2}}
 
@@ -16,15 +17,6 @@ RAY_INIT_KWARGS = {"num_cpus": 2, "resources": {"custom": 2}}
 @pytest.fixture(autouse=True)
 def _cluster(ray_start):
     yield
-
-
-def _wait_file(path: str, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if os.path.exists(path):
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_driver_context():
@@ -146,7 +138,7 @@ def test_is_canceled_in_task_that_catches_the_interrupt(tmp_path):
             return ray.get_runtime_context().is_canceled()
 
     ref = spin.remote(started)
-    assert _wait_file(started)
+    assert wait_until(lambda: os.path.exists(started), 30.0)
     ray.cancel(ref)
     # As in Ray: the task caught the interrupt and returned, so its value arrives.
     assert ray.get(ref, timeout=30) is True
@@ -180,7 +172,7 @@ def test_cancel_running_sync_actor_call_sets_the_flag(tmp_path, concurrency):
 
     actor = Worker.options(max_concurrency=concurrency).remote()
     ref = actor.poll.remote(started)
-    assert _wait_file(started)
+    assert wait_until(lambda: os.path.exists(started), 30.0)
     ray.cancel(ref)
     # Not interrupted (the actor's state stays whole); its caller is told it was cancelled.
     with pytest.raises(rex.TaskCancelledError):
