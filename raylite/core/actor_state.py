@@ -24,14 +24,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from raylite import exceptions as exc
+from raylite.core.submit_state import LEASE_RETRY_GIVE_UP_S, LEASE_RETRY_MAX_S, next_retry_delay
 from raylite.protocol import common_pb2
 
 PENDING, ALIVE, RESTARTING, DEAD = "PENDING_CREATION", "ALIVE", "RESTARTING", "DEAD"
 
-# Backoff after a transient placement failure (doubling), and when to give up.
-PLACEMENT_RETRY_FIRST_S = 0.05
-PLACEMENT_RETRY_MAX_S = 2.0
-PLACEMENT_RETRY_GIVE_UP_S = 10.0
+# A transient placement failure backs off as a failed lease request does, and gives up
+# after as long.
+PLACEMENT_RETRY_MAX_S = LEASE_RETRY_MAX_S
+PLACEMENT_RETRY_GIVE_UP_S = LEASE_RETRY_GIVE_UP_S
 
 _CANCELLED = common_pb2.TASK_CANCELLED
 _ACTOR_DEAD = common_pb2.TASK_ACTOR_DEAD
@@ -299,8 +300,7 @@ class ActorCallState:
                 and self.placement_failed_for < PLACEMENT_RETRY_GIVE_UP_S:
             # E.g. the scheduler it was spilled to died: ask again once the cluster
             # has noticed (a dead node is not chosen again).
-            self.placement_delay = min(PLACEMENT_RETRY_MAX_S,
-                                       max(PLACEMENT_RETRY_FIRST_S, 2 * self.placement_delay))
+            self.placement_delay = next_retry_delay(self.placement_delay)
             self.placement_failed_for += self.placement_delay
             self.connecting = True
             return [RetryPlacementLater(self.placement_delay)]

@@ -47,6 +47,12 @@ STUCK = "stuck"              # target: a Lease; token: its progress when started
 LEASE_RETRY = "lease-retry"  # target: a KeyQueue; ask for leases again
 
 
+def next_retry_delay(previous: float) -> float:
+    """The backoff after another failure to reach a scheduler: doubling from
+    LEASE_RETRY_FIRST_S up to LEASE_RETRY_MAX_S (leases and actor placement alike)."""
+    return min(LEASE_RETRY_MAX_S, max(LEASE_RETRY_FIRST_S, 2 * previous))
+
+
 class TaskEntry:
     """One submitted normal task and what the owner needs to finish or retry it.
 
@@ -434,7 +440,7 @@ class TaskSubmitState:
             while kq.queue:
                 out.append(self._fail(kq.queue.popleft(), exc.RaySystemError, message))
             return out
-        delay = kq.retry_delay = min(LEASE_RETRY_MAX_S, max(LEASE_RETRY_FIRST_S, 2 * kq.retry_delay))
+        delay = kq.retry_delay = next_retry_delay(kq.retry_delay)
         kq.failed_for += delay
         kq.retry_pending = True
         return [StartTimer(LEASE_RETRY, kq, delay)]
