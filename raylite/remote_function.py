@@ -31,6 +31,13 @@ class RemoteFunction:
         self._env_text = ""
         functools.update_wrapper(self, function)
 
+    def __getstate__(self):
+        # Pickled into tasks that call it: the env is worked out again over there.
+        state = dict(self.__dict__)
+        state["_env_worker"] = None
+        state["_env_text"] = ""
+        return state
+
     def __call__(self, *args, **kwargs):
         raise TypeError(f"Remote functions cannot be called directly. Instead of running "
                         f"'{self._name}()', try '{self._name}.remote()'.")

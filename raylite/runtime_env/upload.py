@@ -26,10 +26,8 @@ def pack_paths(env: dict) -> tuple[dict, dict]:
     """``env`` with its local paths replaced by package URIs, and {name: zip bytes} of
     the packages. Raises ValueError for a package over the size limit and
     RuntimeEnvSetupError when a path can no longer be read (it vanished)."""
-    if "working_dir" not in env and "py_modules" not in env:
-        return env, {}
     out = dict(env)
-    excludes = tuple(out.pop("excludes", ()))
+    excludes = tuple(out.pop("excludes", ()))   # used up by packing
     blobs: dict = {}
     if "working_dir" in out:
         out["working_dir"] = _pack_one(out["working_dir"], False, excludes, "working_dir", blobs)
