@@ -106,7 +106,7 @@ def _check_runtime_env(options) -> None:
     # Checked (and local paths made absolute) once here; packed on first submission.
     if options.runtime_env is not None:
         from raylite.runtime_env.spec import normalize
-        object.__setattr__(options, "runtime_env", normalize(options.runtime_env) or None)
+        object.__setattr__(options, "runtime_env", normalize(options.runtime_env))
 
 
 def _is_default(value, default) -> bool:
