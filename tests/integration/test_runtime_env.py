@@ -220,3 +220,32 @@ def test_driver_without_job_env(run_driver, tmp_path):
     proc = run_driver(script, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["yes", "None", "{}"]
+
+
+def test_working_dir_reaches_another_node(local_cluster, tmp_path):
+    """A joined node downloads the package from the GCS and unpacks it in its own
+    session directory; the task there imports from it and reads a relative file."""
+    _write(str(tmp_path / "code" / "rt_far_mod.py"), "WHERE = 'far'\n")
+    _write(str(tmp_path / "code" / "far.txt"), "far file\n")
+    cluster = local_cluster()
+    cluster.start_head(num_cpus=1)
+    node_b = cluster.add_node("node_b", num_cpus=1)
+    lines = cluster.run_driver(textwrap.dedent(f"""
+        import os, time
+        import raylite as ray
+        ray.init(address="auto", runtime_env={{"working_dir": {str(tmp_path / "code")!r},
+                                               "env_vars": {{"RT_FAR": "1"}}}})
+        deadline = time.monotonic() + 30
+        while len([n for n in ray.nodes() if n["Alive"]]) < 2:
+            assert time.monotonic() < deadline, ray.nodes()
+            time.sleep(0.05)
+
+        @ray.remote(resources={{"node_b": 0.01}})
+        def far():
+            import rt_far_mod
+            return (ray.get_runtime_context().get_node_id(), rt_far_mod.WHERE,
+                    open("far.txt").read().strip(), os.environ["RT_FAR"])
+        print("FAR", *ray.get(far.remote(), timeout=60))
+    """), timeout=120)
+    assert [line for line in lines if line.startswith("FAR")] == \
+        [f"FAR {node_b.node_id} far far file 1"]
