@@ -7,6 +7,6 @@ GCS), ``context`` (which env a process and its submissions run under), ``node`` 
 node unpacks packages and builds a worker's environment), ``worker`` (a new worker
 enters its env).
 """
-from raylite.runtime_env.runtime_env import RuntimeEnv
+from raylite.runtime_env.runtime_env import RuntimeEnv, RuntimeEnvConfig
 
-__all__ = ["RuntimeEnv"]
+__all__ = ["RuntimeEnv", "RuntimeEnvConfig"]

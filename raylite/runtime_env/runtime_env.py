@@ -45,6 +45,17 @@ class RuntimeEnv(dict):
         return (_rebuild, (dict(self),))
 
 
+class RuntimeEnvConfig(dict):
+    """Ray's ``RuntimeEnvConfig`` (the ``config`` key): accepted and checked; raylite
+    sets envs up without installs, so the timeout and eager_install change nothing."""
+
+    def __init__(self, setup_timeout_seconds: int = 600, eager_install: bool = True,
+                 log_files: list | None = None):
+        super().__init__(spec.normalize({"config": {
+            "setup_timeout_seconds": setup_timeout_seconds, "eager_install": eager_install,
+            "log_files": list(log_files or [])}})["config"])
+
+
 def _rebuild(values: dict) -> RuntimeEnv:
     env = RuntimeEnv.__new__(RuntimeEnv)
     dict.update(env, values)

@@ -132,6 +132,15 @@ def test_runtime_env_class():
         RuntimeEnv(colour="blue")
 
 
+def test_runtime_env_config():
+    from raylite.runtime_env import RuntimeEnvConfig
+    config = RuntimeEnvConfig(setup_timeout_seconds=30)
+    assert config == {"setup_timeout_seconds": 30, "eager_install": True, "log_files": []}
+    assert RuntimeEnv(config=config)["config"] == config
+    with pytest.raises(ValueError):
+        RuntimeEnvConfig(setup_timeout_seconds=0)
+
+
 def test_options_accept_runtime_env_and_check_it():
     options = TaskOptions.build({"runtime_env": RuntimeEnv(env_vars={"A": "1"})})
     assert options.runtime_env == {"env_vars": {"A": "1"}}
