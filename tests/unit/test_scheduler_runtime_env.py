@@ -104,3 +104,66 @@ def test_submitter_fails_tasks_of_a_failed_env_with_runtime_env_setup_error():
     failed = state.handle(ss.LeaseRejected(request.request_id, "no env", runtime_env_failed=True))
     errors = [a for a in failed if isinstance(a, ss.FinishWithError)]
     assert [(e.kind, e.message) for e in errors] == [(RuntimeEnvSetupError, "no env")]
+
+
+class _FakeScheduler:
+    """What scheduler/runtime_envs.py uses of the NodeScheduler shell."""
+
+    def __init__(self):
+        from types import SimpleNamespace
+        self.state = SchedulerState({"CPU": 2})
+        self.cfg = SimpleNamespace(session=SimpleNamespace(logs="/logs", root="/session"))
+        self.started: list = []
+        self.applied: list = []
+
+    def start_worker(self, text, extra):
+        self.started.append((text, extra))
+
+    def apply(self, actions):
+        self.applied.extend(actions)
+
+
+def test_env_whose_workers_keep_dying_at_start_up_fails_its_asks():
+    from raylite.scheduler.runtime_envs import START_FAILURES, RuntimeEnvs
+    scheduler = _FakeScheduler()
+    envs = RuntimeEnvs(scheduler)
+    scheduler.state.request(ask(1, ENV_A))
+    for i in range(START_FAILURES):
+        envs.of_worker[f"w{i}"] = ENV_A
+        actions = envs.start_failed(f"w{i}")
+        if i < START_FAILURES - 1:
+            assert of(StartWorker, actions) == [StartWorker(ENV_A)]   # tried again
+    rejects = of(Reject, actions)
+    assert [(r.request_id, r.runtime_env_failed) for r in rejects] == [(1, True)]
+    assert "exited at start-up 3 times" in rejects[0].reason
+
+
+def test_failed_prepare_rejects_and_a_good_one_starts_the_waiting_workers():
+    import asyncio
+
+    from raylite.scheduler.runtime_envs import RuntimeEnvs
+    scheduler = _FakeScheduler()
+    envs = RuntimeEnvs(scheduler)
+
+    def prepare(text):
+        if text == ENV_B:
+            raise RuntimeEnvSetupError("Failed to set up runtime environment.\nbroken")
+        return {"RAYLITE_RUNTIME_ENV": text}
+    envs._prepare_blocking = prepare   # type: ignore[method-assign]
+
+    async def run():
+        scheduler.state.request(ask(1, ENV_B))
+        envs.start_worker(ENV_A)
+        envs.start_worker(ENV_A)
+        envs.start_worker(ENV_B)
+        for _ in range(100):
+            if len(scheduler.started) == 2 and scheduler.applied:
+                return
+            await asyncio.sleep(0.01)
+    asyncio.run(run())
+    assert scheduler.started == [(ENV_A, {"RAYLITE_RUNTIME_ENV": ENV_A})] * 2
+    rejects = of(Reject, scheduler.applied)
+    assert [(r.request_id, r.runtime_env_failed) for r in rejects] == [(1, True)]
+    assert "broken" in rejects[0].reason
+    envs.start_worker(ENV_A)                 # prepared once: started at once now
+    assert len(scheduler.started) == 3
