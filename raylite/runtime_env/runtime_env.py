@@ -58,5 +58,5 @@ class RuntimeEnvConfig(dict):
 
 def _rebuild(values: dict) -> RuntimeEnv:
     env = RuntimeEnv.__new__(RuntimeEnv)
-    dict.update(env, values)
+    dict.update(env, spec.ordered(values))
     return env

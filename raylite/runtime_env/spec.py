@@ -16,7 +16,8 @@ import types
 
 from raylite.exceptions import UnsupportedOptionError
 
-SUPPORTED = ("env_vars", "working_dir", "py_modules", "excludes", "config")
+# In the order Ray's RuntimeEnv holds them (what printing one shows).
+SUPPORTED = ("py_modules", "working_dir", "env_vars", "config", "excludes")
 # Ray's keys that raylite does not implement: each says why.
 UNSUPPORTED = {
     "pip": "raylite installs no packages per task; install them on every node instead",
@@ -62,7 +63,12 @@ def normalize(env) -> dict:
             raise ValueError(f"Unknown runtime_env key '{key}'. raylite supports "
                              f"{', '.join(SUPPORTED)}.")
         out[key] = _CHECKS[key](value)
-    return out
+    return ordered(out)
+
+
+def ordered(env: dict) -> dict:
+    """``env`` with its keys in the order Ray's RuntimeEnv shows them."""
+    return {key: env[key] for key in SUPPORTED if key in env}
 
 
 def _env_vars(value) -> dict:
