@@ -32,10 +32,17 @@ class RemoteFunction:
         functools.update_wrapper(self, function)
 
     def __getstate__(self):
-        # Pickled into tasks that call it: the env is worked out again over there.
+        # Pickled into tasks that call it: the env is worked out again over there,
+        # where this machine's paths may not exist, so they travel as uploaded packages.
         state = dict(self.__dict__)
         state["_env_worker"] = None
         state["_env_text"] = ""
+        own = self._options.runtime_env
+        if own and ("working_dir" in own or "py_modules" in own):
+            from raylite.runtime_env.upload import resolve_for_pickle
+            resolved = resolve_for_pickle(own, global_state.get_worker(required=False))
+            if resolved is not own:
+                state["_options"] = TaskOptions.build({"runtime_env": resolved}, self._options)
         return state
 
     def __call__(self, *args, **kwargs):

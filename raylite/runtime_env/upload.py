@@ -77,3 +77,15 @@ def resolve(env: dict, gcs) -> dict:
     if blobs:
         upload(blobs, gcs)
     return resolved
+
+
+def resolve_for_pickle(env: dict, worker) -> dict:
+    """``env`` with local paths replaced by uploaded packages when a cluster is
+    connected (``env`` itself otherwise, or when a path cannot be packed: the
+    submission then reports it)."""
+    if worker is None:
+        return env
+    try:
+        return resolve(env, worker.gcs)
+    except Exception:
+        return env

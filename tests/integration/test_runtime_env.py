@@ -249,3 +249,22 @@ def test_working_dir_reaches_another_node(local_cluster, tmp_path):
     """), timeout=120)
     assert [line for line in lines if line.startswith("FAR")] == \
         [f"FAR {node_b.node_id} far far file 1"]
+
+
+def test_task_env_with_local_paths_travels_as_packages_into_nested_tasks(tmp_path):
+    """A remote function with a task-level working_dir, called from inside another task,
+    carries its package (not this machine's path) with it."""
+    _write(str(tmp_path / "nested" / "rt_nested_mod.py"), "N = 'nested'\n")
+
+    @ray.remote(runtime_env={"working_dir": str(tmp_path / "nested")})
+    def inner():
+        import rt_nested_mod
+        return rt_nested_mod.N, os.path.basename(os.getcwd())
+
+    @ray.remote
+    def outer():
+        return inner._options.runtime_env["working_dir"], ray.get(inner.remote())
+
+    where, (value, cwd) = ray.get(outer.remote(), timeout=60)
+    assert where.startswith("gcs://_ray_pkg_") and value == "nested"
+    assert cwd == where[len("gcs://"):-len(".zip")]
