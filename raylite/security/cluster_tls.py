@@ -45,6 +45,10 @@ class ClusterTls:
                                             private_key=self.key_pem,
                                             certificate_chain=self.cert_pem)
 
+    def channel_options(self, base: list) -> list:
+        """``base`` channel options, expecting the one name the certificate carries."""
+        return base + [("grpc.ssl_target_name_override", SERVER_NAME)]
+
     def environment(self, token: str) -> dict:
         """What a child process needs to reuse these credentials without deriving them."""
         return {ENV_PEM: (self.key_pem + self.cert_pem).decode(), ENV_ID: tls_id(token)}

@@ -73,10 +73,13 @@ def is_auth_failure(exc: BaseException) -> bool:
 
 def connect_gcs(address: str, password: str, **kwargs):
     """A GcsClient for ``address``; raises AuthenticationError("wrong cluster token ...")
-    at once when Redis refuses the password, ConnectionError when unreachable."""
-    from raylite.gcs.client import GcsClient
+    at once when Redis refuses the password, gcs.client.TlsHandshakeError (an
+    AuthenticationError) when TLS fails, ConnectionError when unreachable."""
+    from raylite.gcs.client import GcsClient, TlsHandshakeError
     try:
         return GcsClient(address, password, **kwargs)
+    except TlsHandshakeError:
+        raise
     except Exception as err:
         if is_auth_failure(err):
             raise wrong_token(f"the GCS at {address}", str(err)) from None
