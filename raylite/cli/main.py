@@ -81,8 +81,9 @@ def cmd_start(args) -> int:
     else:
         gcs_address, gcs_socket, redis_proc = args.address, "", None
     try:
+        from raylite.gcs.signing import signing_key
         connect_gcs(gcs_address, redis_password(token), unix_socket=gcs_socket or None,
-                    connect_timeout=15).close()
+                    connect_timeout=15, signing_key=signing_key(token)).close()
     except AuthenticationError as err:
         print(f"raylite start: {err}", file=sys.stderr)
         _stop_redis(redis_proc)

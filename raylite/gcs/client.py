@@ -22,9 +22,9 @@ from raylite import exceptions as exc
 from raylite.gcs import keys, liveness
 from raylite.gcs.errors import RETRY_S, gcs_call, is_auth_failure, map_error
 from raylite.gcs.records import DEAD, ActorRecord, JobRecord, LineageRecord, NodeRecord
-from raylite.gcs.signing import TamperedRecordError, seal, unseal
+from raylite.gcs.signing import TamperedRecordError, key_check, seal, unseal
 from raylite.security import user_tls
-from raylite.security.tokens import REDIS_USER
+from raylite.security.tokens import REDIS_USER, wrong_token
 
 # Delete the name binding only while it still names the releasing actor.
 _RELEASE_NAME = """
@@ -106,6 +106,8 @@ class GcsClient:
         self._release_name = self._redis.register_script(_RELEASE_NAME)
         self._lead_script = self._redis.register_script(_LEAD_MONITOR)
         self._wait_ready(connect_timeout)
+        if signing_key:
+            self._check_signing_key()
         self._buffer: list = []
         self._buffer_lock = threading.Lock()
         self._flush_event = threading.Event()
@@ -131,6 +133,20 @@ class GcsClient:
                 time.sleep(0.01)
 
     # ---- signed records (raylite.gcs.signing) -----------------------------------
+    @gcs_call(retry=True)
+    def _check_signing_key(self) -> None:
+        """Refuse to work with records signed under another token: the first keyed
+        client of a cluster (its head) stores a check value, later ones compare.
+        Raises AuthenticationError("wrong cluster token ...")."""
+        mine = key_check(self.signing_key)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.set(keys.SIGNING_CHECK, mine, nx=True)
+        pipe.get(keys.SIGNING_CHECK)
+        stored = pipe.execute()[1]
+        if stored is not None and stored.decode(errors="replace") != mine:
+            raise wrong_token(f"the GCS at {self.address}",
+                              "its records are signed with another cluster token")
+
     def _node_bytes(self, record: NodeRecord) -> bytes:
         if not self.signing_key:
             return record.to_bytes()

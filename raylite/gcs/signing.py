@@ -41,6 +41,12 @@ def signing_key(token: str) -> bytes:
     return hmac.new(token.encode(), b"raylite-gcs-signing", hashlib.sha256).digest()
 
 
+def key_check(key: bytes) -> str:
+    """A public value naming the signing key: the first client of a cluster stores it,
+    later ones compare theirs, so a wrong token is told apart from forged records."""
+    return hmac.new(key, b"raylite-signing-check", hashlib.sha256).hexdigest()[:32]
+
+
 def _job_digest(key: bytes, record: JobRecord) -> str:
     signed = json.dumps(["job", record.job_id, list(record.sys_path), record.cwd],
                         separators=(",", ":"))

@@ -48,10 +48,14 @@ def token_from_environment(token_file: str = "") -> str:
     return os.environ.get(TOKEN_ENV, "").strip()
 
 
+class WrongTokenError(AuthenticationError):
+    """The cluster refused our token (or the Redis password derived from it)."""
+
+
 def wrong_token(where: str, detail: str = "") -> AuthenticationError:
     """The error for a token (or the password derived from it) the cluster refused."""
     more = f" ({detail})" if detail else ""
-    return AuthenticationError(
+    return WrongTokenError(
         f"wrong cluster token for {where}: it was refused{more}; use the token of the "
         f"cluster's head (RAYLITE_TOKEN, --token-file, or the head's token file)")
 
@@ -78,7 +82,7 @@ def connect_gcs(address: str, password: str, **kwargs):
     from raylite.gcs.client import GcsClient, TlsHandshakeError
     try:
         return GcsClient(address, password, **kwargs)
-    except TlsHandshakeError:
+    except (TlsHandshakeError, WrongTokenError):
         raise
     except Exception as err:
         if is_auth_failure(err):

@@ -275,3 +275,40 @@ def test_key_file_others_can_read_is_refused(tmp_path, pki):
     out = cli(["start", "--head", "--port", "0", "--tls-cert", cert], env, check=False)
     assert out.returncode == 2 and "--tls-key, --tls-ca missing" in out.stderr, out.stderr
     assert not os.path.exists(tmp_path / "run" / "current_cluster")
+
+
+def test_wrong_token_still_fails_fast_under_tls(tls_cluster, pki, tmp_path):
+    cluster = tls_cluster
+    env = dict(_driver_env(cluster, pki), RAYLITE_TOKEN="not-the-token",
+               RAYLITE_TMPDIR=str(tmp_path / "run"))
+    cert, key = pki["node"]
+    # A joining node: refused at once (a retry loop would run into the timeout).
+    out = cli(["start", "--address", cluster.gcs_address, "--num-cpus", "1", "--tls-cert", cert,
+               "--tls-key", key, "--tls-ca", pki["ca"]], env, timeout=20, check=False)
+    assert out.returncode == 1 and "wrong cluster token" in out.stderr, out.stderr
+    # A driver with the right Redis password but another token.
+    code = ("import raylite as ray\n"
+            "try:\n"
+            f"    ray.init(address={cluster.gcs_address!r})\n"
+            "except ray.exceptions.AuthenticationError as err:\n"
+            "    print('AUTH', err)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20,
+                         env=dict(env, RAYLITE_GCS_PASSWORD=_info(cluster)["password"]))
+    assert "AUTH wrong cluster token" in out.stdout, out.stdout + out.stderr[-2000:]
+    # The CLI: status over TLS with the head's recorded files works, a wrong token fails.
+    status = cli(["status"], cluster.env).stdout
+    assert status.count("ALIVE") == 2, status
+    out = cli(["status", "--address", cluster.gcs_address], env, check=False)
+    assert out.returncode == 1 and "wrong cluster token" in out.stderr, out.stderr
+
+
+def test_no_secret_on_any_command_line(tls_cluster, pki):
+    from proctree import cmdline
+    cluster = tls_cluster
+    key_body = b"".join(open(pki["head"][1], "rb").read().splitlines()[1:-1]).decode()
+    pids = [int(line.split()[0]) for line in cluster.leftovers.processes()]
+    assert len(pids) >= 3      # redis, two schedulers (and their workers)
+    for pid in pids:
+        argv = " ".join(cmdline(pid))
+        assert cluster.token not in argv and _info(cluster)["password"] not in argv, argv
+        assert key_body[:40] not in argv, argv
