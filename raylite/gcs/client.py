@@ -8,6 +8,7 @@ a background thread.
 """
 from __future__ import annotations
 
+import hashlib
 import sys
 import threading
 import time
@@ -86,7 +87,7 @@ class GcsClient:
         self.retry_s = retry_s
         self.closed = False
         self.signing_key = signing_key
-        self._refused: set = set()     # (node id, blob) already logged as tampered
+        self._refused: set = set()     # (node id, digest) already logged as tampered
         # redis-py's own retries (seconds of backoff in recent versions) are off: the
         # retry policy is gcs_call's, in one place.
         options: dict[str, Any] = dict(username=REDIS_USER, password=password,
@@ -171,8 +172,12 @@ class GcsClient:
 
     def _refuse_node(self, node_id: str, blob: bytes, err: Exception) -> None:
         # Logged once per (node, content): the table is read several times a second.
-        if (node_id, blob) not in self._refused:
-            self._refused.add((node_id, blob))
+        # Digests, and a bounded set: a forger must not be able to grow our memory.
+        seen = (node_id, hashlib.sha256(blob).digest())
+        if seen not in self._refused:
+            if len(self._refused) >= 1024:
+                self._refused.clear()
+            self._refused.add(seen)
             _log_refusal(err)
 
     @gcs_call(retry=True)
@@ -393,9 +398,14 @@ class GcsClient:
 
     @gcs_call(retry=True)
     def all_actors(self) -> dict[str, ActorRecord]:
-        """Every actor record; raises TamperedRecordError when one fails its check."""
-        return {k.decode(): self._actor_record(k.decode(), v)
-                for k, v in self._redis.hgetall(keys.ACTORS).items()}
+        """Every actor record; one that fails its check is left out (and logged)."""
+        out = {}
+        for key, blob in self._redis.hgetall(keys.ACTORS).items():
+            try:
+                out[key.decode()] = self._actor_record(key.decode(), blob)
+            except (TamperedRecordError, ValueError):
+                continue
+        return out
 
     @gcs_call(retry=True)
     def delete_actor(self, actor_id_hex: str) -> None:

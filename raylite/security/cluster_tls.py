@@ -12,6 +12,9 @@ live in 0700 directories, so the file system already authenticates both ends.
 
 The key and certificate are passed from a node scheduler to its workers in the
 environment (like the token itself), so workers never import ``cryptography``.
+
+Certificates of the user's own CA (raylite.security.user_tls, `--tls-cert/--tls-key/
+--tls-ca`) replace this identity when given; see protocol/channels.py:_tls.
 """
 from __future__ import annotations
 

@@ -127,6 +127,7 @@ def test_actor_record_with_a_rewritten_address_is_refused(cluster):
             cluster.gcs.get_actor(actor_hex)
         assert "signature does not match" in str(info.value)
         assert isinstance(info.value, ray.exceptions.AuthenticationError)
+        assert actor_hex not in cluster.gcs.all_actors()   # listings leave it out
         # Looking the actor up by name fails with that error instead of dialling.
         with pytest.raises(ray.exceptions.AuthenticationError) as info:
             ray.get_actor("signed-actor")
