@@ -113,6 +113,11 @@ class Named:
         return "pong"
 
 
+@ray.remote
+def _call_through(handle):
+    return ray.get(handle.ping.remote(), timeout=30)
+
+
 def test_actor_record_with_a_rewritten_address_is_refused(cluster):
     actor = Named.options(name="signed-actor").remote()
     assert ray.get(actor.ping.remote(), timeout=60) == "pong"
@@ -132,6 +137,11 @@ def test_actor_record_with_a_rewritten_address_is_refused(cluster):
         with pytest.raises(ray.exceptions.AuthenticationError) as info:
             ray.get_actor("signed-actor")
         assert f"actor {actor_hex}" in str(info.value)
+        # A task holding a handle (not the owner) follows the actor table: its call
+        # fails with the refusal instead of reaching the planted address.
+        with pytest.raises(ray.exceptions.RayliteError) as info:
+            ray.get(_call_through.remote(actor), timeout=60)
+        assert "signature does not match" in str(info.value), info.value
         # A record copied from another actor is refused too (it names another id).
         other = Named.remote()
         ray.get(other.ping.remote(), timeout=60)
