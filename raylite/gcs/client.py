@@ -75,8 +75,12 @@ class GcsClient:
     The constructor raises AuthenticationError on a wrong password, TlsHandshakeError
     (an AuthenticationError) when the server's certificate is not trusted or ours is
     refused, and GcsUnavailableError (a ConnectionError) when the server cannot be
-    reached within ``connect_timeout``. Every method raises GcsUnavailableError when the
-    GCS stays unreachable, AuthenticationError or RaySystemError otherwise.
+    reached within ``connect_timeout``; with ``signing_key``, AuthenticationError("wrong
+    cluster token ...") when the cluster's records are signed under another token; and
+    user_tls.TlsConfigError / InsecurePathError when the TLS files named in the
+    environment are incomplete or the key is not private. Every method raises
+    GcsUnavailableError when the GCS stays unreachable, AuthenticationError or
+    RaySystemError otherwise.
     """
 
     def __init__(self, address: str, password: str, unix_socket: str | None = None,
