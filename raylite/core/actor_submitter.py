@@ -19,6 +19,7 @@ from raylite.core import actor_state as st
 from raylite.core.actor_state import ALIVE, DEAD, PENDING, RESTARTING, ActorCall  # noqa: F401
 from raylite.core.local_channel import open_task_stream
 from raylite.core.object_manager import _quiet, error_value, relabeled
+from raylite.core.submitter import FAILURE_CAUSE_TIMEOUT_S
 from raylite.core.task_stream import TaskStream, describe
 from raylite.gcs.records import ActorRecord
 from raylite.ids import spec_return_ids
@@ -135,8 +136,27 @@ class ActorCaller:
     def _on_broken(self, epoch: int, error) -> None:
         if self.worker.shutting_down or epoch != self.sm.stream:
             return
+        if self.owner_info is not None and self.sm.lease is not None:
+            # The owner holds the lease: ask its node whether the memory monitor killed it.
+            self.loop.create_task(self._broken_with_cause(epoch, describe(error), self.sm.lease))
+            return
+        self._broken_because(epoch, describe(error))
+
+    async def _broken_with_cause(self, epoch: int, detail: str, lease) -> None:
+        lease_id, stub = lease
+        try:
+            cause = await stub.GetWorkerFailureCause(
+                node_pb2.WorkerFailureRequest(lease_id=lease_id), timeout=FAILURE_CAUSE_TIMEOUT_S)
+            if cause.oom:
+                detail = f"OutOfMemoryError: {cause.message}"
+        except Exception:   # the node is gone too: its death is the news
+            pass
+        if not self.worker.shutting_down and epoch == self.sm.stream:
+            self._broken_because(epoch, detail)
+
+    def _broken_because(self, epoch: int, detail: str) -> None:
         # Whether the actor ended on purpose (exit_actor, sys.exit, ray.kill) is in the GCS.
-        self._feed(st.StreamBroken(epoch, describe(error),
+        self._feed(st.StreamBroken(epoch, detail,
                                    exit_reason=self.worker.actor_exit_reason(self.actor_id)))
 
     # ---- owner: placement, the actor table -------------------------------------------------
@@ -159,7 +179,8 @@ class ActorCaller:
         request = node_pb2.LeaseRequest(
             resources=info["placement"], running_resources=info["running"], for_actor=True,
             job_id=worker.job_id, actor_id=self.actor_id, strategy=info.get("strategy", ""),
-            owner_worker_id="" if info["detached"] else worker.worker_id)
+            owner_worker_id="" if info["detached"] else worker.worker_id,
+            retriable=info["max_restarts"] != 0)
         try:
             reply, stub = await worker.lease(request)
         except asyncio.CancelledError:

@@ -32,6 +32,7 @@ class LeaseAsk:
     actor_id: bytes = b""
     movable: bool = False     # may move on to another node (DEFAULT strategy: no pinning)
     queued_at: float = 0.0    # monotonic time it was queued here
+    retriable: bool = True    # its work may be retried (the memory monitor kills these first)
 
 
 @dataclass
@@ -49,6 +50,7 @@ class Worker:
     idle_since: float = 0.0
     last_job: bytes = b""        # the job of its last lease: it has that job's code loaded
     actor_id: bytes = b""
+    retriable: bool = True       # of its lease (see LeaseAsk)
 
 
 @dataclass
@@ -281,6 +283,7 @@ class SchedulerState:
         worker.owner = ask.owner
         worker.last_job = ask.job_id
         worker.actor_id = ask.actor_id
+        worker.retriable = ask.retriable
         worker.blocked = False
         return Grant(ask.request_id, worker.worker_id, worker.lease_id, worker.gpu_ids)
 

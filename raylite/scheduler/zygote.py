@@ -119,6 +119,9 @@ def main(preloaded: bool = False) -> int:
     set_parent_death_signal(signal.SIGKILL)
     if not preloaded:
         _preload()
+    import gc
+    gc.collect()
+    gc.freeze()
     out = sys.stdout
     inp = sys.stdin.fileno()
     buffer = b""
