@@ -8,6 +8,7 @@ a background thread.
 """
 from __future__ import annotations
 
+import inspect
 import sys
 import threading
 import time
@@ -23,6 +24,13 @@ from raylite.gcs import keys, liveness
 from raylite.gcs.errors import RETRY_S, gcs_call, is_auth_failure, map_error
 from raylite.gcs.records import DEAD, ActorRecord, JobRecord, LineageRecord, NodeRecord
 from raylite.security.tokens import REDIS_USER
+
+# No CLIENT SETINFO on connect: for it redis-py looks its own version up through
+# importlib.metadata (a scan of sys.path), which costs every new worker ~10 ms and
+# ~1 MiB of pages it no longer shares with its zygote. (driver_info since redis-py 7.)
+_NO_CLIENT_SETINFO: dict = (
+    {"driver_info": None} if "driver_info" in inspect.signature(redis.Redis).parameters
+    else {"lib_name": None, "lib_version": None})
 
 # Delete the name binding only while it still names the releasing actor.
 _RELEASE_NAME = """
@@ -78,7 +86,7 @@ class GcsClient:
         # retry policy is gcs_call's, in one place.
         options: dict[str, Any] = dict(username=REDIS_USER, password=password,
                                        socket_keepalive=True, retry=Retry(NoBackoff(), 0),
-                                       socket_connect_timeout=5)
+                                       socket_connect_timeout=5, **_NO_CLIENT_SETINFO)
         # Any: redis-py types replies as bytes | str (decode_responses); ours are bytes.
         self._redis: Any
         if unix_socket:
