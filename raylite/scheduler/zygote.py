@@ -39,18 +39,6 @@ def _preload() -> None:
     import raylite.core.worker_main  # noqa: F401
     import raylite.gcs.client  # noqa: F401
     import raylite.gcs.signing  # noqa: F401
-    _warm_package_metadata()
-
-
-def _warm_package_metadata() -> None:
-    """redis-py looks its own version up (importlib.metadata, a scan of sys.path) on
-    every new client to announce it to the server: ~20 ms and ~4 MiB of objects per
-    worker when done after the fork. Done once here, the scan's caches are shared."""
-    try:
-        from redis.utils import get_lib_version
-        get_lib_version()
-    except Exception:  # an older or newer redis-py without it: nothing to warm
-        pass
 
 
 def _share_with_children() -> None:
@@ -59,19 +47,11 @@ def _share_with_children() -> None:
     A forked page stays shared until either process writes to it. The collector writes
     to every object it examines (its reference-count bookkeeping), so one collection in
     a worker would copy most of the heap the zygote built: freezing moves what exists
-    now out of its reach. Each thread that allocates also gets a malloc arena of its
-    own (a dozen per worker: gRPC's, the event loop's, ...); capping them keeps those
-    small heaps from multiplying per worker.
+    now out of its reach for good (module-level objects, never garbage anyway).
     """
-    import ctypes
     import gc
     gc.collect()
     gc.freeze()
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(-8, 2)   # M_ARENA_MAX: glibc only; harmless to miss
-    except (OSError, AttributeError):
-        pass
-
 
 
 def _child(request: dict) -> None:
