@@ -216,10 +216,9 @@ class ActorCaller:
             address=address.SerializeToString() if alive else b"",
             node_id=address.node_id if alive else "", pid=address.pid if alive else 0,
             death_cause=str(sm.death) if sm.death else "", time=time.time())
-        try:
-            self.worker.gcs.put_actor(record)
-        except Exception:
-            pass
+        # Buffered: a synchronous write here held the event loop for a Redis round trip
+        # per record, the bottleneck when creating many actors. Never raises.
+        self.worker.gcs.put_actor_buffered(record)
 
     def _release_name(self, _instruction) -> None:
         info = self.owner_info

@@ -309,13 +309,24 @@ class GcsClient:
         pipe.publish(keys.actor_channel(record.actor_id), blob)
         pipe.execute()
 
+    def put_actor_buffered(self, record: ActorRecord) -> None:
+        """put_actor through the background pipeline: no round trip on the caller's
+        event loop (an owner creating many actors writes two records each). Writes keep
+        their order with the other buffered ones; this process's own reads below flush
+        first, so it always reads what it wrote."""
+        blob = record.to_bytes()
+        self.buffer("hset", keys.ACTORS, record.actor_id, blob)
+        self.buffer("publish", keys.actor_channel(record.actor_id), blob)
+
     @gcs_call(retry=True)
     def get_actor(self, actor_id_hex: str) -> ActorRecord | None:
+        self.flush()
         raw = self._redis.hget(keys.ACTORS, actor_id_hex)
         return ActorRecord.from_bytes(raw) if raw else None
 
     @gcs_call(retry=True)
     def all_actors(self) -> dict[str, ActorRecord]:
+        self.flush()
         return {k.decode(): ActorRecord.from_bytes(v)
                 for k, v in self._redis.hgetall(keys.ACTORS).items()}
 
