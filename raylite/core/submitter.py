@@ -21,7 +21,7 @@ from raylite.core.task_stream import describe
 from raylite.ids import spec_return_ids
 from raylite.protocol import node_pb2
 
-FAILURE_CAUSE_TIMEOUT_S = 2.0   # asking a node why a worker died
+FAILURE_CAUSE_TIMEOUT_S = 1.0   # asking a node why a worker died (a partitioned node: give up)
 
 
 class TaskSubmitter:
