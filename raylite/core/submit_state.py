@@ -215,6 +215,7 @@ class RequestLease:
     request_id: int
     key: tuple
     resources: dict
+    retriable: bool = True          # the tasks waiting may be retried (memory monitor hint)
 
 
 @dataclass(slots=True)
@@ -274,6 +275,17 @@ class FinishWithError:
     entry: TaskEntry
     kind: type[Exception]           # a raylite exception class
     message: str = ""
+
+
+@dataclass(slots=True)
+class FailWorkerDied:
+    """Finish ``entry`` (no retries left) with the death of its worker. Only the node
+    knows why it died, so the shell asks the scheduler that granted ``lease``:
+    OutOfMemoryError when its memory monitor killed the worker, else WorkerCrashedError
+    with ``message``."""
+    entry: TaskEntry
+    lease: Lease
+    message: str
 
 
 @dataclass(slots=True)
@@ -401,7 +413,10 @@ class TaskSubmitState:
         self.next_request += 1
         self.requests[self.next_request] = kq
         kq.requests += 1
-        out.append(RequestLease(self.next_request, kq.key, kq.resources))
+        # Whether the waiting work may be retried; the node kills such workers first
+        # when memory runs low. The head of the queue speaks for the key.
+        retriable = not kq.queue or kq.queue[0].retries_left != 0
+        out.append(RequestLease(self.next_request, kq.key, kq.resources, retriable))
 
     # ---- lease replies ------------------------------------------------------------------
     def _take_request(self, request_id: int) -> KeyQueue:
@@ -529,9 +544,10 @@ class TaskSubmitState:
             elif entry.retries_left != 0 and not self.closed:
                 self._retry(entry, kq)
             else:
-                out.append(self._fail(entry, exc.WorkerCrashedError,
-                                      f"The worker running {entry.spec.name} died unexpectedly "
-                                      f"(max_retries exhausted): {ev.reason}"))
+                self._forget(entry)
+                out.append(FailWorkerDied(entry, lease,
+                                          f"The worker running {entry.spec.name} died "
+                                          f"unexpectedly (max_retries exhausted): {ev.reason}"))
         if not self.closed:
             out.append(ReturnLease(lease, kill=True))
             self._pump(kq, out)

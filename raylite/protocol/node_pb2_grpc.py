@@ -75,6 +75,11 @@ class NodeSchedulerStub:
                 request_serializer=node__pb2.ShutdownRequest.SerializeToString,
                 response_deserializer=common__pb2.Empty.FromString,
                 _registered_method=True)
+        self.GetWorkerFailureCause = channel.unary_unary(
+                '/raylite.NodeScheduler/GetWorkerFailureCause',
+                request_serializer=node__pb2.WorkerFailureRequest.SerializeToString,
+                response_deserializer=node__pb2.WorkerFailureReply.FromString,
+                _registered_method=True)
 
 
 class NodeSchedulerServicer:
@@ -129,6 +134,12 @@ class NodeSchedulerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetWorkerFailureCause(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeSchedulerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -171,6 +182,11 @@ def add_NodeSchedulerServicer_to_server(servicer, server):
                     servicer.Shutdown,
                     request_deserializer=node__pb2.ShutdownRequest.FromString,
                     response_serializer=common__pb2.Empty.SerializeToString,
+            ),
+            'GetWorkerFailureCause': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWorkerFailureCause,
+                    request_deserializer=node__pb2.WorkerFailureRequest.FromString,
+                    response_serializer=node__pb2.WorkerFailureReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -389,6 +405,33 @@ class NodeScheduler:
             '/raylite.NodeScheduler/Shutdown',
             node__pb2.ShutdownRequest.SerializeToString,
             common__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWorkerFailureCause(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raylite.NodeScheduler/GetWorkerFailureCause',
+            node__pb2.WorkerFailureRequest.SerializeToString,
+            node__pb2.WorkerFailureReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -33,6 +33,7 @@ class LeaseAsk:
     movable: bool = False     # may move on to another node (DEFAULT strategy: no pinning)
     queued_at: float = 0.0    # monotonic time it was queued here
     runtime_env: str = ""     # canonical text of its runtime_env ("" = default)
+    retriable: bool = True    # its work may be retried (the memory monitor kills these first)
 
 
 @dataclass
@@ -51,6 +52,7 @@ class Worker:
     last_job: bytes = b""        # the job of its last lease: it has that job's code loaded
     actor_id: bytes = b""
     runtime_env: str = ""        # the env it was started with; only leased for that env
+    retriable: bool = True       # of its lease (see LeaseAsk)
 
 
 @dataclass
@@ -324,6 +326,7 @@ class SchedulerState:
         worker.owner = ask.owner
         worker.last_job = ask.job_id
         worker.actor_id = ask.actor_id
+        worker.retriable = ask.retriable
         worker.blocked = False
         return Grant(ask.request_id, worker.worker_id, worker.lease_id, worker.gpu_ids)
 
