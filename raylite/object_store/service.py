@@ -163,6 +163,7 @@ class ObjectStoreService(objects_pb2_grpc.ObjectStoreServicer):
             obj = self.store.objects.get(hex_id)
             if obj is not None and not obj.sealed:
                 self.store.delete(hex_id)
+            log.warning("could not pull object %s from node %s: %s", hex_id, request.node_id[:8], err)
             return objects_pb2.FetchReply(error=f"Could not fetch object {hex_id} from node "
                                                 f"{request.node_id[:8]}: {err}")
         if hex_id not in self.store.objects:

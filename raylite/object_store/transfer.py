@@ -133,7 +133,10 @@ class Puller:
         finally:
             view.release()
             if mapped is not None:
-                mapped.close()
+                try:
+                    mapped.close()
+                except BufferError:   # a slice still referenced somewhere: unmapped when collected
+                    pass
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 if isinstance(outcome, (OSError, wire.TransferError)):
@@ -166,7 +169,10 @@ class Puller:
                 raise TransferFailed(f"holder has {reply.total} bytes (range of {reply.length}), "
                                      f"expected {request.size}")
             for start, n in steps(offset, length):
-                wire.recv_into_exactly(sock, view[start:start + n])
+                # Released even on error: a failure's traceback must not keep an
+                # export of the mapping alive (it could then not be closed).
+                with view[start:start + n] as part:
+                    wire.recv_into_exactly(sock, part)
         except BaseException:
             sock.close()
             raise
@@ -207,5 +213,7 @@ def describe_failure(err: BaseException) -> str:
     if isinstance(err, TransferFailed):
         return str(err)
     if isinstance(err, TimeoutError):
-        return f"no data for {wire.IO_TIMEOUT:g} s"
+        return f"no data from the holder for {wire.IO_TIMEOUT:g} s"
+    if isinstance(err, (OSError, wire.TransferError)):
+        return f"the connection to the holder broke (its node may have died): {err}"
     return f"{type(err).__name__}: {err}"
