@@ -8,7 +8,8 @@ raylite: a head and N-1 nodes started with the `raylite` CLI (`--num-cpus` fract
 default 0.1 per node, so 20 nodes share this machine's cores) in a private
 RAYLITE_TMPDIR, stopped with `raylite stop`; afterwards no process of the cluster and
 no /dev/shm segment may remain (reported, not asserted). Ray: ray.cluster_utils.Cluster
-with N raylets of the same CPUs (`ray stop` is never called: it would stop every Ray on
+with N raylets of one CPU each (Ray refuses fractional CPUs per node; one task
+slot per node either way) (`ray stop` is never called: it would stop every Ray on
 the machine); skipped above --ray-max-nodes.
 
 For each N it prints: start-up time of the cluster, nodes `raylite status` shows
@@ -194,10 +195,12 @@ import collections, json, sys, time
 import ray
 from ray.cluster_utils import Cluster
 N, TASKS, CPU, STRATEGY = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+CPU = max(1, round(CPU))   # Ray wants whole CPUs per node: one task slot per node, as raylite
+STORE = 100 * 2**20        # plasma per raylet (its default, 30% of RAM each, times N)
 t0 = time.perf_counter()
-cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": CPU})
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": CPU, "object_store_memory": STORE})
 for _ in range(N - 1):
-    cluster.add_node(num_cpus=CPU)
+    cluster.add_node(num_cpus=CPU, object_store_memory=STORE)
 ray.init(address=cluster.address, log_to_driver=False)
 cluster.wait_for_nodes()
 start_s = time.perf_counter() - t0
