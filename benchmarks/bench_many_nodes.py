@@ -79,19 +79,30 @@ def memory_of(pids: list[int]) -> tuple[int, int]:
 
 
 def processes_of(run_dir: str) -> list[int]:
-    """Schedulers, zygotes, workers and redis of clusters started under ``run_dir``."""
-    pids = []
+    """Schedulers and redis of clusters started under ``run_dir`` (their command lines
+    name it), and all their descendants (zygotes, workers)."""
+    roots, parent = set(), {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
+            with open(f"/proc/{entry}/stat") as f:
+                parent[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
             continue
         if run_dir in cmd:
-            pids.append(int(entry))
-    return pids
+            roots.add(int(entry))
+    found = set(roots)
+    grew = True
+    while grew:
+        grew = False
+        for pid, ppid in parent.items():
+            if ppid in found and pid not in found:
+                found.add(pid)
+                grew = True
+    return sorted(found)
 
 
 class RayliteCluster:
