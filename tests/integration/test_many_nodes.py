@@ -39,3 +39,28 @@ def test_six_nodes_run_thousands_of_tasks_on_every_node_and_stop_cleanly(local_c
     alive = [line for line in status.splitlines() if line.startswith("node ") and "ALIVE" in line]
     assert len(alive) == NODES, status
     assert {line.split()[1] for line in alive} == {n.node_id[:8] for n in cluster.nodes}
+
+
+def test_the_node_table_version_moves_with_membership_only(tmp_path):
+    """What the heartbeat's TableSchedule rests on, against a real redis-server: a beat
+    returns the table version, which moves on a join, a death and a revival, never on
+    a beat."""
+    from raylite.gcs.client import GcsClient
+    from raylite.gcs.records import NodeRecord
+    from raylite.gcs.redis_server import start_redis
+
+    proc, port, _ = start_redis(str(tmp_path / "redis"), "pw")
+    gcs = GcsClient(f"127.0.0.1:{port}", "pw", retry_s=0.3)
+    try:
+        assert gcs.heartbeat("n1", {"CPU": 1.0}) == 0          # never set: 0
+        gcs.register_node(NodeRecord(node_id="n1", address="127.0.0.1:1"))
+        joined = gcs.heartbeat("n1", {"CPU": 1.0})
+        assert joined >= 1 and gcs.heartbeat("n1", None) == joined
+        gcs.mark_node_dead("n1", "test")
+        dead = gcs.heartbeat("n1", None)
+        gcs.revive_node("n1")
+        assert joined < dead < gcs.heartbeat("n1", None)
+    finally:
+        gcs.close()
+        proc.terminate()
+        proc.wait(10)
