@@ -11,8 +11,10 @@ Security, as for every TCP connection of the cluster:
 - Both ends prove they hold the cluster token before anything else is read or sent
   (a challenge-response over fresh nonces: the token itself never travels), and an
   unauthenticated peer gets at most a fixed-size hello read under a deadline.
-- Between hosts the connection is mutual TLS with the cluster's token-derived identity
-  (raylite.security.cluster_tls), as gRPC is. Over the loopback interface it stays
+- Between hosts the connection is mutual TLS, with the same identity as gRPC: the
+  user's certificates and CA when given (raylite.security.user_tls: the server is
+  checked against the host dialled, or RAYLITE_TLS_SERVER_NAME), else the cluster's
+  token-derived one (raylite.security.cluster_tls). Over the loopback interface it stays
   plain: no other local user can read or inject loopback traffic (that takes root,
   who can read /dev/shm anyway), and encryption would halve the copy rate.
   RAYLITE_TLS=0 makes every connection plain (debugging only).
@@ -145,34 +147,56 @@ def client_handshake(sock: socket.socket, token: str) -> None:
 
 
 # ---- TLS between hosts --------------------------------------------------------------------
-_contexts: dict[tuple[str, bool], ssl.SSLContext] = {}
+_contexts: dict[tuple, ssl.SSLContext] = {}
+
+
+def _user_tls():
+    from raylite.security import user_tls
+    return user_tls.from_environment()
 
 
 def wants_tls(host: str) -> bool:
     """Whether a connection to or from ``host`` is wrapped in TLS."""
+    if is_loopback(host):
+        return False
     from raylite.security import cluster_tls
-    return cluster_tls.enabled() and not is_loopback(host)
+    return _user_tls() is not None or cluster_tls.enabled()
+
+
+def server_name(host: str) -> str:
+    """The name a client expects in the server's certificate when dialling ``host``."""
+    given = _user_tls()
+    if given is not None:
+        return given.server_name or host
+    from raylite.security.cluster_tls import SERVER_NAME
+    return SERVER_NAME
 
 
 def tls_context(token: str, server_side: bool) -> ssl.SSLContext:
-    """Mutual TLS with the cluster identity (cached per token and side)."""
-    key = (token, server_side)
+    """Mutual TLS with the cluster's identity (see the module docstring), cached.
+    Raises user_tls.TlsConfigError / InsecurePathError for unusable user files."""
+    given = _user_tls()
+    key = (token, server_side, given.cert_file if given is not None else "")
     ctx = _contexts.get(key)
     if ctx is not None:
         return ctx
-    from raylite.security import cluster_tls
-    tls = cluster_tls.for_token(token)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if server_side else ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.verify_mode = ssl.CERT_REQUIRED
-    ctx.load_verify_locations(cadata=tls.cert_pem.decode())
     if not server_side:
         ctx.check_hostname = True
-    # load_cert_chain reads files only: a private file that lives for one call.
-    with tempfile.NamedTemporaryFile("wb", suffix=".pem") as f:   # mode 0600
-        f.write(tls.key_pem + tls.cert_pem)
-        f.flush()
-        ctx.load_cert_chain(f.name)
+    if given is not None:
+        ctx.load_verify_locations(cadata=given.ca_pem.decode())
+        ctx.load_cert_chain(given.cert_file, given.key_file)
+    else:
+        from raylite.security import cluster_tls
+        tls = cluster_tls.for_token(token)
+        ctx.load_verify_locations(cadata=tls.cert_pem.decode())
+        # load_cert_chain reads files only: a private file that lives for one call.
+        with tempfile.NamedTemporaryFile("wb", suffix=".pem") as f:   # mode 0600
+            f.write(tls.key_pem + tls.cert_pem)
+            f.flush()
+            ctx.load_cert_chain(f.name)
     _contexts[key] = ctx
     return ctx
 
@@ -187,8 +211,7 @@ def connect(address: str, token: str) -> socket.socket:
         sock = socket.create_connection((host, port), timeout=HANDSHAKE_DEADLINE)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if wants_tls(host):
-            from raylite.security.cluster_tls import SERVER_NAME
-            sock = tls_context(token, False).wrap_socket(sock, server_hostname=SERVER_NAME)
+            sock = tls_context(token, False).wrap_socket(sock, server_hostname=server_name(host))
     except (OSError, ValueError) as err:
         raise TransferError(f"cannot open a transfer connection to {address}: {err}") from err
     try:

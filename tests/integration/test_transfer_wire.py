@@ -135,3 +135,49 @@ def test_loopback_detection():
     assert wire.split_address("[::1]:80") == ("::1", 80)
     with pytest.raises(ValueError):
         wire.split_address("nohost")
+
+
+def test_user_certificates_replace_the_token_identity_between_hosts(served, monkeypatch, tmp_path):
+    """With --tls-cert/--tls-key/--tls-ca (RAYLITE_TLS_*), transfers between hosts are
+    TLS under the user's CA, the server checked against the address dialled; a server
+    whose certificate another CA signed is refused."""
+    from test_tls_user_ca import make_ca
+
+    from raylite.security import user_tls
+    files, server, dest = served
+    ca, issue = make_ca(tmp_path, "cluster")
+    cert, key = issue("node")
+    monkeypatch.setattr(wire, "is_loopback", lambda host: False)   # as if between hosts
+    monkeypatch.setenv(user_tls.ENV_CERT, cert)
+    monkeypatch.setenv(user_tls.ENV_KEY, key)
+    monkeypatch.setenv(user_tls.ENV_CA, ca)
+    data = b"z" * (10 * MiB + 7)
+    files.add("ab" * 28, data)
+    assert pull(f"127.0.0.1:{server.port}", "ab" * 28, len(data), dest) == 1
+    with open(dest, "rb") as f:
+        assert f.read() == data
+    assert {(TOKEN, False, cert), (TOKEN, True, cert)} <= set(wire._contexts)   # the user's files
+    # The client trusts only its CA: a server presenting another CA's certificate fails.
+    other_ca, other_issue = make_ca(tmp_path, "stranger")
+    other_cert, other_key = other_issue("other")
+    client_env = (cert, key, ca)
+    monkeypatch.setenv(user_tls.ENV_CERT, other_cert)
+    monkeypatch.setenv(user_tls.ENV_KEY, other_key)
+    monkeypatch.setenv(user_tls.ENV_CA, other_ca)
+    impostor = TransferServer("127.0.0.1", TOKEN, files.open, files.release)
+    wire.tls_context(TOKEN, True)          # the impostor's context: the stranger's files
+    monkeypatch.setenv(user_tls.ENV_CERT, client_env[0])
+    monkeypatch.setenv(user_tls.ENV_KEY, client_env[1])
+    monkeypatch.setenv(user_tls.ENV_CA, client_env[2])
+    try:
+        real = wire.tls_context
+
+        def by_side(token, server_side):   # the impostor serves with the stranger's files
+            if server_side:
+                return wire._contexts[(TOKEN, True, other_cert)]
+            return real(token, server_side)
+        monkeypatch.setattr(wire, "tls_context", by_side)
+        with pytest.raises(wire.TransferError):
+            wire.connect(f"127.0.0.1:{impostor.port}", TOKEN)
+    finally:
+        impostor.close()
