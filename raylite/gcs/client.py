@@ -539,6 +539,23 @@ class GcsClient:
         self._redis.hset(keys.JOBS, record.job_id, record.to_bytes())
 
     @gcs_call(retry=True)
+    def finish_job(self, job_id_hex: str, keep: int = 1000) -> None:
+        """Record that the job's driver went away, and bump the node-table version so
+        every node's heartbeat looks (scheduler/heartbeat.py) and stops the job's
+        non-detached workers. Only the newest ``keep`` finished jobs are remembered."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.zadd(keys.FINISHED_JOBS, {job_id_hex: time.time()})
+        pipe.zremrangebyrank(keys.FINISHED_JOBS, 0, -keep - 1)
+        pipe.incr(keys.NODES_VERSION)
+        pipe.execute()
+
+    @gcs_call(retry=True)
+    def finished_jobs(self, since: float = 0.0) -> dict[str, float]:
+        """job id hex -> time it finished, for jobs finished at or after ``since``."""
+        rows = self._redis.zrangebyscore(keys.FINISHED_JOBS, since, "+inf", withscores=True)
+        return {job.decode(): score for job, score in rows}
+
+    @gcs_call(retry=True)
     def get_job(self, job_id_hex: str) -> JobRecord | None:
         raw = self._redis.hget(keys.JOBS, job_id_hex)
         if not raw:

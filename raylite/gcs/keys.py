@@ -11,6 +11,7 @@ HEARTBEATS = PREFIX + "heartbeats"       # hash node_id -> unix time of last bea
 AVAILABLE = PREFIX + "available"         # hash node_id -> free resources at last beat
 NODES_VERSION = PREFIX + "nodes:version"  # integer, bumped whenever a NodeRecord changes
 JOBS = PREFIX + "jobs"                   # hash job_id -> JobRecord
+FINISHED_JOBS = PREFIX + "jobs:finished"  # sorted set job_id -> time its driver went away
 ACTORS = PREFIX + "actors"               # hash actor_id -> ActorRecord
 ACTOR_NAMES = PREFIX + "actor_names"     # hash "namespace/name" -> actor_id
 ACTOR_EXITS = PREFIX + "actor_exits"     # hash actor_id -> why it ended on purpose (no restart)

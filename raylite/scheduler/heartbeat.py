@@ -74,8 +74,13 @@ class Heartbeat:
     """Beats for ``node_id`` until ``stop()``; ``nodes`` is the last node table read."""
 
     def __init__(self, gcs, node_id: str, available, interval_s: float = HEARTBEAT_INTERVAL_S,
-                 timeout_s: float = NODE_TIMEOUT_S):
+                 timeout_s: float = NODE_TIMEOUT_S, on_jobs_finished=None):
         self.gcs = gcs
+        # (job id hexes) -> None, called from this thread when drivers went away
+        # (GcsClient.finish_job bumps the table version, so they are seen within a read).
+        self._on_jobs_finished = on_jobs_finished
+        self._jobs_since = time.time() - 60.0   # jobs that ended before we came are not ours
+        self._jobs_seen: set[str] = set()
         self.node_id = node_id
         self._available = available          # () -> dict of free resources
         self.interval_s = interval_s
@@ -128,6 +133,8 @@ class Heartbeat:
                 gcs.revive_node(self.node_id, retry=False)
                 me.alive = True
             self.nodes = nodes
+            if self._on_jobs_finished is not None:
+                self._look_for_finished_jobs()
         else:
             nodes = self.nodes
         if not schedule.should_try_monitor(now, self.leading):
@@ -148,6 +155,16 @@ class Heartbeat:
                 nodes[dead].alive = False
         else:
             self._lose_lead()
+
+    def _look_for_finished_jobs(self) -> None:
+        finished = self.gcs.finished_jobs(self._jobs_since, retry=False)
+        new = [job for job in finished if job not in self._jobs_seen]
+        if finished:
+            # Keep a margin for clocks of other hosts; the seen-set stops repeats.
+            self._jobs_since = max(finished.values()) - 60.0
+            self._jobs_seen = {j for j, t in finished.items() if t >= self._jobs_since}
+        if new:
+            self._on_jobs_finished(new)
 
     def _lose_lead(self) -> None:
         if self.leading:

@@ -117,6 +117,18 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
                 if fut is not None and not fut.done():
                     fut.set_result(action)
 
+    def _finish_job(self, job_hex: str) -> None:
+        """Tell every node the driver of ``job_hex`` went away (they stop its work)."""
+        try:
+            self.gcs.finish_job(job_hex)
+        except Exception as exc:  # the GCS may be going away with the cluster
+            log.warning("could not record the end of job %s: %s", job_hex[:8], exc)
+
+    def jobs_finished(self, jobs: list[str]) -> None:
+        """Drivers went away somewhere: stop their jobs' non-detached work here."""
+        for job_hex in jobs:
+            self.apply(self.state.job_finished(bytes.fromhex(job_hex)))
+
     def _actor_lost_owner(self, actor_id: bytes) -> None:
         """A non-detached actor's owner died, so the actor dies too (as in Ray): record
         it DEAD and free its name. Its owner can no longer do this itself."""
@@ -240,6 +252,9 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
             if not self.stopping.is_set():
                 self.apply(self.state.owner_died(driver))
                 self.store.delete_owned_by(driver)
+                if request.job_id:
+                    asyncio.get_running_loop().run_in_executor(
+                        None, self._finish_job, request.job_id.hex())
                 if self.cfg.embedded_driver_pid and request.address.pid == self.cfg.embedded_driver_pid:
                     log.info("embedding driver %s went away; shutting down", driver[:8])
                     self.stopping.set()
@@ -366,7 +381,10 @@ async def serve(cfg, procs: WorkerProcesses | None = None, prestarted: list | No
         pid=os.getpid(), store_dir=scheduler.store.directory,
         store_capacity=scheduler.store.capacity, session=cfg.session.root,
         is_head=bool(cfg.is_head), transfer=transfer, available=dict(cfg.resources)))
-    scheduler.beat = Heartbeat(scheduler.gcs, cfg.node_id, lambda: scheduler.state.available)
+    loop = asyncio.get_running_loop()
+    scheduler.beat = Heartbeat(scheduler.gcs, cfg.node_id, lambda: scheduler.state.available,
+                               on_jobs_finished=lambda jobs: loop.call_soon_threadsafe(
+                                   scheduler.jobs_finished, jobs))
     scheduler.beat.start()
     tasks = [asyncio.create_task(scheduler.watch_processes())]
     if scheduler.memory.config.enabled:

@@ -179,18 +179,31 @@ class SchedulerState:
 
     def owner_died(self, owner: str) -> list:
         """Reclaim the leases (and kill the workers) held by a dead owner."""
+        return self._stop_work(lambda held_by, job: held_by == owner, "owner died")
+
+    def job_finished(self, job_id: bytes) -> list:
+        """The job's driver went away (on whichever node): stop its non-detached work
+        here, as Ray does -- workers leased to any owner of that job and its queued
+        asks. Detached actors (no owner) outlive their job."""
+        return self._stop_work(lambda held_by, job: bool(held_by) and job == job_id,
+                               "the job's driver exited")
+
+    def _stop_work(self, doomed, reason: str) -> list:
+        """Kill leased workers and reject queued asks for which doomed(owner, job)."""
         actions: list = []
         for worker in list(self.workers.values()):
-            if worker.lease_id is not None and worker.owner == owner:
+            if worker.lease_id is not None and doomed(worker.owner, worker.last_job):
                 actor_id = worker.actor_id
                 self._release(worker)
                 self.workers.pop(worker.worker_id, None)
                 actions.append(KillWorker(worker.worker_id, orphaned_actor=actor_id))
-        survivors = deque(a for a in self.pending if a.owner != owner)
+        kept: deque = deque()
         for ask in self.pending:
-            if ask.owner == owner:
-                actions.append(Reject(ask.request_id, "owner died"))
-        self.pending = survivors
+            if doomed(ask.owner, ask.job_id):
+                actions.append(Reject(ask.request_id, reason))
+            else:
+                kept.append(ask)
+        self.pending = kept
         return actions + self.schedule()
 
     def cancel_request(self, request_id: int) -> None:
