@@ -172,11 +172,13 @@ class TaskSubmitter:
 
     def _deps_resolved(self, entry: TaskEntry) -> None:
         failed = None
-        for dep in entry.spec.deps:
+        deps = entry.spec.deps
+        for dep in deps:
             if dep.is_error:
                 failed = dep   # the task fails with its argument's error, unrun
                 break
-        self._feed(ss.DepsResolved(entry, failed))
+        prefer = "" if failed is not None else ss.preferred_node(deps, self.worker.node_id)
+        self._feed(ss.DepsResolved(entry, failed, prefer))
 
     def _start_timer(self, ins: ss.StartTimer) -> None:
         self._timers[(ins.kind, ins.target)] = self.loop.call_later(
@@ -197,7 +199,7 @@ class TaskSubmitter:
         request = node_pb2.LeaseRequest(resources=ins.resources, job_id=worker.job_id,
                                         owner_worker_id=worker.worker_id, strategy=ins.key[2])
         try:
-            reply, stub = await worker.lease(request)
+            reply, stub = await worker.lease(request, prefer_node=ins.prefer_node)
         except asyncio.CancelledError:
             return
         except grpc.RpcError as err:

@@ -15,6 +15,8 @@ ACTOR_NAMES = PREFIX + "actor_names"     # hash "namespace/name" -> actor_id
 ACTOR_EXITS = PREFIX + "actor_exits"     # hash actor_id -> why it ended on purpose (no restart)
 NODE_CHANNEL = PREFIX + "channel:nodes"  # pubsub: node joined / died
 MONITOR = PREFIX + "monitor"             # node id of the failure monitor (expiring lease)
+PLACEMENT_GROUPS = PREFIX + "placement_groups"  # hash pg_id -> PlacementGroupRecord
+PG_NAMES = PREFIX + "pg_names"           # hash "namespace/name" -> pg_id (named groups)
 METRIC_DEFS = PREFIX + "metrics:defs"   # hash metric name -> msgpack {type, description, ...}
 METRIC_NODES = PREFIX + "metrics:nodes"  # set of node ids that recorded metrics
 

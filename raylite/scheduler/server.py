@@ -26,7 +26,7 @@ from raylite.processes import pid_alive
 from raylite.protocol import common_pb2, node_pb2, node_pb2_grpc, objects_pb2_grpc
 from raylite.protocol.channels import advertised_host, bind, make_server
 from raylite.scheduler.heartbeat import Heartbeat
-from raylite.scheduler.placement import Peer
+from raylite.scheduler.placement import Peer, group_of
 from raylite.scheduler.state import (
     Grant,
     KillWorker,
@@ -153,7 +153,7 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
                        dict(request.running_resources) if request.for_actor else None,
                        request.for_actor, request.owner_worker_id, request.job_id,
                        request.actor_id, movable=not request.strategy,
-                       queued_at=time.monotonic())
+                       queued_at=time.monotonic(), bundle=group_of(request.strategy))
         self.apply(self.state.request(ask))
         try:
             outcome = await fut
@@ -225,6 +225,24 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
             node_id=self.node_id, total=self.state.total, available=self.state.available,
             num_workers=self.procs.count(), store_used=self.store.used,
             store_capacity=self.store.capacity)
+
+    # ---- placement group bundles (two-phase; see raylite.scheduler.bundles) -----------
+    async def PrepareBundles(self, request, context):
+        wanted = [(b.index, dict(b.resources)) for b in request.bundles]
+        ok = self.state.prepare_bundles(request.pg_id, wanted, request.owner_worker_id,
+                                        request.commit)
+        if ok and request.commit:
+            self.apply(self.state.schedule())
+        return node_pb2.BundlesReply(ok=ok)
+
+    async def CommitBundles(self, request, context):
+        ok, actions = self.state.commit_bundles(request.pg_id)
+        self.apply(actions)
+        return node_pb2.BundlesReply(ok=ok)
+
+    async def CancelBundles(self, request, context):
+        self.apply(self.state.cancel_bundles(request.pg_id))
+        return node_pb2.BundlesReply(ok=True)
 
     async def Shutdown(self, request, context):
         asyncio.get_running_loop().call_later(0.01, self.stopping.set)
