@@ -252,6 +252,24 @@ def w_small_put_get(ray, repeat: int):
     return [metric("small_put_get", samples, "calls/s", "higher")], {}
 
 
+def w_pg_create_remove(ray, repeat: int):
+    """Create a one-bundle {CPU: 1} placement group, wait until it is ready, remove it."""
+    try:
+        pgs = importlib.import_module(ray.__name__ + ".util.placement_group")
+    except ImportError as exc:
+        raise Unsupported(f"no placement groups: {exc!r}") from exc
+
+    def once():
+        pg = pgs.placement_group([{"CPU": 1}])
+        ray.get(pg.ready())
+        pgs.remove_placement_group(pg)
+
+    for _ in range(3):                                          # warm-up
+        once()
+    samples = [timed_rate(once, 1) for _ in range(repeat)]
+    return [metric("pg_create_remove", samples, "groups/s", "higher")], {}
+
+
 # ---------------------------------------------------------------------------------------
 # memory
 
@@ -358,6 +376,7 @@ WORKLOADS = {
     "get_large": w_get_large,
     "task_large_arg": w_task_large_arg,
     "small_put_get": w_small_put_get,
+    "pg_create_remove": w_pg_create_remove,
     "memory": w_memory,
 }
 
