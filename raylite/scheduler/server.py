@@ -26,6 +26,7 @@ from raylite.processes import pid_alive
 from raylite.protocol import common_pb2, node_pb2, node_pb2_grpc, objects_pb2_grpc
 from raylite.protocol.channels import advertised_host, bind, make_server
 from raylite.scheduler.heartbeat import Heartbeat
+from raylite.scheduler.pg_cleanup import remove_groups_of
 from raylite.scheduler.placement import Peer, group_of
 from raylite.scheduler.state import (
     Grant,
@@ -213,6 +214,9 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
             self.drivers.pop(driver, None)
             if not self.stopping.is_set():
                 self.apply(self.state.owner_died(driver))
+                if self.gcs is not None:   # its placement groups on other nodes
+                    asyncio.get_running_loop().create_task(
+                        remove_groups_of(driver, self.gcs, self.node_id, self.cfg.token))
                 self.store.delete_owned_by(driver)
                 if self.cfg.embedded_driver_pid and request.address.pid == self.cfg.embedded_driver_pid:
                     log.info("embedding driver %s went away; shutting down", driver[:8])

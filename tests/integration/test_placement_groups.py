@@ -222,3 +222,63 @@ def test_infeasible_group_waits_for_a_node_and_named_detached_groups_outlive_the
     """), timeout=180)
     assert value(lines, "SECOND") == ["CREATED", True, "gang", "gone"]
     assert value(lines, "AFTER") == "REMOVED"
+
+
+def test_group_whose_node_dies_is_placed_again_on_the_survivors(local_cluster):
+    cluster, ids = three_nodes(local_cluster, cpus=1)
+    driver = cluster.driver(script("""
+        wait_nodes(3)
+        pg = placement_group([{"CPU": 1}] * 2, strategy="STRICT_SPREAD")
+        assert pg.wait(60)
+        print("BUNDLES", json.dumps(placement_group_table(pg)["bundles_to_node_id"]))
+        sys.stdin.readline()                     # the test killed a node holding a bundle
+        lost = sys.stdin.readline().strip()
+        deadline = time.monotonic() + 120
+        while True:
+            table = placement_group_table(pg)
+            nodes = list(table["bundles_to_node_id"].values())
+            if table["state"] == "CREATED" and len(nodes) == 2 and lost not in nodes:
+                break
+            if time.monotonic() > deadline:       # a bounded wait, not a timing check
+                raise AssertionError(table)
+            time.sleep(0.1)
+        ran = [ray.get(where.options(scheduling_strategy=InGroup(pg, i)).remote(), timeout=60)
+               for i in range(2)]
+        print("AGAIN", json.dumps([nodes, ran]))
+    """), name="resched")
+    bundles = json.loads(driver.expect("BUNDLES", 120).split(" ", 1)[1])
+    victim = next(n for n in cluster.nodes if not n.is_head and n.node_id in bundles.values())
+    cluster.kill_node(victim)
+    driver.send()
+    driver.send(victim.node_id)
+    nodes, ran = json.loads(driver.expect("AGAIN", 240).split(" ", 1)[1])
+    driver.finish_ok(60)
+    assert victim.node_id not in nodes and len(set(nodes)) == 2
+    assert ran == nodes
+
+
+def test_groups_of_a_killed_driver_are_released_on_every_node(local_cluster):
+    cluster, ids = three_nodes(local_cluster, cpus=1)
+    doomed = cluster.driver(script("""
+        wait_nodes(3)
+        pg = placement_group([{"CPU": 1}] * 3, strategy="STRICT_SPREAD", name="doomed")
+        assert pg.wait(60)
+        print("HELD", json.dumps(sorted(placement_group_table(pg)["bundles_to_node_id"].values())))
+        sys.stdin.readline()                     # killed before this returns
+    """), name="doomed")
+    assert json.loads(doomed.expect("HELD", 120).split(" ", 1)[1]) == sorted(ids)
+    doomed.kill()
+    lines = cluster.run_driver(script("""
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                get_placement_group("doomed")
+            except ValueError:
+                break
+            if time.monotonic() > deadline:       # a bounded wait, not a timing check
+                raise AssertionError("the dead driver's group is still there")
+            time.sleep(0.1)
+        again = placement_group([{"CPU": 1}] * 3, strategy="STRICT_SPREAD")
+        print("AGAIN", json.dumps(again.wait(60)))
+    """), timeout=180)
+    assert value(lines, "AGAIN") is True
