@@ -68,8 +68,8 @@ def test_spread_tasks_and_actors_land_on_every_node(local_cluster):
                 return ray.get_runtime_context().get_node_id()
         actors = [Where.remote() for _ in range(3)]
         print("ACTORS", json.dumps(sorted(ray.get([a.node.remote() for a in actors]))))
-        # DEFAULT still packs locally first: the driver's node has room.
-        print("DEFAULT", json.dumps(sorted(set(ray.get([quick.remote() for _ in range(10)])))))
+        # DEFAULT still runs locally first: the driver's node has room for one at a time.
+        print("DEFAULT", json.dumps(sorted({ray.get(quick.remote()) for _ in range(5)})))
         print("ME", json.dumps(me()))
     """), timeout=180)
     for run in value(lines, "RUNS"):
@@ -139,6 +139,18 @@ def test_group_strategies_ready_wait_and_removal(local_cluster):
         node, group = ray.get(actor.ping.remote(), timeout=60)
         out["actor"] = [node == placement_group_table(pg)["bundles_to_node_id"][1],
                         group == pg.id.hex()]
+        @ray.remote(num_cpus=0)
+        def child():
+            g = get_current_placement_group()
+            return g.id.hex() if g else None
+
+        @ray.remote(num_cpus=0)
+        def parent():
+            return ray.get(child.remote())
+        out["capture"] = [
+            ray.get(parent.options(scheduling_strategy=InGroup(pg, 0, True)).remote(), timeout=60)
+            == pg.id.hex(),
+            ray.get(parent.options(scheduling_strategy=InGroup(pg, 0)).remote(), timeout=60)]
         try:
             where.options(num_cpus=2, scheduling_strategy=InGroup(pg)).remote()
             out["too_big"] = "submitted"
@@ -171,6 +183,7 @@ def test_group_strategies_ready_wait_and_removal(local_cluster):
     assert len(set(out["STRICT_PACK"]["table"])) == 1
     assert len(set(out["PACK"]["table"])) == 1
     assert out["actor"] == [True, True]
+    assert out["capture"] == [True, None]     # children join the group only when captured
     assert out["too_big"] == "ValueError"
     assert out["after_remove"] == "ActorDiedError"
     assert out["ready_removed"] == "error"
