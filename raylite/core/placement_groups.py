@@ -108,9 +108,11 @@ class PlacementGroupManager:
             return group.record
         return self.gcs.get_placement_group(pg_id)
 
-    def remove(self, pg_id: str) -> None:
+    def remove(self, pg_id: str, retry: bool = True) -> None:
         """Release the group's bundles on every node (their tasks and actors are
-        killed) and record it REMOVED. Removing a removed group does nothing."""
+        killed) and record it REMOVED. Removing a removed group does nothing.
+        Raises GcsUnavailableError when the GCS cannot be reached (at once when not
+        ``retry``)."""
         with self._lock:
             group = self.groups.pop(pg_id, None)
         if group is not None:
@@ -118,7 +120,7 @@ class PlacementGroupManager:
             record = group.record
             nodes = set(group.touched) | {n for n in record.bundle_nodes if n}
         else:
-            found = self.gcs.get_placement_group(pg_id)
+            found = self.gcs.get_placement_group(pg_id, retry=retry)
             if found is None or found.state == PG_REMOVED:
                 return
             record = found
@@ -127,10 +129,7 @@ class PlacementGroupManager:
         record = record.replace(state=PG_REMOVED)
         if group is not None:
             group.record = record
-        self.gcs.put_placement_group(record)
-        if record.name:
-            self.gcs.release_placement_group_name(record.namespace, record.name, pg_id)
-        if nodes:
+        if nodes:   # first: the bundles go even when the GCS is away
             try:
                 self.worker.run_sync(self._cancel(pg_id, nodes), timeout=30)
             except Exception as err:  # a node that went away released its bundles with it
@@ -138,13 +137,17 @@ class PlacementGroupManager:
                                  f"group {pg_id}: {err}\n")
         if group is not None:
             self.loop.call_soon_threadsafe(group.created.set)   # wake lease waiters: removed
+        self.gcs.put_placement_group(record, retry=retry)
+        if record.name:
+            self.gcs.release_placement_group_name(record.namespace, record.name, pg_id,
+                                                  retry=retry)
 
     def shutdown(self) -> None:
         """The process ends: its non-detached groups end with it."""
         for pg_id, group in list(self.groups.items()):
             if not group.record.detached:
                 try:
-                    self.remove(pg_id)
+                    self.remove(pg_id, retry=False)   # never hold up the exit
                 except Exception:
                     pass
 
@@ -355,6 +358,9 @@ class PlacementGroupManager:
                 if not (reply.rejected and reply.error.startswith(NOT_HERE_ERROR)):
                     return reply, stub
             self._records.pop(pg_id, None)   # where it was is stale: look again
+            group = self.groups.get(pg_id)
+            if group is not None:
+                await self._removed_elsewhere(group)   # by another process?
             await asyncio.sleep(delay)
             delay = min(LEASE_RETRY_MAX_S, 2 * delay)
 

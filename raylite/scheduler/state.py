@@ -441,7 +441,8 @@ class SchedulerState:
         from starting a worker): it fits what no running or queued ask claims."""
         unclaimed = dict(self.available)
         for ask in self.pending:
-            res.subtract(unclaimed, ask.resources)
+            if ask.bundle is None:   # asks in a placement group draw on their bundle
+                res.subtract(unclaimed, ask.resources)
         return res.fits(resources, unclaimed) and self.gpus.can(resources)
 
     def infeasible(self, resources: dict) -> dict:

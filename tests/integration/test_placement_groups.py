@@ -205,12 +205,17 @@ def test_infeasible_group_waits_for_a_node_and_named_detached_groups_outlive_the
         sys.stdin.readline()                     # the test adds a node
         print("PLACED", json.dumps([gang.wait(120),
                                     sorted(placement_group_table(gang)["bundles_to_node_id"].values())]))
+        sys.stdin.readline()                     # a second driver removed the group
+        try:
+            ray.get(where.options(scheduling_strategy=InGroup(gang)).remote(), timeout=60)
+            print("LATE ran")
+        except ray.exceptions.TaskUnschedulableError:
+            print("LATE unschedulable")
     """), name="first")
     assert first.expect("PENDING", 120) == 'PENDING [false, "PENDING"]'
     node_c = cluster.add_node("node_c", num_cpus=1)
     first.send()
     placed = json.loads(first.expect("PLACED", 180).split(" ", 1)[1])
-    first.finish_ok(60)
     assert placed[0] is True
     assert placed[1] == sorted(n.node_id for n in cluster.nodes)
     assert node_c.node_id in placed[1]
@@ -223,18 +228,27 @@ def test_infeasible_group_waits_for_a_node_and_named_detached_groups_outlive_the
         table = placement_group_table(gang)
         ran = ray.get(where.options(num_cpus=1, scheduling_strategy=InGroup(gang, 2)).remote(),
                       timeout=60)
-        try:
-            get_placement_group("temp")
-            temp = "found"
-        except ValueError:
-            temp = "gone"                        # non-detached: removed with its job
+        temp = get_placement_group("temp").id.hex() and "temp"   # its creator still runs
         print("SECOND", json.dumps([table["state"], ran == table["bundles_to_node_id"][2],
                                     table["name"], temp]))
         remove_placement_group(gang)
         print("AFTER", json.dumps(placement_group_table(gang)["state"]))
     """), timeout=180)
-    assert value(lines, "SECOND") == ["CREATED", True, "gang", "gone"]
+    assert value(lines, "SECOND") == ["CREATED", True, "gang", "temp"]
     assert value(lines, "AFTER") == "REMOVED"
+    # Its creator, still running, learns that the group is gone.
+    first.send()
+    assert first.expect("LATE", 120) == "LATE unschedulable"
+    first.finish_ok(60)
+    # A non-detached group ends with its driver.
+    lines = cluster.run_driver(script("""
+        try:
+            get_placement_group("temp")
+            print("TEMP found")
+        except ValueError:
+            print("TEMP gone")
+    """), timeout=120)
+    assert "TEMP gone" in lines
 
 
 def test_group_whose_node_dies_is_placed_again_on_the_survivors(local_cluster):
