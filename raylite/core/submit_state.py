@@ -13,7 +13,8 @@ The policy, in short:
   to be short, one at a time until then.
 - SPREAD keys run one task per lease: each task's lease request is placed by the
   scheduler's round-robin over nodes, so every task (not every lease) is spread, as in
-  Ray. A SPREAD lease is returned as soon as its task is done.
+  Ray. A SPREAD lease is returned as soon as its task is done, unless the scheduler
+  said there is no other node to spread to (``LeaseGranted.reusable``).
 - Work stealing: when a lease's running task outlasts ``stuck_after`` the tasks queued
   behind it on the worker are asked back; they return (TASK_RETURNED) to the head of
   the queue in their original order and go to other leases.
@@ -103,7 +104,7 @@ class Lease:
     the grant and ``stream`` its stream to the worker; the machine never looks inside."""
 
     __slots__ = ("kq", "grant", "stream", "in_flight", "alive", "progress", "stuck",
-                 "lingering", "watching")
+                 "lingering", "watching", "reusable")
 
     def __init__(self, kq, grant):
         self.kq = kq
@@ -115,6 +116,7 @@ class Lease:
         self.stuck = False         # its running task outlasted the estimate: send no more
         self.lingering = False     # a LINGER timer is set
         self.watching = False      # a STUCK timer is set
+        self.reusable = False      # SPREAD with nowhere else to go: may carry more tasks
 
 
 class KeyQueue:
@@ -174,6 +176,7 @@ class DepsResolved:
 class LeaseGranted:
     request_id: int
     grant: object                   # opaque to the machine; kept on the Lease
+    reusable: bool = False          # SPREAD only: the scheduler had no other node for it
 
 
 @dataclass(slots=True)
@@ -443,6 +446,7 @@ class TaskSubmitState:
     def _lease_granted(self, ev: LeaseGranted) -> list:
         kq = self._take_request(ev.request_id)
         lease = Lease(kq, ev.grant)
+        lease.reusable = ev.reusable
         if self.closed:
             lease.alive = False
             return [ReturnLease(lease, kill=False)]
@@ -525,7 +529,7 @@ class TaskSubmitState:
                 out.append(Finish(entry, result.returns))
         if returned:  # stolen back: to the head of the queue, in their original order
             kq.queue.extendleft(reversed(returned))
-        if kq.one_per_lease and not in_flight and lease.alive:
+        if kq.one_per_lease and not in_flight and lease.alive and not lease.reusable:
             # SPREAD: the next task asks for a lease of its own (placed round-robin).
             lease.alive = False
             kq.leases.remove(lease)

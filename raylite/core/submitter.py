@@ -214,7 +214,7 @@ class TaskSubmitter:
         if reply.rejected:
             self._feed(ss.LeaseRejected(ins.request_id, reply.error))
         else:
-            self._feed(ss.LeaseGranted(ins.request_id, (reply, stub)))
+            self._feed(ss.LeaseGranted(ins.request_id, (reply, stub), reply.reusable))
 
     def _open_stream(self, ins: ss.OpenStream) -> None:
         lease = ins.lease

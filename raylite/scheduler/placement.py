@@ -31,6 +31,7 @@ class Placement:
     (``error``, the request is rejected), or — both empty — this node's queue."""
     spill_to: str = ""
     error: str = ""
+    alone: bool = False     # SPREAD, and no other node could run it: leases may be reused
 
 
 RUN_HERE = Placement()

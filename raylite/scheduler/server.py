@@ -174,7 +174,7 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
                 self.apply(self.state.lease_returned(lease_id, now=time.monotonic()))
         context.add_done_callback(reclaim_if_unheard)
         return node_pb2.LeaseReply(lease_id=outcome.lease_id, worker=self.addresses[outcome.worker_id],
-                                   gpu_ids=outcome.gpu_ids)
+                                   gpu_ids=outcome.gpu_ids, reusable=placement.alone)
 
     def _alive_nodes(self) -> dict:
         """The alive nodes (NodeRecords) of the table the heartbeat thread last read:

@@ -299,6 +299,8 @@ class SchedulerState:
         candidates = pl.spread_candidates(resources, table)
         if not candidates:
             return None
+        if len(candidates) == 1 and candidates[0].is_self:
+            return Placement(alone=True)   # nothing to spread over: queued here
         self._spread_turn = (self._spread_turn + 1) % len(candidates)
         chosen = candidates[self._spread_turn]
         return None if chosen.is_self else Placement(spill_to=chosen.address)

@@ -98,3 +98,30 @@ def test_task_with_remote_data_asks_that_node_and_spread_ignores_it():
     out = state.handle(ss.DepsResolved(s, None, "nodeB"))
     (request,) = of(out, ss.RequestLease)
     assert request.prefer_node == ""                  # an explicit strategy wins
+
+
+def test_spread_lease_with_nowhere_else_to_go_is_reused():
+    state = ss.TaskSubmitState()
+    tasks = [entry(i, SPREAD_KEY) for i in range(3)]
+    out = state.handle(ss.Submitted(tasks))
+    request = of(out, ss.RequestLease)[0]
+    got = state.handle(ss.LeaseGranted(request.request_id, "g", reusable=True))
+    lease = of(got, ss.Send)[0].lease
+    out = state.handle(ss.ResultsArrived(lease, [ok(tasks[0])]))
+    assert not of(out, ss.ReturnLease)
+    assert [e.task_id for e in of(out, ss.Send)[0].entries] == [tasks[1].task_id]
+
+
+def test_scheduler_spreads_round_robin_and_flags_a_lone_node():
+    from raylite.scheduler.placement import Peer
+    from raylite.scheduler.state import SchedulerState
+    state = SchedulerState({"CPU": 2.0}, node_id="a")
+    me = Peer("a", "addr-a", {"CPU": 2.0}, {"CPU": 2.0}, is_self=True)
+    others = [Peer(n, f"addr-{n}", {"CPU": 2.0}, {"CPU": 2.0}) for n in ("b", "c")]
+    picks = [state.place({"CPU": 1.0}, "SPREAD", False, lambda: [me, *others])
+             for _ in range(6)]
+    targets = [p.spill_to or "here" for p in picks]
+    assert sorted(targets) == sorted(["here", "addr-b", "addr-c"] * 2)
+    assert not any(p.alone for p in picks)
+    alone = state.place({"CPU": 1.0}, "SPREAD", False, lambda: [me])
+    assert alone.alone and not alone.spill_to and not alone.error
