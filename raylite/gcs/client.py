@@ -67,6 +67,9 @@ def parse_address(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
+MAX_REMOVED_GROUPS = 1000     # removed placement groups kept for placement_group_table()
+
+
 class GcsClient:
     """Reads and writes cluster state in Redis.
 
@@ -373,7 +376,33 @@ class GcsClient:
     # ---- placement groups (raylite.util.placement_group) --------------------------
     @gcs_call(retry=True)
     def put_placement_group(self, record: PlacementGroupRecord) -> None:
-        self._redis.hset(keys.PLACEMENT_GROUPS, record.pg_id, record.to_bytes())
+        """Write a group's record; keep the index of its owner's live groups, and only
+        the newest MAX_REMOVED_GROUPS removed ones (as Ray's GCS does)."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hset(keys.PLACEMENT_GROUPS, record.pg_id, record.to_bytes())
+        removed = record.state == PG_REMOVED
+        if record.owner:
+            if removed:
+                pipe.srem(keys.pg_owned(record.owner), record.pg_id)
+            else:
+                pipe.sadd(keys.pg_owned(record.owner), record.pg_id)
+        if removed:
+            pipe.zadd(keys.PG_REMOVED, {record.pg_id: time.time()})
+            pipe.zcard(keys.PG_REMOVED)
+        replies = pipe.execute()
+        count = replies[-1] if removed else 0
+        if count > MAX_REMOVED_GROUPS:
+            oldest = [m for m, _ in self._redis.zpopmin(keys.PG_REMOVED,
+                                                        count - MAX_REMOVED_GROUPS)]
+            if oldest:
+                self._redis.hdel(keys.PLACEMENT_GROUPS, *oldest)
+
+    @gcs_call(retry=True)
+    def placement_groups_of(self, owner_worker_id: str) -> list[PlacementGroupRecord]:
+        """The live non-detached groups created by ``owner_worker_id``."""
+        ids = list(self._redis.smembers(keys.pg_owned(owner_worker_id)))
+        raws = self._redis.hmget(keys.PLACEMENT_GROUPS, ids) if ids else []
+        return [PlacementGroupRecord.from_bytes(raw) for raw in raws if raw]
 
     @gcs_call(retry=True)
     def get_placement_group(self, pg_id_hex: str) -> PlacementGroupRecord | None:

@@ -22,14 +22,13 @@ async def remove_groups_of(owner: str, gcs, here: str, token: str) -> None:
     """Remove every live non-detached group created by ``owner`` (a worker id)."""
     loop = asyncio.get_running_loop()
     try:
-        records = await loop.run_in_executor(None, lambda: gcs.all_placement_groups())
+        records = await loop.run_in_executor(None, gcs.placement_groups_of, owner)
+        mine = [r for r in records if not r.detached and r.state != PG_REMOVED]
+        if not mine:
+            return
         nodes = await loop.run_in_executor(None, lambda: gcs.nodes(retry=False))
     except Exception as err:   # the GCS may be going away with the cluster
         log.warning("could not read the placement groups of dead driver %s: %s", owner[:8], err)
-        return
-    mine = [r for r in records.values()
-            if r.owner == owner and not r.detached and r.state != PG_REMOVED]
-    if not mine:
         return
     use_cluster_token(token)
     channels: dict = {}
