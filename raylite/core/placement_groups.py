@@ -233,8 +233,13 @@ class PlacementGroupManager:
         record = group.record = group.record.replace(
             state=PG_CREATED, bundle_nodes=nodes, placed_at=time.time())
         group.touched = set(nodes)
+        if group.removed:
+            return
         await self.loop.run_in_executor(None, self.gcs.put_placement_group, record)
-        if group.removed:   # removed while the record was written: remove() wrote REMOVED
+        if group.removed:
+            # remove() ran meanwhile: its REMOVED may have landed before our CREATED.
+            await self.loop.run_in_executor(None, self.gcs.put_placement_group,
+                                            record.replace(state=PG_REMOVED))
             return
         self._records[record.pg_id] = record
         group.created.set()
