@@ -39,6 +39,7 @@ RETRY_FIRST_S = 0.02      # backoff between placement attempts, doubling ...
 RETRY_MAX_S = 1.0         # ... up to this
 WATCH_EVERY_S = 1.0       # how often the nodes of created groups are checked
 LEASE_RETRY_MAX_S = 0.5
+DELTA_KEEP_S = 5.0        # own reservations remembered for this long (many heartbeats)
 
 
 class _Group:
@@ -51,6 +52,7 @@ class _Group:
         self.created = asyncio.Event()   # set while CREATED (loop thread)
         self.touched: set[str] = set()   # nodes that may hold its bundles
         self.placing = False
+        self.fixed: dict[int, str] = {}  # re-placing: bundles that stay where they are
 
 
 class PlacementGroupManager:
@@ -64,6 +66,10 @@ class PlacementGroupManager:
         self._records: dict[str, PlacementGroupRecord] = {}   # CREATED groups seen
         self._turn = itertools.count()
         self._watching = False
+        # What this process reserved (-) or released (+) per node, with the time: the
+        # node table's free resources are a heartbeat old, so changes made after a
+        # node's last beat are applied on top (create/remove loops see their own frees).
+        self._deltas: list[tuple[float, str, dict, int]] = []
 
     # ---- user thread -----------------------------------------------------------------
     def create(self, bundles: list[dict], strategy: str, name: str, detached: bool) -> str:
@@ -126,6 +132,8 @@ class PlacementGroupManager:
             record = found
             nodes = {n for n in record.bundle_nodes if n}
         self._records.pop(pg_id, None)
+        if record.state == PG_CREATED:
+            self._note(record, +1)
         record = record.replace(state=PG_REMOVED)
         if group is not None:
             group.record = record
@@ -171,8 +179,11 @@ class PlacementGroupManager:
                     views = await self._node_views()
                 except exc.RayliteError:
                     continue   # the GCS is away: try again
+                alive = {v.node_id for v in views}
+                if any(n not in alive for n in group.fixed.values()):
+                    group.fixed = {i: n for i, n in group.fixed.items() if n in alive}
                 decision = place_bundles(record.bundles, record.strategy, views,
-                                         prefer=self.worker.node_id)
+                                         prefer=self.worker.node_id, fixed=group.fixed)
                 if isinstance(decision, Infeasible):
                     if not group.warned:
                         group.warned = True
@@ -184,7 +195,8 @@ class PlacementGroupManager:
                     # nodes that could hold it; their prepare says whether it fits now.
                     decision = place_bundles(record.bundles, record.strategy,
                                              [NodeView(v.node_id, v.total, v.total)
-                                              for v in views], prefer=self.worker.node_id)
+                                              for v in views], prefer=self.worker.node_id,
+                                             fixed=group.fixed)
                     if not isinstance(decision, Placed):
                         continue
                 record.attempts += 1
@@ -195,11 +207,14 @@ class PlacementGroupManager:
             group.placing = False
 
     async def _reserve(self, group: _Group, nodes: tuple) -> bool:
-        """Two-phase reservation of every bundle on its node; True when all committed."""
+        """Two-phase reservation of every bundle on its node (but those that stay where
+        they are); True when all are committed."""
         record = group.record
         by_node: dict[str, list[int]] = {}
         for index, node_id in enumerate(nodes):
-            by_node.setdefault(node_id, []).append(index)
+            if index not in group.fixed:
+                by_node.setdefault(node_id, []).append(index)
+        placing = {i for indices in by_node.values() for i in indices}
         single = len(by_node) == 1
         owner = "" if record.detached else self.worker.worker_id
         group.touched |= set(by_node)
@@ -226,13 +241,15 @@ class PlacementGroupManager:
             ok = all(await asyncio.gather(*(commit(n) for n in by_node)))
         if ok and not group.removed:
             return True
-        await self._cancel(record.pg_id, set(by_node))   # all or none
+        await self._cancel(record.pg_id, set(by_node), placing)   # all or none
         return False
 
     async def _created(self, group: _Group, nodes: list) -> None:
         record = group.record = group.record.replace(
             state=PG_CREATED, bundle_nodes=nodes, placed_at=time.time())
         group.touched = set(nodes)
+        fixed, group.fixed = group.fixed, {}
+        self._note(record, -1, only=set(range(len(nodes))) - set(fixed))
         if group.removed:
             return
         await self.loop.run_in_executor(None, self.gcs.put_placement_group, record)
@@ -280,28 +297,49 @@ class PlacementGroupManager:
                 if not lost:
                     continue
                 sys.stderr.write(f"raylite: placement group {group.record.pg_id} lost node(s) "
-                                 f"{sorted(n[:8] for n in lost)}; rescheduling it\n")
+                                 f"{sorted(n[:8] for n in lost)}; rescheduling its bundles "
+                                 "there\n")
                 group.created.clear()
                 self._records.pop(group.record.pg_id, None)
-                keep = {n for n in group.touched if n not in lost}
-                await self._cancel(group.record.pg_id, keep)
-                group.record = group.record.replace(state=PG_RESCHEDULING,
-                                                    bundle_nodes=[""] * len(group.record.bundles))
+                # As Ray: bundles on live nodes stay (with what runs in them); only the
+                # lost ones are placed again.
+                nodes = [n if n not in lost else "" for n in group.record.bundle_nodes]
+                group.fixed = {i: n for i, n in enumerate(nodes) if n}
+                group.touched -= lost
+                group.record = group.record.replace(state=PG_RESCHEDULING, bundle_nodes=nodes)
                 await self.loop.run_in_executor(None, self.gcs.put_placement_group, group.record)
                 self._start(group)
 
-    async def _cancel(self, pg_id: str, nodes) -> None:
+    async def _cancel(self, pg_id: str, nodes, indices=None) -> None:
+        """Cancel the group's bundles (only ``indices`` when given) on ``nodes``."""
         async def one(node_id: str) -> None:
             try:
-                await self._stub(node_id).CancelBundles(node_pb2.BundlesRequest(pg_id=pg_id))
+                await self._stub(node_id).CancelBundles(node_pb2.BundlesRequest(
+                    pg_id=pg_id, indices=sorted(indices or ())))
             except (grpc.RpcError, exc.RayliteError):
                 pass   # a dead node released its bundles with it
         await asyncio.gather(*(one(n) for n in nodes))
 
     async def _node_views(self) -> list[NodeView]:
         nodes = await self.loop.run_in_executor(None, lambda: self.gcs.alive_nodes(retry=False))
-        return [NodeView(node_id, dict(n.resources), n.free_resources())
-                for node_id, n in nodes.items()]
+        now = time.time()
+        self._deltas = [d for d in self._deltas if now - d[0] < DELTA_KEEP_S]
+        views = []
+        for node_id, n in nodes.items():
+            free = n.free_resources()
+            for at, on, resources, sign in self._deltas:
+                if on == node_id and at > n.last_heartbeat:   # not in its last beat yet
+                    for name, amount in resources.items():
+                        free[name] = free.get(name, 0.0) + sign * amount
+            views.append(NodeView(node_id, dict(n.resources), free))
+        return views
+
+    def _note(self, record: PlacementGroupRecord, sign: int, only=None) -> None:
+        """Remember bundles this process reserved (sign -1) or released (+1)."""
+        at = time.time()
+        for index, node_id in enumerate(record.bundle_nodes):
+            if node_id and (only is None or index in only):
+                self._deltas.append((at, node_id, record.bundles[index], sign))
 
     def _stub(self, node_id: str):
         worker = self.worker

@@ -48,17 +48,29 @@ class Infeasible:
 
 
 def place_bundles(bundles: list[dict], strategy: str, nodes: list[NodeView],
-                  prefer: str = "") -> Placed | Wait | Infeasible:
+                  prefer: str = "", fixed: dict | None = None) -> Placed | Wait | Infeasible:
     """Where each bundle goes under ``strategy``, using what the nodes have free.
 
     ``prefer`` (the creator's node) is tried first, then nodes in id order, so the
-    same table always gives the same answer. Wait when only the totals would fit
+    same table always gives the same answer. ``fixed`` (bundle index -> node) holds
+    bundles that stay where they are (a group re-placing only what a dead node held);
+    their resources are already reserved there. Wait when only the totals would fit
     (retry later), Infeasible when not even they do."""
     order = sorted(nodes, key=lambda n: (n.node_id != prefer, n.node_id))
-    placed = _assign(bundles, strategy, [(n.node_id, dict(n.available)) for n in order])
+    fixed = fixed or {}
+    placed = _assign_around(bundles, strategy, fixed,
+                            [(n.node_id, dict(n.available)) for n in order])
     if placed is not None:
         return Placed(tuple(placed))
-    if _assign(bundles, strategy, [(n.node_id, dict(n.total)) for n in order]) is not None:
+    # The totals check counts the fixed bundles against their nodes' totals too.
+    room = []
+    for n in order:
+        left = dict(n.total)
+        for index, node_id in fixed.items():
+            if node_id == n.node_id:
+                res.subtract(left, bundles[index])
+        room.append((n.node_id, left))
+    if _assign_around(bundles, strategy, fixed, room) is not None:
         return Wait(f"placement group {describe(bundles, strategy)} waits for resources "
                     "in use to be freed")
     totals: dict = {}
@@ -71,6 +83,33 @@ def place_bundles(bundles: list[dict], strategy: str, nodes: list[NodeView],
 
 def describe(bundles: list[dict], strategy: str) -> str:
     return f"{strategy} with bundles {bundles}"
+
+
+def _assign_around(bundles: list[dict], strategy: str, fixed: dict,
+                   free: list[tuple[str, dict]]) -> list | None:
+    """Place the bundles not in ``fixed`` under the strategy's rules, given where the
+    fixed ones are; returns the node of every bundle."""
+    if not fixed:
+        return _assign(bundles, strategy, free)
+    todo = [i for i in range(len(bundles)) if i not in fixed]
+    used = set(fixed.values())
+    if strategy == "STRICT_PACK":
+        free = [(n, f) for n, f in free if n in used]        # where the others are
+    elif strategy == "STRICT_SPREAD":
+        free = [(n, f) for n, f in free if n not in used]    # a node of its own each
+    elif strategy == "PACK":
+        free = sorted(free, key=lambda nf: nf[0] not in used)  # next to the others first
+    rest = [bundles[i] for i in todo]
+    if strategy == "SPREAD":   # fewest bundles per node, counting the ones that stay
+        got = _greedy(rest, free, spread=True, already=list(fixed.values()))
+    else:
+        got = _assign(rest, strategy, free) if rest else []
+    if got is None:
+        return None
+    out = [fixed.get(i, "") for i in range(len(bundles))]
+    for i, node_id in zip(todo, got):
+        out[i] = node_id
+    return out
 
 
 def _assign(bundles: list[dict], strategy: str, free: list[tuple[str, dict]]) -> list | None:
@@ -95,11 +134,15 @@ def _strict_pack(bundles: list[dict], free: list[tuple[str, dict]]) -> list | No
     return None
 
 
-def _greedy(bundles: list[dict], free: list[tuple[str, dict]], spread: bool) -> list | None:
+def _greedy(bundles: list[dict], free: list[tuple[str, dict]], spread: bool,
+            already: list | None = None) -> list | None:
     """PACK: each bundle on the busiest node that fits it (fewest nodes used).
     SPREAD: each bundle on the node holding the fewest bundles of the group so far."""
     left = {node_id: dict(avail) for node_id, avail in free}
     count = {node_id: 0 for node_id, _ in free}
+    for node_id in already or ():
+        if node_id in count:
+            count[node_id] += 1
     rank = {node_id: i for i, (node_id, _) in enumerate(free)}
     out = []
     for bundle in bundles:
@@ -171,9 +214,10 @@ class BundleLedger:
             found = True
         return found
 
-    def cancel(self, pg_id: str, node_free: dict) -> list[Bundle]:
-        """Drop the group's bundles, returning their resources to ``node_free``."""
-        dropped = self.of(pg_id)
+    def cancel(self, pg_id: str, node_free: dict, indices=None) -> list[Bundle]:
+        """Drop the group's bundles (those of ``indices`` when given), returning their
+        resources to ``node_free``."""
+        dropped = [b for b in self.of(pg_id) if indices is None or b.index in indices]
         for bundle in dropped:
             del self.bundles[(pg_id, bundle.index)]
             res.add(node_free, bundle.resources)

@@ -245,7 +245,8 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
         return node_pb2.BundlesReply(ok=ok)
 
     async def CancelBundles(self, request, context):
-        self.apply(self.state.cancel_bundles(request.pg_id))
+        self.apply(self.state.cancel_bundles(request.pg_id,
+                                             indices=set(request.indices) or None))
         return node_pb2.BundlesReply(ok=True)
 
     async def Shutdown(self, request, context):

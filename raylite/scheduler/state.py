@@ -209,28 +209,34 @@ class SchedulerState:
             return False, []
         return True, self.schedule()
 
-    def cancel_bundles(self, pg_id: str, why: str = "its placement group was removed") -> list:
-        """Roll back a prepare, or remove the group: its resources return to this node,
-        the workers leased in it are killed and requests waiting for it rejected."""
-        return self._drop_group(pg_id, why) + self.schedule()
+    def cancel_bundles(self, pg_id: str, why: str = "its placement group was removed",
+                       indices=None) -> list:
+        """Roll back a prepare, or remove the group (only the bundles of ``indices``
+        when given): their resources return to this node, the workers leased in them
+        are killed and requests waiting for the group rejected (when it is gone)."""
+        return self._drop_group(pg_id, why, indices) + self.schedule()
 
-    def _drop_group(self, pg_id: str, why: str) -> list:
+    def _drop_group(self, pg_id: str, why: str, indices=None) -> list:
         actions: list = []
         for worker in list(self.workers.values()):
             bundle = worker.bundle
-            if bundle is not None and bundle.pg_id == pg_id and worker.lease_id is not None:
+            if bundle is not None and bundle.pg_id == pg_id and worker.lease_id is not None \
+                    and (indices is None or bundle.index in indices):
                 self.gpus.release(worker.gpu_ids, worker.gpu_amount)
                 worker.lease_id = None   # its resources go back with the bundle's
                 self.workers.pop(worker.worker_id, None)
                 actions.append(KillWorker(worker.worker_id))
+        self.ledger.cancel(pg_id, self.available, indices)
         keep: deque[LeaseAsk] = deque()
         for ask in self.pending:
-            if ask.bundle is not None and ask.bundle[0] == pg_id:
-                actions.append(Reject(ask.request_id, f"{pl.PG_REMOVED_ERROR}: {why}"))
+            if ask.bundle is not None and ask.bundle[0] == pg_id and \
+                    self.ledger.could_ever(pg_id, ask.bundle[1], ask.resources) is None:
+                # Gone for good, or (some bundles cancelled) to look for elsewhere.
+                error = pl.PG_REMOVED_ERROR if indices is None else pl.NOT_HERE_ERROR
+                actions.append(Reject(ask.request_id, f"{error}: {why}"))
             else:
                 keep.append(ask)
         self.pending = keep
-        self.ledger.cancel(pg_id, self.available)
         return actions
 
     def _pool(self, worker: Worker) -> dict | None:

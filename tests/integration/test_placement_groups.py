@@ -257,7 +257,17 @@ def test_group_whose_node_dies_is_placed_again_on_the_survivors(local_cluster):
         wait_nodes(3)
         pg = placement_group([{"CPU": 1}] * 2, strategy="STRICT_SPREAD")
         assert pg.wait(60)
-        print("BUNDLES", json.dumps(placement_group_table(pg)["bundles_to_node_id"]))
+        before = placement_group_table(pg)["bundles_to_node_id"]
+        stays = next(i for i, n in before.items() if n == me())   # the driver's node lives
+
+        @ray.remote                               # holds no CPU once placed
+        class Keeper:
+            def pid(self):
+                import os
+                return os.getpid()
+        keeper = Keeper.options(scheduling_strategy=InGroup(pg, stays)).remote()
+        keeper_pid = ray.get(keeper.pid.remote(), timeout=60)
+        print("BUNDLES", json.dumps(before))
         sys.stdin.readline()                     # the test killed a node holding a bundle
         lost = sys.stdin.readline().strip()
         deadline = time.monotonic() + 120
@@ -271,17 +281,20 @@ def test_group_whose_node_dies_is_placed_again_on_the_survivors(local_cluster):
             time.sleep(0.1)
         ran = [ray.get(where.options(scheduling_strategy=InGroup(pg, i)).remote(), timeout=60)
                for i in range(2)]
-        print("AGAIN", json.dumps([nodes, ran]))
+        kept = [table["bundles_to_node_id"][stays] == before[stays],
+                ray.get(keeper.pid.remote(), timeout=60) == keeper_pid]
+        print("AGAIN", json.dumps([nodes, ran, kept]))
     """), name="resched")
     bundles = json.loads(driver.expect("BUNDLES", 120).split(" ", 1)[1])
     victim = next(n for n in cluster.nodes if not n.is_head and n.node_id in bundles.values())
     cluster.kill_node(victim)
     driver.send()
     driver.send(victim.node_id)
-    nodes, ran = json.loads(driver.expect("AGAIN", 240).split(" ", 1)[1])
+    nodes, ran, kept = json.loads(driver.expect("AGAIN", 240).split(" ", 1)[1])
     driver.finish_ok(60)
     assert victim.node_id not in nodes and len(set(nodes)) == 2
     assert ran == nodes
+    assert kept == [True, True]   # only the lost bundle moved; the other's actor lives on
 
 
 def test_groups_of_a_killed_driver_are_released_on_every_node(local_cluster):

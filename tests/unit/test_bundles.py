@@ -163,3 +163,36 @@ def test_group_strategy_parsing():
     assert pl.bundle_of("PG:abc:2") == ("abc", 2)
     assert pl.bundle_of("PG:abc:-1:c") == ("abc", -1)
     assert pl.group_of("SPREAD") is None and pl.group_of("") is None
+
+
+# ---- re-placing what a dead node held -----------------------------------------------------
+def test_fixed_bundles_stay_and_only_the_lost_ones_move():
+    table = nodes(2, 2, 2, free=[1, 1, 2])     # n0 and n1 each hold one bundle already
+    got = place_bundles([ONE] * 3, "STRICT_SPREAD", table, fixed={0: "n0", 1: "n1"})
+    assert got == Placed(("n0", "n1", "n2"))
+    got = place_bundles([ONE] * 3, "STRICT_SPREAD", nodes(2, 2, free=[1, 1]),
+                        fixed={0: "n0", 1: "n1"})
+    assert isinstance(got, Infeasible)         # no third node to go to
+    got = place_bundles([ONE] * 2, "STRICT_PACK", nodes(2, 4, free=[1, 4]), fixed={0: "n0"})
+    assert got == Placed(("n0", "n0"))         # next to the one that stays, not on n1
+    got = place_bundles([ONE] * 2, "STRICT_PACK", nodes(2, 4, free=[0, 4]), fixed={0: "n0"})
+    assert isinstance(got, Wait)
+    got = place_bundles([ONE] * 3, "SPREAD", nodes(4, 4, 4, free=[3, 3, 4]),
+                        fixed={0: "n0", 1: "n1"})
+    assert got == Placed(("n0", "n1", "n2"))   # counts the bundles that stay
+    got = place_bundles([ONE] * 2, "PACK", nodes(4, 4, free=[4, 3]), fixed={0: "n1"})
+    assert got == Placed(("n1", "n1"))
+
+
+def test_cancelling_some_bundles_keeps_the_others_and_their_workers():
+    state = state_with_workers(4, 2)
+    state.prepare_bundles("g", [(0, ONE), (1, ONE)], commit=True)
+    (grant,) = [a for a in state.request(in_group(1, index=0)) if isinstance(a, Grant)]
+    actions = state.cancel_bundles("g", indices={1})
+    assert not [a for a in actions if isinstance(a, KillWorker)]   # bundle 0's task runs on
+    assert [b.index for b in state.ledger.of("g")] == [0]
+    assert state.available["CPU"] == 3.0
+    # A request for the moved bundle waiting here is told to look elsewhere.
+    state.request(in_group(2, index=0))
+    (reject,) = [a for a in state.cancel_bundles("g", indices={0}) if isinstance(a, Reject)]
+    assert reject.reason.startswith(pl.NOT_HERE_ERROR)
