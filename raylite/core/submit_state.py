@@ -140,9 +140,9 @@ class KeyQueue:
         self.failed_for = 0.0       # backoff waited since the last success
         # SPREAD: a lease carries one task, so each task is placed on its own.
         self.one_per_lease = len(key) > 2 and key[2] == "SPREAD"
-        # Locality: the node holding most of these tasks' large arguments (key[3]),
-        # asked for leases first; "" = the local scheduler.
-        self.prefer_node = key[3] if len(key) > 3 else ""
+        # Locality: the node holding most of these tasks' large arguments (key[4],
+        # after the runtime_env), asked for leases first; "" = the local scheduler.
+        self.prefer_node = key[4] if len(key) > 4 else ""
 
     def depth(self) -> int:
         """Tasks allowed in flight per lease: 1 until tasks are known to be short (and
@@ -183,6 +183,7 @@ class LeaseGranted:
 class LeaseRejected:
     request_id: int
     message: str
+    runtime_env_failed: bool = False   # the node could not set up the key's runtime_env
 
 
 @dataclass(slots=True)
@@ -370,7 +371,7 @@ class TaskSubmitState:
             return [self._fail(entry, exc.TaskCancelledError)]
         if ev.prefer_node and not entry.key[2]:
             # DEFAULT strategy only: leases for it are asked of the node holding its data.
-            entry.key = (*entry.key[:3], ev.prefer_node)
+            entry.key = (*entry.key[:4], ev.prefer_node)
         kq = self._key_queue(entry)
         kq.queue.append(entry)
         out: list = []
@@ -458,10 +459,12 @@ class TaskSubmitState:
 
     def _lease_rejected(self, ev: LeaseRejected) -> list:
         kq = self._take_request(ev.request_id)
-        # No node can ever run these under their strategy: fail them, never hang.
+        # No node can ever run these under their strategy (or set up their runtime_env):
+        # fail them, never hang.
+        kind = exc.RuntimeEnvSetupError if ev.runtime_env_failed else exc.TaskUnschedulableError
         out = []
         while kq.queue:
-            out.append(self._fail(kq.queue.popleft(), exc.TaskUnschedulableError, ev.message))
+            out.append(self._fail(kq.queue.popleft(), kind, ev.message))
         return out
 
     def _lease_failed(self, ev: LeaseFailed) -> list:

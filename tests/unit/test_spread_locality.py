@@ -7,8 +7,8 @@ from types import SimpleNamespace
 from raylite.core import submit_state as ss
 from raylite.protocol.common_pb2 import TASK_OK, ObjectValue
 
-SPREAD_KEY = (b"fn", (("CPU", 1.0),), "SPREAD")
-DEFAULT_KEY = (b"fn", (("CPU", 1.0),), "")
+SPREAD_KEY = (b"fn", (("CPU", 1.0),), "SPREAD", "")   # (function, shape, strategy, env)
+DEFAULT_KEY = (b"fn", (("CPU", 1.0),), "", "")
 Result = namedtuple("Result", "task_id status duration app_error returns")
 
 
@@ -92,7 +92,7 @@ def test_task_with_remote_data_asks_that_node_and_spread_ignores_it():
     out = state.handle(ss.DepsResolved(e, None, "nodeB"))
     (request,) = of(out, ss.RequestLease)
     assert request.prefer_node == "nodeB"
-    assert request.key[:3] == DEFAULT_KEY            # lineage still sees the strategy
+    assert request.key[:4] == DEFAULT_KEY            # strategy and runtime_env unchanged
     s = entry(1, SPREAD_KEY, deps=["ref"])
     state.handle(ss.Submitted([s]))
     out = state.handle(ss.DepsResolved(s, None, "nodeB"))
