@@ -51,7 +51,12 @@ def import_backend(name: str):
 
 
 def init(ray) -> None:
-    ray.init(num_cpus=NUM_CPUS)
+    if ray.__name__ == "ray":
+        # A fresh local instance even when other Ray clusters run on this machine
+        # (plain ray.init() would join the newest one and refuse num_cpus).
+        ray.init(address="local", num_cpus=NUM_CPUS)
+    else:
+        ray.init(num_cpus=NUM_CPUS)
 
 
 def metric(name: str, samples: list[float], unit: str, better: str) -> dict:
