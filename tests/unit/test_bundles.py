@@ -196,3 +196,16 @@ def test_cancelling_some_bundles_keeps_the_others_and_their_workers():
     state.request(in_group(2, index=0))
     (reject,) = [a for a in state.cancel_bundles("g", indices={0}) if isinstance(a, Reject)]
     assert reject.reason.startswith(pl.NOT_HERE_ERROR)
+
+
+def test_a_gpu_bundle_lends_its_gpu_only_to_requests_inside_it():
+    state = SchedulerState({"CPU": 4.0, "GPU": 1.0})
+    for i in range(2):
+        state.worker_starting()
+        state.worker_registered(f"w{i}", 100 + i)
+    assert state.prepare_bundles("g", [(0, {"GPU": 1.0})], commit=True)
+    outside = LeaseAsk(1, {"CPU": 1.0, "GPU": 1.0})
+    assert not [a for a in state.request(outside) if isinstance(a, Grant)]
+    inside = LeaseAsk(2, {"CPU": 0.0, "GPU": 1.0}, bundle=("g", 0))
+    (grant,) = [a for a in state.request(inside) if isinstance(a, Grant)]
+    assert grant.gpu_ids == [0]
