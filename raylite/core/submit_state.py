@@ -247,6 +247,7 @@ class RequestLease:
     key: tuple
     resources: dict
     prefer_node: str = ""    # ask this node's scheduler first (locality); "" = local
+    retriable: bool = True   # the tasks waiting may be retried (memory monitor hint)
 
 
 @dataclass(slots=True)
@@ -306,6 +307,17 @@ class FinishWithError:
     entry: TaskEntry
     kind: type[Exception]           # a raylite exception class
     message: str = ""
+
+
+@dataclass(slots=True)
+class FailWorkerDied:
+    """Finish ``entry`` (no retries left) with the death of its worker. Only the node
+    knows why it died, so the shell asks the scheduler that granted ``lease``:
+    OutOfMemoryError when its memory monitor killed the worker, else WorkerCrashedError
+    with ``message``."""
+    entry: TaskEntry
+    lease: Lease
+    message: str
 
 
 @dataclass(slots=True)
@@ -436,7 +448,11 @@ class TaskSubmitState:
         self.next_request += 1
         self.requests[self.next_request] = kq
         kq.requests += 1
-        out.append(RequestLease(self.next_request, kq.key, kq.resources, kq.prefer_node))
+        # Whether the waiting work may be retried; the node kills such workers first
+        # when memory runs low. The head of the queue speaks for the key.
+        retriable = not kq.queue or kq.queue[0].retries_left != 0
+        out.append(RequestLease(self.next_request, kq.key, kq.resources, kq.prefer_node,
+                                retriable))
 
     # ---- lease replies ------------------------------------------------------------------
     def _take_request(self, request_id: int) -> KeyQueue:
@@ -570,9 +586,10 @@ class TaskSubmitState:
             elif entry.retries_left != 0 and not self.closed:
                 self._retry(entry, kq)
             else:
-                out.append(self._fail(entry, exc.WorkerCrashedError,
-                                      f"The worker running {entry.spec.name} died unexpectedly "
-                                      f"(max_retries exhausted): {ev.reason}"))
+                self._forget(entry)
+                out.append(FailWorkerDied(entry, lease,
+                                          f"The worker running {entry.spec.name} died "
+                                          f"unexpectedly (max_retries exhausted): {ev.reason}"))
         if not self.closed:
             out.append(ReturnLease(lease, kill=True))
             self._pump(kq, out)

@@ -9,6 +9,7 @@ a background thread.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import sys
 import threading
 import time
@@ -34,6 +35,13 @@ from raylite.gcs.records import (
 from raylite.gcs.signing import TamperedRecordError, key_check, seal, unseal
 from raylite.security import user_tls
 from raylite.security.tokens import REDIS_USER, wrong_token
+
+# No CLIENT SETINFO on connect: for it redis-py looks its own version up through
+# importlib.metadata (a scan of sys.path), which costs every new worker ~10 ms and
+# ~1 MiB of pages it no longer shares with its zygote. (driver_info since redis-py 7.)
+_NO_CLIENT_SETINFO: dict = (
+    {"driver_info": None} if "driver_info" in inspect.signature(redis.Redis).parameters
+    else {"lib_name": None, "lib_version": None})
 
 # Delete the name binding only while it still names the releasing actor.
 _RELEASE_NAME = """
@@ -107,7 +115,7 @@ class GcsClient:
         # retry policy is gcs_call's, in one place.
         options: dict[str, Any] = dict(username=REDIS_USER, password=password,
                                        socket_keepalive=True, retry=Retry(NoBackoff(), 0),
-                                       socket_connect_timeout=5)
+                                       socket_connect_timeout=5, **_NO_CLIENT_SETINFO)
         # Any: redis-py types replies as bytes | str (decode_responses); ours are bytes.
         self._redis: Any
         if unix_socket:
@@ -418,16 +426,27 @@ class GcsClient:
         pipe.publish(keys.actor_channel(record.actor_id), blob)
         pipe.execute()
 
+    def put_actor_buffered(self, record: ActorRecord) -> None:
+        """put_actor through the background pipeline: no round trip on the caller's
+        event loop (an owner creating many actors writes two records each). Writes keep
+        their order with the other buffered ones; this process's own reads below flush
+        first, so it always reads what it wrote."""
+        blob = self._actor_bytes(record)
+        self.buffer("hset", keys.ACTORS, record.actor_id, blob)
+        self.buffer("publish", keys.actor_channel(record.actor_id), blob)
+
     @gcs_call(retry=True)
     def get_actor(self, actor_id_hex: str) -> ActorRecord | None:
         """The actor's record, or None. Raises TamperedRecordError when its signature
         does not match (the record is never used)."""
+        self.flush()
         raw = self._redis.hget(keys.ACTORS, actor_id_hex)
         return self._actor_record(actor_id_hex, raw) if raw else None
 
     @gcs_call(retry=True)
     def all_actors(self) -> dict[str, ActorRecord]:
         """Every actor record; one that fails its check is left out (and logged)."""
+        self.flush()
         out = {}
         for key, blob in self._redis.hgetall(keys.ACTORS).items():
             try:

@@ -90,6 +90,11 @@ class NodeSchedulerStub:
                 request_serializer=node__pb2.BundlesRequest.SerializeToString,
                 response_deserializer=node__pb2.BundlesReply.FromString,
                 _registered_method=True)
+        self.GetWorkerFailureCause = channel.unary_unary(
+                '/raylite.NodeScheduler/GetWorkerFailureCause',
+                request_serializer=node__pb2.WorkerFailureRequest.SerializeToString,
+                response_deserializer=node__pb2.WorkerFailureReply.FromString,
+                _registered_method=True)
 
 
 class NodeSchedulerServicer:
@@ -162,6 +167,12 @@ class NodeSchedulerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetWorkerFailureCause(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeSchedulerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -219,6 +230,11 @@ def add_NodeSchedulerServicer_to_server(servicer, server):
                     servicer.CancelBundles,
                     request_deserializer=node__pb2.BundlesRequest.FromString,
                     response_serializer=node__pb2.BundlesReply.SerializeToString,
+            ),
+            'GetWorkerFailureCause': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWorkerFailureCause,
+                    request_deserializer=node__pb2.WorkerFailureRequest.FromString,
+                    response_serializer=node__pb2.WorkerFailureReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -518,6 +534,33 @@ class NodeScheduler:
             '/raylite.NodeScheduler/CancelBundles',
             node__pb2.BundlesRequest.SerializeToString,
             node__pb2.BundlesReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWorkerFailureCause(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raylite.NodeScheduler/GetWorkerFailureCause',
+            node__pb2.WorkerFailureRequest.SerializeToString,
+            node__pb2.WorkerFailureReply.FromString,
             options,
             channel_credentials,
             insecure,

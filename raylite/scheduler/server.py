@@ -9,6 +9,7 @@ embedded cluster — tears everything down when the driver that started it goes 
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import logging
 import os
@@ -26,6 +27,7 @@ from raylite.processes import pid_alive
 from raylite.protocol import common_pb2, node_pb2, node_pb2_grpc, objects_pb2_grpc
 from raylite.protocol.channels import advertised_host, bind, make_server
 from raylite.scheduler.heartbeat import Heartbeat
+from raylite.scheduler.memory_monitor import MemoryConfig, MemoryMonitor, WorkerRecord
 from raylite.scheduler.pg_cleanup import remove_groups_of
 from raylite.scheduler.placement import Peer, group_of
 from raylite.scheduler.runtime_envs import RuntimeEnvs
@@ -48,6 +50,7 @@ log = logging.getLogger("raylite.scheduler")
 
 
 IDLE_WORKER_TIMEOUT_S = 10.0
+FAILURE_CAUSES_KEPT = 1024     # why recently killed workers died, by lease id
 
 
 class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
@@ -74,6 +77,15 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
         self.beat: Heartbeat | None = None   # started once the GCS is connected
         self._nodes_read_at = 0.0
         self.envs = RuntimeEnvs(self)
+        try:
+            memory_config = MemoryConfig.from_env(os.environ)
+        except ValueError as exc:
+            log.error("bad memory monitor setting (%s); using the defaults", exc)
+            memory_config = MemoryConfig()
+        self.memory = MemoryMonitor(memory_config, node=f"{cfg.host}, ID: {cfg.node_id}")
+        # lease id -> why its worker was killed (asked by the lease holder, see
+        # GetWorkerFailureCause); bounded, oldest dropped first.
+        self.failure_causes: collections.OrderedDict[bytes, str] = collections.OrderedDict()
 
     # ---- actions -------------------------------------------------------------------
     def apply(self, actions: list) -> None:
@@ -163,7 +175,7 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
                        request.for_actor, request.owner_worker_id, request.job_id,
                        request.actor_id, movable=not request.strategy,
                        queued_at=time.monotonic(), bundle=group_of(request.strategy),
-                       runtime_env=request.runtime_env)
+                       runtime_env=request.runtime_env, retriable=request.retriable)
         self.apply(self.state.request(ask))
         try:
             outcome = await fut
@@ -214,6 +226,10 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
         if wid:
             self.procs.kill(wid)
         return common_pb2.Empty()
+
+    async def GetWorkerFailureCause(self, request, context):
+        message = self.failure_causes.get(request.lease_id, "")
+        return node_pb2.WorkerFailureReply(oom=bool(message), message=message)
 
     async def WatchDriver(self, request, context):
         driver = request.address.worker_id
@@ -292,6 +308,40 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
                 last_reap = now
                 self.apply(self.state.idle_workers_to_reap(now, IDLE_WORKER_TIMEOUT_S))
 
+    async def watch_memory(self) -> None:
+        """Every refresh interval: if the node's memory is above the threshold, kill the
+        worker the memory monitor picks (one at a time) and remember why for its caller."""
+        from raylite.scheduler.memory_reader import NodeMemoryReader, process_rss
+        reader = NodeMemoryReader()
+        interval = self.memory.config.refresh_ms / 1000.0
+        cfg = self.memory.config
+        log.info("memory monitor: threshold %.3f of node memory, every %d ms",
+                 cfg.threshold, cfg.refresh_ms)
+        while not self.stopping.is_set():
+            await asyncio.sleep(interval)
+            try:
+                snap = reader.snapshot()
+            except (OSError, ValueError) as exc:
+                log.warning("memory monitor stopped: cannot read the node's memory (%s)", exc)
+                return
+            if not self.memory.killing and not self.memory.over_threshold(snap):
+                continue
+            leased = [w for w in self.state.workers.values()
+                      if w.lease_id is not None and w.registered and w.pid]
+            workers = [WorkerRecord(w.worker_id, w.pid, w.owner,
+                                    int.from_bytes(w.lease_id or b"", "little"), w.retriable,
+                                    w.actor_id, process_rss(w.pid)) for w in leased]
+            kill = self.memory.check(snap, workers, time.monotonic())
+            if kill is None:
+                continue
+            victim = kill.victim
+            lease_id = next(w.lease_id for w in leased if w.worker_id == victim.worker_id)
+            log.warning("%s", kill.message)
+            self.failure_causes[lease_id or b""] = kill.message
+            while len(self.failure_causes) > FAILURE_CAUSES_KEPT:
+                self.failure_causes.popitem(last=False)
+            self.procs.kill(victim.worker_id)
+
     def teardown(self) -> None:
         if self.beat is not None:
             self.beat.stop()
@@ -340,6 +390,8 @@ async def serve(cfg, procs: WorkerProcesses | None = None, prestarted: list | No
     scheduler.beat = Heartbeat(scheduler.gcs, cfg.node_id, lambda: scheduler.state.available)
     scheduler.beat.start()
     tasks = [asyncio.create_task(scheduler.watch_processes())]
+    if scheduler.memory.config.enabled:
+        tasks.append(asyncio.create_task(scheduler.watch_memory()))
     if cfg.ready_file:
         with open(cfg.ready_file + ".tmp", "w") as f:
             f.write(scheduler.tcp_address)

@@ -35,6 +35,7 @@ class LeaseAsk:
     queued_at: float = 0.0    # monotonic time it was queued here
     bundle: tuple | None = None  # (placement group id, bundle index or -1): run inside it
     runtime_env: str = ""     # canonical text of its runtime_env ("" = default)
+    retriable: bool = True    # its work may be retried (the memory monitor kills these first)
 
 
 @dataclass
@@ -54,6 +55,7 @@ class Worker:
     actor_id: bytes = b""
     bundle: Bundle | None = None  # the placement group bundle its lease draws on
     runtime_env: str = ""        # the env it was started with; only leased for that env
+    retriable: bool = True       # of its lease (see LeaseAsk)
 
 
 @dataclass
@@ -420,6 +422,7 @@ class SchedulerState:
         worker.owner = ask.owner
         worker.last_job = ask.job_id
         worker.actor_id = ask.actor_id
+        worker.retriable = ask.retriable
         worker.blocked = False
         return Grant(ask.request_id, worker.worker_id, worker.lease_id, worker.gpu_ids)
 
