@@ -332,17 +332,21 @@ class GcsClient:
         if record.available is not None:
             pipe.hset(keys.AVAILABLE, record.node_id, msgpack.packb(record.available))
         pipe.publish(keys.NODE_CHANNEL, msgpack.packb({"node_id": record.node_id, "alive": True}))
+        pipe.incr(keys.NODES_VERSION)
         pipe.execute()
 
     @gcs_call(retry=True)
-    def heartbeat(self, node_id: str, available: dict | None = None) -> None:
+    def heartbeat(self, node_id: str, available: dict | None = None) -> int:
         """Say the node is alive now (and what it has free). One round trip, blind
-        writes only, so it cannot undo a concurrent mark_node_dead."""
+        writes only, so it cannot undo a concurrent mark_node_dead. Returns the node
+        table's version (raylite:nodes:version; 0 when never set): a reader re-reads
+        the table when it moved."""
         pipe = self._redis.pipeline(transaction=False)
         pipe.hset(keys.HEARTBEATS, node_id, time.time())
         if available is not None:
             pipe.hset(keys.AVAILABLE, node_id, msgpack.packb(available))
-        pipe.execute()
+        pipe.get(keys.NODES_VERSION)
+        return int(pipe.execute()[-1] or 0)
 
     @gcs_call(retry=True)
     def mark_node_dead(self, node_id: str, reason: str = "stopped") -> None:
@@ -357,6 +361,7 @@ class GcsClient:
             pipe.hset(keys.NODES, node_id, self._node_bytes(record))
             pipe.publish(keys.NODE_CHANNEL, msgpack.packb(
                 {"node_id": node_id, "alive": False, "reason": reason}))
+            pipe.incr(keys.NODES_VERSION)
             pipe.execute()
 
     @gcs_call(retry=True)
@@ -372,6 +377,7 @@ class GcsClient:
             pipe = self._redis.pipeline(transaction=False)
             pipe.hset(keys.NODES, node_id, self._node_bytes(record))
             pipe.publish(keys.NODE_CHANNEL, msgpack.packb({"node_id": node_id, "alive": True}))
+            pipe.incr(keys.NODES_VERSION)
             pipe.execute()
 
     def _checked_node(self, node_id: str, raw: bytes) -> NodeRecord | None:

@@ -9,6 +9,7 @@ PREFIX = "raylite:"
 NODES = PREFIX + "nodes"                 # hash node_id -> NodeRecord
 HEARTBEATS = PREFIX + "heartbeats"       # hash node_id -> unix time of last beat
 AVAILABLE = PREFIX + "available"         # hash node_id -> free resources at last beat
+NODES_VERSION = PREFIX + "nodes:version"  # integer, bumped whenever a NodeRecord changes
 JOBS = PREFIX + "jobs"                   # hash job_id -> JobRecord
 ACTORS = PREFIX + "actors"               # hash actor_id -> ActorRecord
 ACTOR_NAMES = PREFIX + "actor_names"     # hash "namespace/name" -> actor_id

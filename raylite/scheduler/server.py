@@ -346,6 +346,7 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
         if self.beat is not None:
             self.beat.stop()
         self.procs.kill_all()
+        self.object_service.close()
         self.store.cleanup()
         if self.gcs is not None:
             try:
@@ -381,12 +382,13 @@ async def serve(cfg, procs: WorkerProcesses | None = None, prestarted: list | No
     scheduler.gcs = GcsClient(cfg.gcs_address, cfg.redis_password, cfg.gcs_socket,
                               signing_key=signing_key(cfg.token))
     scheduler.object_service.gcs = scheduler.gcs
+    transfer = scheduler.object_service.start_transfers(cfg.host, cfg.token, scheduler.tcp_address)
     scheduler.gcs.register_node(NodeRecord(
         node_id=cfg.node_id, address=scheduler.tcp_address, uds=uds,
         host=advertised_host(cfg.host), resources=dict(cfg.resources), alive=True,
         pid=os.getpid(), store_dir=scheduler.store.directory,
         store_capacity=scheduler.store.capacity, session=cfg.session.root,
-        is_head=bool(cfg.is_head), available=dict(cfg.resources)))
+        is_head=bool(cfg.is_head), transfer=transfer, available=dict(cfg.resources)))
     scheduler.beat = Heartbeat(scheduler.gcs, cfg.node_id, lambda: scheduler.state.available)
     scheduler.beat.start()
     tasks = [asyncio.create_task(scheduler.watch_processes())]
