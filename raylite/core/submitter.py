@@ -195,11 +195,13 @@ class TaskSubmitter:
 
     def _deps_resolved(self, entry: TaskEntry) -> None:
         failed = None
-        for dep in entry.spec.deps:
+        deps = entry.spec.deps
+        for dep in deps:
             if dep.is_error:
                 failed = dep   # the task fails with its argument's error, unrun
                 break
-        self._feed(ss.DepsResolved(entry, failed))
+        prefer = "" if failed is not None else ss.preferred_node(deps, self.worker.node_id)
+        self._feed(ss.DepsResolved(entry, failed, prefer))
 
     def _start_timer(self, ins: ss.StartTimer) -> None:
         self._timers[(ins.kind, ins.target)] = self.loop.call_later(
@@ -219,9 +221,9 @@ class TaskSubmitter:
         worker = self.worker
         request = node_pb2.LeaseRequest(resources=ins.resources, job_id=worker.job_id,
                                         owner_worker_id=worker.worker_id, strategy=ins.key[2],
-                                        runtime_env=ins.key[3])
+                                        runtime_env=ins.key[3], retriable=ins.retriable)
         try:
-            reply, stub = await worker.lease(request)
+            reply, stub = await worker.lease(request, prefer_node=ins.prefer_node)
         except asyncio.CancelledError:
             return
         except grpc.RpcError as err:
@@ -236,7 +238,7 @@ class TaskSubmitter:
         if reply.rejected:
             self._feed(ss.LeaseRejected(ins.request_id, reply.error, reply.runtime_env_failed))
         else:
-            self._feed(ss.LeaseGranted(ins.request_id, (reply, stub)))
+            self._feed(ss.LeaseGranted(ins.request_id, (reply, stub), reply.reusable))
 
     def _open_stream(self, ins: ss.OpenStream) -> None:
         lease = ins.lease

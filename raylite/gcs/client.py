@@ -23,7 +23,15 @@ from redis.retry import Retry
 from raylite import exceptions as exc
 from raylite.gcs import keys, liveness
 from raylite.gcs.errors import RETRY_S, gcs_call, is_auth_failure, map_error
-from raylite.gcs.records import DEAD, ActorRecord, JobRecord, LineageRecord, NodeRecord
+from raylite.gcs.records import (
+    DEAD,
+    PG_REMOVED,
+    ActorRecord,
+    JobRecord,
+    LineageRecord,
+    NodeRecord,
+    PlacementGroupRecord,
+)
 from raylite.gcs.signing import TamperedRecordError, key_check, seal, unseal
 from raylite.security import user_tls
 from raylite.security.tokens import REDIS_USER, wrong_token
@@ -68,6 +76,9 @@ def parse_address(address: str) -> tuple[str, int]:
     if not host or not port.isdigit():
         raise ValueError(f"GCS address must look like host:port, got {address!r}")
     return host, int(port)
+
+
+MAX_REMOVED_GROUPS = 1000     # removed placement groups kept for placement_group_table()
 
 
 class GcsClient:
@@ -500,6 +511,81 @@ class GcsClient:
         """Free the name if (and only if) it is still bound to this actor."""
         self._release_name(keys=[keys.ACTOR_NAMES],
                            args=[keys.actor_name_key(namespace, name), actor_id_hex])
+
+    # ---- placement groups (raylite.util.placement_group) --------------------------
+    @gcs_call(retry=True)
+    def put_placement_group(self, record: PlacementGroupRecord) -> None:
+        """Write a group's record; keep the index of its owner's live groups, and only
+        the newest MAX_REMOVED_GROUPS removed ones (as Ray's GCS does)."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hset(keys.PLACEMENT_GROUPS, record.pg_id, record.to_bytes())
+        removed = record.state == PG_REMOVED
+        if record.owner:
+            if removed:
+                pipe.srem(keys.pg_owned(record.owner), record.pg_id)
+            else:
+                pipe.sadd(keys.pg_owned(record.owner), record.pg_id)
+        if removed:
+            pipe.zadd(keys.PG_REMOVED, {record.pg_id: time.time()})
+            pipe.zcard(keys.PG_REMOVED)
+        replies = pipe.execute()
+        count = replies[-1] if removed else 0
+        if count > MAX_REMOVED_GROUPS:
+            oldest = [m for m, _ in self._redis.zpopmin(keys.PG_REMOVED,
+                                                        count - MAX_REMOVED_GROUPS)]
+            if oldest:
+                self._redis.hdel(keys.PLACEMENT_GROUPS, *oldest)
+
+    @gcs_call(retry=True)
+    def placement_groups_of(self, owner_worker_id: str) -> list[PlacementGroupRecord]:
+        """The live non-detached groups created by ``owner_worker_id``."""
+        ids = list(self._redis.smembers(keys.pg_owned(owner_worker_id)))
+        raws = self._redis.hmget(keys.PLACEMENT_GROUPS, ids) if ids else []
+        return [PlacementGroupRecord.from_bytes(raw) for raw in raws if raw]
+
+    @gcs_call(retry=True)
+    def get_placement_group(self, pg_id_hex: str) -> PlacementGroupRecord | None:
+        raw = self._redis.hget(keys.PLACEMENT_GROUPS, pg_id_hex)
+        return PlacementGroupRecord.from_bytes(raw) if raw else None
+
+    @gcs_call(retry=True)
+    def all_placement_groups(self) -> dict[str, PlacementGroupRecord]:
+        return {k.decode(): PlacementGroupRecord.from_bytes(v)
+                for k, v in self._redis.hgetall(keys.PLACEMENT_GROUPS).items()}
+
+    @gcs_call(retry=True)
+    def claim_placement_group_name(self, namespace: str, name: str, pg_id_hex: str) -> str:
+        """Bind a name to our group when it is free or bound to a removed (or vanished)
+        group, atomically; returns the id now bound (ours, or the live holder's)."""
+        name_field = keys.actor_name_key(namespace, name)
+        with self._redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(keys.PG_NAMES, keys.PLACEMENT_GROUPS)
+                    bound = pipe.hget(keys.PG_NAMES, name_field)
+                    bound_hex = bound.decode() if bound else None
+                    if bound_hex is not None and bound_hex != pg_id_hex:
+                        raw = pipe.hget(keys.PLACEMENT_GROUPS, bound_hex)
+                        if raw and PlacementGroupRecord.from_bytes(raw).state != PG_REMOVED:
+                            pipe.unwatch()
+                            return bound_hex
+                    pipe.multi()
+                    pipe.hset(keys.PG_NAMES, name_field, pg_id_hex)
+                    pipe.execute()
+                    return pg_id_hex
+                except redis.WatchError:
+                    continue
+
+    @gcs_call(retry=True)
+    def lookup_placement_group_name(self, namespace: str, name: str) -> str | None:
+        raw = self._redis.hget(keys.PG_NAMES, keys.actor_name_key(namespace, name))
+        return raw.decode() if raw else None
+
+    @gcs_call(retry=True)
+    def release_placement_group_name(self, namespace: str, name: str, pg_id_hex: str) -> None:
+        """Free the name if (and only if) it is still bound to this group."""
+        self._release_name(keys=[keys.PG_NAMES],
+                           args=[keys.actor_name_key(namespace, name), pg_id_hex])
 
     # ---- user metrics (raylite.util.metrics) ------------------------------------
     def record_metrics(self, node_id: str, definitions: dict, increments: dict,

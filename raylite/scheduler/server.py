@@ -28,7 +28,8 @@ from raylite.protocol import common_pb2, node_pb2, node_pb2_grpc, objects_pb2_gr
 from raylite.protocol.channels import advertised_host, bind, make_server
 from raylite.scheduler.heartbeat import Heartbeat
 from raylite.scheduler.memory_monitor import MemoryConfig, MemoryMonitor, WorkerRecord
-from raylite.scheduler.placement import Peer
+from raylite.scheduler.pg_cleanup import remove_groups_of
+from raylite.scheduler.placement import Peer, group_of
 from raylite.scheduler.runtime_envs import RuntimeEnvs
 from raylite.scheduler.state import (
     Grant,
@@ -185,8 +186,8 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
                        dict(request.running_resources) if request.for_actor else None,
                        request.for_actor, request.owner_worker_id, request.job_id,
                        request.actor_id, movable=not request.strategy,
-                       queued_at=time.monotonic(), runtime_env=request.runtime_env,
-                       retriable=request.retriable)
+                       queued_at=time.monotonic(), bundle=group_of(request.strategy),
+                       runtime_env=request.runtime_env, retriable=request.retriable)
         self.apply(self.state.request(ask))
         try:
             outcome = await fut
@@ -207,7 +208,7 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
                 self.apply(self.state.lease_returned(lease_id, now=time.monotonic()))
         context.add_done_callback(reclaim_if_unheard)
         return node_pb2.LeaseReply(lease_id=outcome.lease_id, worker=self.addresses[outcome.worker_id],
-                                   gpu_ids=outcome.gpu_ids)
+                                   gpu_ids=outcome.gpu_ids, reusable=placement.alone)
 
     def _alive_nodes(self) -> dict:
         """The alive nodes (NodeRecords) of the table the heartbeat thread last read:
@@ -251,6 +252,9 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
             self.drivers.pop(driver, None)
             if not self.stopping.is_set():
                 self.apply(self.state.owner_died(driver))
+                if self.gcs is not None:   # its placement groups on other nodes
+                    asyncio.get_running_loop().create_task(
+                        remove_groups_of(driver, self.gcs, self.node_id, self.cfg.token))
                 self.store.delete_owned_by(driver)
                 if request.job_id:
                     asyncio.get_running_loop().run_in_executor(
@@ -266,6 +270,25 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
             node_id=self.node_id, total=self.state.total, available=self.state.available,
             num_workers=self.procs.count(), store_used=self.store.used,
             store_capacity=self.store.capacity)
+
+    # ---- placement group bundles (two-phase; see raylite.scheduler.bundles) -----------
+    async def PrepareBundles(self, request, context):
+        wanted = [(b.index, dict(b.resources)) for b in request.bundles]
+        ok = self.state.prepare_bundles(request.pg_id, wanted, request.owner_worker_id,
+                                        request.commit)
+        if ok and request.commit:
+            self.apply(self.state.schedule())
+        return node_pb2.BundlesReply(ok=ok)
+
+    async def CommitBundles(self, request, context):
+        ok, actions = self.state.commit_bundles(request.pg_id)
+        self.apply(actions)
+        return node_pb2.BundlesReply(ok=ok)
+
+    async def CancelBundles(self, request, context):
+        self.apply(self.state.cancel_bundles(request.pg_id,
+                                             indices=set(request.indices) or None))
+        return node_pb2.BundlesReply(ok=True)
 
     async def Shutdown(self, request, context):
         asyncio.get_running_loop().call_later(0.01, self.stopping.set)
