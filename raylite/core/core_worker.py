@@ -17,6 +17,7 @@ from types import FrameType
 
 import grpc
 
+from raylite.core import task_events
 from raylite.core.actor_manager import ActorManager
 from raylite.core.executor import ArgPlaceholder, Executor
 from raylite.core.function_manager import FunctionManager
@@ -115,6 +116,7 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
             make_ref=lambda oid, owner: ObjectRef(oid, owner))
         self.objects.reconstruction = self.reconstruction
         self.actors = ActorManager(self)
+        task_events.install(self)   # no-op when RAYLITE_TASK_EVENTS=0
 
     # ---- event loop -----------------------------------------------------------------
     def _run_loop(self) -> None:
@@ -498,6 +500,7 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
     # ---- lifecycle ------------------------------------------------------------------------
     def shutdown(self) -> None:
         self.shutting_down = True
+        task_events.uninstall()
         self.objects.close()
 
         async def stop():

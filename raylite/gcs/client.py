@@ -394,6 +394,121 @@ class GcsClient:
                   for node_id, raw in zip(nodes, pipe.execute())}
         return definitions, values
 
+    # ---- observability: task events, workers, object reports, store stats --------
+    def push_task_events(self, job_id_hex: str, entries: list, max_per_job: int) -> None:
+        """Append task-event entries (msgpack bytes) to the job's list, keeping only
+        the newest ``max_per_job`` (buffered, pipelined)."""
+        key = keys.task_events(job_id_hex)
+        self.buffer("rpush", key, *entries)
+        self.buffer("ltrim", key, -max_per_job, -1)
+        self.buffer("sadd", keys.TASK_EVENT_JOBS, job_id_hex)
+
+    def count_dropped_task_events(self, job_id_hex: str, count: int) -> None:
+        """Add to the job's count of task events dropped under load (buffered)."""
+        self.buffer("hincrby", keys.TASK_EVENTS_DROPPED, job_id_hex, count)
+
+    @gcs_call(retry=True)
+    def task_events(self, job_id_hex: str | None = None) -> list[bytes]:
+        """Raw task-event entries of one job, or of every job (this process's
+        buffered writes are sent first)."""
+        self.flush()
+        jobs = [job_id_hex] if job_id_hex else sorted(
+            j.decode() for j in self._redis.smembers(keys.TASK_EVENT_JOBS))
+        pipe = self._redis.pipeline(transaction=False)
+        for job in jobs:
+            pipe.lrange(keys.task_events(job), 0, -1)
+        return [blob for chunk in pipe.execute() for blob in chunk]
+
+    @gcs_call(retry=True)
+    def dropped_task_events(self) -> dict[str, int]:
+        return {k.decode(): int(v) for k, v in self._redis.hgetall(keys.TASK_EVENTS_DROPPED).items()}
+
+    def put_worker_info(self, worker_id: str, blob: bytes) -> None:
+        """Refresh this process's entry in the worker table (buffered)."""
+        self.buffer("hset", keys.WORKERS, worker_id, blob)
+
+    @gcs_call(retry=True)
+    def worker_infos(self) -> list[dict]:
+        """Every process entry in the worker table (msgpack maps)."""
+        out = []
+        for blob in self._redis.hgetall(keys.WORKERS).values():
+            try:
+                out.append(msgpack.unpackb(blob, raw=False))
+            except Exception:
+                continue
+        return out
+
+    @gcs_call(retry=True)
+    def forget_workers(self, worker_ids: list) -> None:
+        if worker_ids:
+            self._redis.hdel(keys.WORKERS, *worker_ids)
+
+    @gcs_call(retry=False)
+    def object_reports_wanted(self) -> bool:
+        """True while someone lists objects (processes then report theirs each round)."""
+        return bool(self._redis.exists(keys.OBJECT_REPORTS_WANTED))
+
+    @gcs_call(retry=True)
+    def want_object_reports(self, seconds: float) -> bool:
+        """Ask every process to report its objects for ``seconds``; True when they
+        were already reporting (the reports are fresh)."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.exists(keys.OBJECT_REPORTS_WANTED)
+        pipe.set(keys.OBJECT_REPORTS_WANTED, b"1", px=int(seconds * 1000))
+        return bool(pipe.execute()[0])
+
+    def put_object_report(self, worker_id: str, blob: bytes, ttl_s: float = 5.0) -> None:
+        """This process's object report, expiring unless refreshed (buffered)."""
+        self.buffer("psetex", keys.object_report(worker_id), int(ttl_s * 1000), blob)
+
+    @gcs_call(retry=True)
+    def object_reports(self) -> list[bytes]:
+        """Every fresh object report (msgpack bytes)."""
+        found = list(self._redis.scan_iter(keys.object_report("*"), count=1000))
+        if not found:
+            return []
+        return [blob for blob in self._redis.mget(found) if blob]
+
+    def put_store_stats(self, node_id: str, blob: bytes) -> None:
+        """A node's object-store summary (buffered)."""
+        self.buffer("hset", keys.STORE_STATS, node_id, blob)
+
+    @gcs_call(retry=True)
+    def store_stats(self) -> dict[str, dict]:
+        """node id -> the store summary it last wrote."""
+        out = {}
+        for node_id, blob in self._redis.hgetall(keys.STORE_STATS).items():
+            try:
+                out[node_id.decode()] = msgpack.unpackb(blob, raw=False)
+            except Exception:
+                continue
+        return out
+
+    @gcs_call(retry=True)
+    def placement_group_records(self) -> list[dict]:
+        """Placement groups as stored (msgpack maps), [] when none are recorded."""
+        out = []
+        for blob in self._redis.hgetall(keys.PLACEMENT_GROUPS).values():
+            try:
+                data = msgpack.unpackb(blob, raw=False, strict_map_key=False)
+            except Exception:
+                continue
+            if isinstance(data, dict):
+                out.append(data)
+        return out
+
+    @gcs_call(retry=True)
+    def all_jobs(self) -> dict[str, JobRecord]:
+        """Every job ever registered."""
+        out = {}
+        for job_id, raw in self._redis.hgetall(keys.JOBS).items():
+            try:
+                record = JobRecord.from_bytes(raw)
+            except ValueError:
+                continue
+            out[job_id.decode()] = record if record.job_id else record.replace(job_id=job_id.decode())
+        return out
+
     # ---- jobs, logs -------------------------------------------------------------
     @gcs_call(retry=True)
     def register_job(self, record: JobRecord) -> None:

@@ -52,3 +52,22 @@ def node_metrics(node_id: str) -> str:
     """Hash of one node's metric values: series field (raylite.util.metrics_buffer)
     -> float (counters and histogram parts summed, gauges last set)."""
     return f"{PREFIX}metrics:node:{node_id}"
+
+
+# ---- observability (raylite.core.task_events, raylite.util.state) ----------------------
+TASK_EVENT_JOBS = PREFIX + "task_events:jobs"        # set of job ids that recorded task events
+TASK_EVENTS_DROPPED = PREFIX + "task_events:dropped"  # hash job_id -> events dropped under load
+WORKERS = PREFIX + "workers"                  # hash worker_id -> msgpack process entry (1 s refresh)
+OBJECT_REPORTS_WANTED = PREFIX + "objects:wanted"   # string, expiring: someone lists objects
+STORE_STATS = PREFIX + "store_stats"          # hash node_id -> msgpack store summary
+PLACEMENT_GROUPS = PREFIX + "placement_groups"  # hash pg_id -> record (written by util.placement_group)
+
+
+def task_events(job_id_hex: str) -> str:
+    """List of msgpack task-event entries of one job, trimmed to a maximum length."""
+    return f"{PREFIX}task_events:{job_id_hex}"
+
+
+def object_report(worker_id: str) -> str:
+    """msgpack list of the objects one process owns or references (expiring)."""
+    return f"{PREFIX}objects:report:{worker_id}"

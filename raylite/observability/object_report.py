@@ -1,0 +1,68 @@
+"""One process's objects as ``raylite memory`` / ``list_objects`` show them.
+
+Built on the task-event thread while someone is listing objects (see
+GcsClient.want_object_reports), never on the task path. Reference kinds follow
+Ray's ``ray memory``: LOCAL_REFERENCE (a live ObjectRef in this process),
+USED_BY_PENDING_TASK (an argument of a task not finished yet), CAPTURED_IN_OBJECT
+(serialized inside another object), PINNED_IN_MEMORY (owned and kept for a borrower
+or a value that still needs it).
+"""
+from __future__ import annotations
+
+import os
+
+from raylite.ids import OBJECT_ID_LEN
+
+MAX_OBJECTS_PER_PROCESS = 10_000
+
+
+def reference_kind(object_id: bytes, local: set, pinned: set, captured: set) -> str:
+    """Ray's reference type of an object id in one process (pure)."""
+    if object_id in local:
+        return "LOCAL_REFERENCE"
+    if object_id in captured:
+        return "CAPTURED_IN_OBJECT"
+    if object_id in pinned:
+        return "USED_BY_PENDING_TASK"
+    return "PINNED_IN_MEMORY"
+
+
+def object_report(worker) -> list[dict]:
+    """The objects this process owns or references, largest first (bounded)."""
+    from raylite.core.task_events import creation_site
+    refs = worker.refs
+    with refs._lock:   # a consistent copy; the counter is never held for long
+        local = set(refs._local)
+        owned = set(refs._owned)
+        pinned = set(refs._pins)
+        borrowed_out = set(refs._borrowers)
+    captured: set = set()
+    for holder, inner in list(worker.objects._contained.items()):
+        if len(holder) == OBJECT_ID_LEN:   # a put object holds them (a task id otherwise)
+            captured.update(inner)
+    pid = os.getpid()
+    is_driver = worker.mode == "driver"
+    out = []
+    for oid in local | owned | pinned | borrowed_out:
+        value = worker.memory.get(oid)
+        size = -1
+        node_id = worker.node_id
+        in_store = False
+        if value is not None:
+            in_store = bool(value.in_store)
+            size = int(value.size) if in_store else len(value.data)
+            node_id = value.node_id or node_id
+        out.append({
+            "object_id": oid.hex(), "object_size": size,
+            "reference_type": reference_kind(oid, local, pinned, captured),
+            "call_site": creation_site(oid),
+            "task_status": "FINISHED" if value is not None else ("PENDING" if oid in owned else "NIL"),
+            "type": "DRIVER" if is_driver else "WORKER",
+            "pid": pid, "ip": worker.host, "node_id": node_id, "worker_id": worker.worker_id,
+            "is_owner": oid in owned, "in_store": in_store,
+            "is_error": bool(value.is_error) if value is not None else False,
+        })
+    if len(out) > MAX_OBJECTS_PER_PROCESS:
+        out.sort(key=lambda o: o["object_size"], reverse=True)
+        del out[MAX_OBJECTS_PER_PROCESS:]
+    return out

@@ -1,0 +1,97 @@
+"""Task-event entries merged into one row per task attempt, with Ray's TaskState fields.
+
+Pure: entries come in as decoded maps (raylite.core.task_events writes them); the
+owner and the executing worker each send their own, possibly in several rounds.
+"""
+from __future__ import annotations
+
+# Later states win regardless of clocks (the owner's and worker's may differ).
+STATE_RANK = {"NIL": -1, "PENDING_ARGS_AVAIL": 0, "PENDING_NODE_ASSIGNMENT": 1,
+              "SUBMITTED_TO_WORKER": 2, "RUNNING": 3, "FINISHED": 4, "FAILED": 4}
+
+# Ray's TaskState columns; those after DETAIL_FROM appear with detail=True only.
+TASK_COLUMNS = ("task_id", "attempt_number", "name", "state", "job_id", "actor_id", "type",
+                "func_or_class_name", "parent_task_id", "node_id", "worker_id", "worker_pid",
+                "error_type")
+TASK_DETAIL_COLUMNS = ("language", "required_resources", "runtime_env_info",
+                       "placement_group_id", "events", "profiling_data", "creation_time_ms",
+                       "start_time_ms", "end_time_ms", "task_log_info", "error_message",
+                       "is_debugger_paused", "call_site", "traceback")
+
+_COPY = ("name", "type", "actor_id", "node_id", "worker_id", "worker_pid", "error_type",
+         "error_message", "traceback", "call_site", "required_resources", "creation_time_ms",
+         "start_time_ms", "end_time_ms")
+
+
+def _blank(task_id: str, attempt: int, job_id: str) -> dict:
+    return {"task_id": task_id, "attempt_number": attempt, "name": "", "state": "NIL",
+            "job_id": job_id, "actor_id": None, "type": "NORMAL_TASK", "func_or_class_name": "",
+            "parent_task_id": None, "node_id": None, "worker_id": None, "worker_pid": None,
+            "error_type": None, "language": "PYTHON", "required_resources": {},
+            "runtime_env_info": None, "placement_group_id": None, "events": [],
+            "profiling_data": None, "creation_time_ms": None, "start_time_ms": None,
+            "end_time_ms": None, "task_log_info": None, "error_message": None,
+            "is_debugger_paused": None, "call_site": None, "traceback": None}
+
+
+def merge_entries(entries) -> list[dict]:
+    """One row per (task_id, attempt_number), in first-seen order."""
+    rows: dict[tuple, dict] = {}
+    for entry in entries:
+        if not isinstance(entry, dict) or "task_id" not in entry:
+            continue
+        key = (entry["task_id"], entry.get("attempt_number", 0))
+        row = rows.get(key)
+        if row is None:
+            row = rows[key] = _blank(key[0], key[1], entry.get("job_id", ""))
+        for name in _COPY:
+            value = entry.get(name)
+            if value is not None and value != "":
+                row[name] = value
+        row["events"].extend({"state": s, "created_ms": t} for s, t in entry.get("events", ()))
+    for row in rows.values():
+        events = sorted(row["events"], key=lambda e: (STATE_RANK.get(e["state"], 0), e["created_ms"]))
+        row["events"] = events
+        if events:
+            row["state"] = events[-1]["state"]
+        row["func_or_class_name"] = row["name"]
+    return list(rows.values())
+
+
+def apply_actor_deaths(rows: list[dict], dead_actor_ids: set) -> None:
+    """A task still pending or running on an actor that died will never finish."""
+    for row in rows:
+        if row["actor_id"] in dead_actor_ids and row["state"] not in ("FINISHED", "FAILED"):
+            row["state"] = "FAILED"
+            row["error_type"] = row["error_type"] or "ACTOR_DIED"
+
+
+def summarize_tasks(rows: list[dict]) -> dict:
+    """Ray's TaskSummaries as a dict: per function or class name, state counts."""
+    summary: dict[str, dict] = {}
+    totals = {"NORMAL_TASK": 0, "ACTOR_TASK": 0, "ACTOR_CREATION_TASK": 0}
+    for row in rows:
+        key = row["name"] or row["func_or_class_name"]
+        group = summary.setdefault(key, {"func_or_class_name": key, "type": row["type"],
+                                         "state_counts": {}})
+        counts = group["state_counts"]
+        counts[row["state"]] = counts.get(row["state"], 0) + 1
+        totals[row["type"]] = totals.get(row["type"], 0) + 1
+    return {"summary": summary, "total_tasks": totals["NORMAL_TASK"],
+            "total_actor_tasks": totals["ACTOR_TASK"],
+            "total_actor_scheduled": totals["ACTOR_CREATION_TASK"], "summary_by": "func_name"}
+
+
+def pending_demand(rows: list[dict]) -> list[dict]:
+    """Tasks and actors waiting for resources, grouped by the resources they ask:
+    [{"resources": {...}, "count": n, "names": [...]}], largest count first."""
+    groups: dict[tuple, dict] = {}
+    for row in rows:
+        if row["state"] != "PENDING_NODE_ASSIGNMENT" or not row["required_resources"]:
+            continue
+        key = tuple(sorted(row["required_resources"].items()))
+        group = groups.setdefault(key, {"resources": dict(key), "count": 0, "names": []})
+        group["count"] += 1
+        if row["name"] not in group["names"] and len(group["names"]) < 5:
+            group["names"].append(row["name"])
+    return sorted(groups.values(), key=lambda g: -g["count"])
