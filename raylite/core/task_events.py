@@ -47,7 +47,6 @@ MAX_BUFFERED = _env_int("RAYLITE_TASK_EVENTS_MAX_BUFFERED", 100_000)
 MAX_PER_JOB = _env_int("RAYLITE_TASK_EVENTS_MAX_PER_JOB", 100_000)
 INTERVAL_S = float(os.environ.get("RAYLITE_TASK_EVENTS_INTERVAL_S", "1.0") or 1.0)
 
-TYPE_NAMES = {0: "NORMAL_TASK", 1: "ACTOR_CREATION_TASK", 2: "ACTOR_TASK"}
 
 
 class TaskEventBuffer:
@@ -72,63 +71,38 @@ class TaskEventBuffer:
     def __len__(self) -> int:
         return len(self._events)
 
-    def take(self, where: dict) -> tuple[dict[str, list[dict]], dict[str, int]]:
-        """Empty the buffer: ({job hex: [entry, ...]}, {job hex: events dropped}).
+    def take(self) -> tuple[dict[bytes, list], dict[str, int]]:
+        """Empty the buffer: ({job id: [event, ...]}, {job hex: events dropped}).
 
-        One entry per (task, attempt) seen in this round: ids in hex, the spec's
-        name/type/actor, ``events`` [[state, unix ms], ...], error fields when it
-        failed, and ``where`` (node_id, worker_id, worker_pid) for worker-side events.
+        Events become plain lists that msgpack packs in C (the hot path kept the spec;
+        its fields are read here, off the task path):
+        [0 submitted, task id, attempt, time, name, type, actor id, call site, resources]
+        [1 started, task id, attempt, time, name, type, actor id]
+        [2 ended, task id, attempt, time, state, error type, message, traceback, by owner]
         """
         events = self._events
-        merged: dict[tuple, dict] = {}
+        out: dict[bytes, list] = {}
         for _ in range(len(events)):
             event = events.popleft()
-            spec = event[1]
-            key = (spec.task_id, spec.attempt)
-            entry = merged.get(key)
-            if entry is None:
-                entry = merged[key] = _new_entry(spec)
-            kind = event[0]
-            ms = int(event[2] * 1000)
+            kind, spec = event[0], event[1]
             if kind == _SUBMITTED:
-                entry["events"].append([PENDING_NODE_ASSIGNMENT, ms])
-                entry["creation_time_ms"] = ms
-                entry["call_site"] = spec.call_site
-                if event[3]:
-                    entry["required_resources"] = dict(event[3])
-                continue
-            if kind == _STARTED:
-                entry["events"].append([RUNNING, ms])
-                entry["start_time_ms"] = ms
+                row = [0, spec.task_id, spec.attempt, event[2], spec.name, spec.type,
+                       spec.actor_id, spec.call_site, event[3]]
+            elif kind == _STARTED:
+                row = [1, spec.task_id, spec.attempt, event[2], spec.name, spec.type, spec.actor_id]
             else:
-                state, error_type, message, tb = event[3:7]
-                entry["events"].append([state, ms])
-                entry["end_time_ms"] = ms
-                if state == FAILED:
-                    entry["error_type"] = error_type
-                    entry["error_message"] = message
-                    if tb:
-                        entry["traceback"] = tb
-            if where and event[-1] is not _OWNER:
-                entry.update(where)
-        out: dict[str, list[dict]] = {}
-        for entry in merged.values():
-            out.setdefault(entry["job_id"], []).append(entry)
+                row = [2, spec.task_id, spec.attempt, event[2], *event[3:7], event[7] is _OWNER]
+            job = spec.job_id
+            batch = out.get(job)
+            if batch is None:
+                batch = out[job] = []
+            batch.append(row)
         dropped = {job.hex(): n for job, n in self._dropped.items()}
         self._dropped = {}
         return out, dropped
 
 
 _OWNER = object()   # last element of an _ENDED event recorded by the owner (not run)
-
-
-def _new_entry(spec) -> dict:
-    entry = {"task_id": spec.task_id.hex(), "attempt_number": spec.attempt,
-             "job_id": spec.job_id.hex(), "name": spec.name,
-             "type": TYPE_NAMES.get(spec.type, "NORMAL_TASK"), "events": []}
-    if spec.actor_id:
-        entry["actor_id"] = spec.actor_id.hex()
-    return entry
 
 
 class TaskEventRecorder:
@@ -168,11 +142,11 @@ class TaskEventRecorder:
         """Hand buffered events (and this process's entry and object report) to the
         GCS client's pipelined writer. Raises the GCS client's errors."""
         with self._lock:
-            entries, dropped = self.buffer.take(self.where)
+            batches, dropped = self.buffer.take()
             gcs = self.gcs
-            for job_hex, items in entries.items():
-                gcs.push_task_events(job_hex, [msgpack.packb(e, use_bin_type=True) for e in items],
-                                     self.max_per_job)
+            for job, events in batches.items():
+                blob = msgpack.packb({"where": self.where, "events": events}, use_bin_type=True)
+                gcs.push_task_events(job.hex(), blob, len(events), self.max_per_job)
             for job_hex, count in dropped.items():
                 gcs.count_dropped_task_events(job_hex, count)
             if self.process_info is not None:
@@ -238,6 +212,7 @@ def failed_unrun(spec, error_type: str, message: str) -> None:
     retries left after a crash)."""
     recorder = RECORDER
     if recorder is not None:
+        error_type = _EXCEPTION_ERRORS.get(error_type, error_type)
         recorder.add((_ENDED, spec, time.time(), FAILED, error_type, message[:2000], "", _OWNER))
 
 
@@ -249,6 +224,12 @@ def note_traceback(task_id: bytes, text: str) -> None:
 
 
 _STATUS_ERRORS = {1: "TASK_CANCELLED", 2: "ACTOR_DIED", 3: "OBJECT_LOST"}
+# raylite's exception for a task failed unrun -> Ray's error type name.
+_EXCEPTION_ERRORS = {"TaskCancelledError": "TASK_CANCELLED", "WorkerCrashedError": "WORKER_DIED",
+                     "ObjectLostError": "OBJECT_LOST", "OwnerDiedError": "OWNER_DIED",
+                     "ObjectReconstructionFailedError": "OBJECT_UNRECONSTRUCTABLE",
+                     "RaySystemError": "SCHEDULING_FAILED",
+                     "TaskUnschedulableError": "TASK_UNSCHEDULABLE_ERROR"}
 
 
 def record_site(object_id: bytes, site: str) -> None:

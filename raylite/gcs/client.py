@@ -47,6 +47,22 @@ return 0
 """
 
 
+# Append a batch of task events and its count; drop the oldest batches past the bound.
+_PUSH_EVENTS = """
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('RPUSH', KEYS[2], ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[4])
+local total = redis.call('INCRBY', KEYS[2] .. ':total', ARGV[2])
+local limit = tonumber(ARGV[3])
+while total > limit do
+  local n = redis.call('LPOP', KEYS[2])
+  if not n then break end
+  redis.call('LPOP', KEYS[1])
+  total = redis.call('DECRBY', KEYS[2] .. ':total', n)
+end
+return total
+"""
+
 # Buffered writes kept while the GCS is unreachable, before the oldest are dropped.
 MAX_BUFFERED = 200_000
 
@@ -395,29 +411,29 @@ class GcsClient:
         return definitions, values
 
     # ---- observability: task events, workers, object reports, store stats --------
-    def push_task_events(self, job_id_hex: str, entries: list, max_per_job: int) -> None:
-        """Append task-event entries (msgpack bytes) to the job's list, keeping only
-        the newest ``max_per_job`` (buffered, pipelined)."""
-        key = keys.task_events(job_id_hex)
-        self.buffer("rpush", key, *entries)
-        self.buffer("ltrim", key, -max_per_job, -1)
-        self.buffer("sadd", keys.TASK_EVENT_JOBS, job_id_hex)
+    def push_task_events(self, job_id_hex: str, blob: bytes, count: int, max_per_job: int) -> None:
+        """Append one batch of ``count`` task events (msgpack bytes) to the job's list;
+        the oldest batches go once the job holds more than ``max_per_job`` events
+        (buffered, pipelined; trimmed inside Redis by a small script)."""
+        self.buffer("eval", _PUSH_EVENTS, 3, keys.task_events(job_id_hex),
+                    keys.task_event_counts(job_id_hex), keys.TASK_EVENT_JOBS,
+                    blob, count, max_per_job, job_id_hex)
 
     def count_dropped_task_events(self, job_id_hex: str, count: int) -> None:
         """Add to the job's count of task events dropped under load (buffered)."""
         self.buffer("hincrby", keys.TASK_EVENTS_DROPPED, job_id_hex, count)
 
     @gcs_call(retry=True)
-    def task_events(self, job_id_hex: str | None = None) -> list[bytes]:
-        """Raw task-event entries of one job, or of every job (this process's
-        buffered writes are sent first)."""
+    def task_events(self, job_id_hex: str | None = None) -> list[tuple[str, bytes]]:
+        """(job hex, msgpack batch) of the task events of one job, or of every job,
+        oldest first (this process's buffered writes are sent first)."""
         self.flush()
         jobs = [job_id_hex] if job_id_hex else sorted(
             j.decode() for j in self._redis.smembers(keys.TASK_EVENT_JOBS))
         pipe = self._redis.pipeline(transaction=False)
         for job in jobs:
             pipe.lrange(keys.task_events(job), 0, -1)
-        return [blob for chunk in pipe.execute() for blob in chunk]
+        return [(job, blob) for job, chunk in zip(jobs, pipe.execute()) for blob in chunk]
 
     @gcs_call(retry=True)
     def dropped_task_events(self) -> dict[str, int]:

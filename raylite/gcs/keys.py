@@ -68,6 +68,12 @@ def task_events(job_id_hex: str) -> str:
     return f"{PREFIX}task_events:{job_id_hex}"
 
 
+def task_event_counts(job_id_hex: str) -> str:
+    """List of the event count of each batch in task_events(job) (same order); the
+    running total lives in ``<this key>:total``."""
+    return f"{PREFIX}task_events:{job_id_hex}:counts"
+
+
 def object_report(worker_id: str) -> str:
     """msgpack list of the objects one process owns or references (expiring)."""
     return f"{PREFIX}objects:report:{worker_id}"

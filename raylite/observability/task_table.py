@@ -18,9 +18,7 @@ TASK_DETAIL_COLUMNS = ("language", "required_resources", "runtime_env_info",
                        "start_time_ms", "end_time_ms", "task_log_info", "error_message",
                        "is_debugger_paused", "call_site", "traceback")
 
-_COPY = ("name", "type", "actor_id", "node_id", "worker_id", "worker_pid", "error_type",
-         "error_message", "traceback", "call_site", "required_resources", "creation_time_ms",
-         "start_time_ms", "end_time_ms")
+TYPE_NAMES = {0: "NORMAL_TASK", 1: "ACTOR_CREATION_TASK", 2: "ACTOR_TASK"}
 
 
 def _blank(task_id: str, attempt: int, job_id: str) -> dict:
@@ -34,21 +32,56 @@ def _blank(task_id: str, attempt: int, job_id: str) -> dict:
             "is_debugger_paused": None, "call_site": None, "traceback": None}
 
 
-def merge_entries(entries) -> list[dict]:
-    """One row per (task_id, attempt_number), in first-seen order."""
+def _describe(row: dict, name: str, type_: int, actor_id: bytes) -> None:
+    row["name"] = name
+    row["type"] = TYPE_NAMES.get(type_, "NORMAL_TASK")
+    if actor_id:
+        row["actor_id"] = actor_id.hex()
+
+
+def merge_entries(batches, job_ids=None) -> list[dict]:
+    """One row per (task_id, attempt_number), in first-seen order, from decoded event
+    batches ({"where": {...} | None, "events": [...]}, see TaskEventBuffer.take);
+    ``job_ids`` gives each batch's job (hex), else "".
+    """
     rows: dict[tuple, dict] = {}
-    for entry in entries:
-        if not isinstance(entry, dict) or "task_id" not in entry:
+    for index, batch in enumerate(batches):
+        if not isinstance(batch, dict):
             continue
-        key = (entry["task_id"], entry.get("attempt_number", 0))
-        row = rows.get(key)
-        if row is None:
-            row = rows[key] = _blank(key[0], key[1], entry.get("job_id", ""))
-        for name in _COPY:
-            value = entry.get(name)
-            if value is not None and value != "":
-                row[name] = value
-        row["events"].extend({"state": s, "created_ms": t} for s, t in entry.get("events", ()))
+        where = batch.get("where") or {}
+        job = job_ids[index] if job_ids is not None else ""
+        for event in batch.get("events", ()):
+            kind, task_id, attempt, ts = event[0], event[1], event[2], event[3]
+            key = (task_id, attempt)
+            row = rows.get(key)
+            if row is None:
+                row = rows[key] = _blank(task_id.hex(), attempt, job)
+            ms = int(ts * 1000)
+            if kind == 0:
+                _describe(row, event[4], event[5], event[6])
+                row["call_site"] = event[7] or None
+                row["required_resources"] = event[8] or {}
+                row["creation_time_ms"] = ms
+                row["events"].append({"state": "PENDING_NODE_ASSIGNMENT", "created_ms": ms})
+                continue
+            if kind == 1:
+                _describe(row, event[4], event[5], event[6])
+                row["start_time_ms"] = ms
+                row["events"].append({"state": "RUNNING", "created_ms": ms})
+            else:
+                state, error_type, message, tb, by_owner = event[4:9]
+                row["end_time_ms"] = ms
+                row["events"].append({"state": state, "created_ms": ms})
+                if state == "FAILED":
+                    row["error_type"] = error_type
+                    row["error_message"] = message
+                    row["traceback"] = tb or row["traceback"]
+                if by_owner:
+                    continue
+            if where:
+                row["node_id"] = where.get("node_id")
+                row["worker_id"] = where.get("worker_id")
+                row["worker_pid"] = where.get("worker_pid")
     for row in rows.values():
         events = sorted(row["events"], key=lambda e: (STATE_RANK.get(e["state"], 0), e["created_ms"]))
         row["events"] = events

@@ -33,6 +33,7 @@ class Heartbeat:
         self.nodes: dict = {}
         self.monitor = MonitorState(timeout_s)
         self.leading = False
+        self.extra = None                    # () -> None, called each beat (store summary)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="raylite-heartbeat")
 
@@ -62,6 +63,8 @@ class Heartbeat:
         """One beat: announce ourselves, read the table, judge the others if we lead."""
         gcs = self.gcs
         gcs.heartbeat(self.node_id, self._snapshot(), retry=False)
+        if self.extra is not None:
+            self.extra()
         nodes = gcs.nodes(retry=False)
         me = nodes.get(self.node_id)
         if me is not None and not me.alive and not self._stop.is_set():

@@ -300,6 +300,8 @@ async def serve(cfg, procs: WorkerProcesses | None = None, prestarted: list | No
         store_capacity=scheduler.store.capacity, session=cfg.session.root,
         is_head=bool(cfg.is_head), available=dict(cfg.resources)))
     scheduler.beat = Heartbeat(scheduler.gcs, cfg.node_id, lambda: scheduler.state.available)
+    from raylite.observability.store_summary import StoreStatsWriter
+    scheduler.beat.extra = StoreStatsWriter(scheduler.gcs, cfg.node_id, scheduler.store)
     scheduler.beat.start()
     tasks = [asyncio.create_task(scheduler.watch_processes())]
     if cfg.ready_file:

@@ -86,13 +86,14 @@ def _flush_own_events() -> None:
 def task_rows(gcs) -> list[dict]:
     """Every recorded task attempt, merged (see raylite.observability.task_table)."""
     _flush_own_events()
-    entries = []
-    for blob in gcs.task_events():
+    batches, jobs = [], []
+    for job, blob in gcs.task_events():
         try:
-            entries.append(msgpack.unpackb(blob, raw=False))
+            batches.append(msgpack.unpackb(blob, raw=False))
         except Exception:
             continue
-    rows = task_table.merge_entries(entries)
+        jobs.append(job)
+    rows = task_table.merge_entries(batches, jobs)
     dead = {a for a, r in gcs.all_actors().items() if r.state == "DEAD"}
     if dead:
         task_table.apply_actor_deaths(rows, dead)
