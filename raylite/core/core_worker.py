@@ -91,6 +91,8 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
         self.generators = GeneratorTable(self)
 
         self.loop = asyncio.new_event_loop()
+        from raylite.observability.errors import install_loop_handler
+        install_loop_handler(self.loop, session.logs)   # one line, not a dump
         self._loop_thread = threading.Thread(target=self._run_loop, daemon=True, name="raylite-io")
         self._loop_thread.start()
         use_cluster_token(token)   # TCP channels below are mutual TLS for this cluster
