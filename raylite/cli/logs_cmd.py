@@ -121,19 +121,19 @@ def cmd_logs(args) -> int:
                     size = os.path.getsize(os.path.join(path, name))
                     print(f"  {name:<40} {fmt_bytes(size)}")
             return 0
-        path = find_log(args.target, dirs, gcs)
+        found = find_log(args.target, dirs, gcs)
     finally:
         if close:
             gcs.close()
-    if path is None:
+    if found is None:
         print(f"raylite logs: no log file for {args.target!r} on this machine "
               "(run `raylite logs` to list them)", file=sys.stderr)
         return 1
-    for line in tail_lines(path, args.tail):
+    for line in tail_lines(found, args.tail):
         print(line)
     if args.follow:
         try:
-            follow(path)
+            follow(found)
         except KeyboardInterrupt:
             pass
     return 0

@@ -30,7 +30,8 @@ def cluster_status(gcs) -> dict:
             total[k] = total.get(k, 0) + v
             used[k] = used.get(k, 0) + v - free
     alive_totals = [n["resources_total"] for n in nodes if n["state"] == "ALIVE"]
-    pending, infeasible = [], []
+    pending: list[dict] = []
+    infeasible: list[dict] = []
     for group in pending_demand(task_rows(gcs)):
         fits = any(not missing(group["resources"], t) for t in alive_totals)
         (pending if fits else infeasible).append(group)

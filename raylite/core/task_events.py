@@ -17,6 +17,7 @@ import collections
 import os
 import threading
 import time
+from collections.abc import Callable
 
 import msgpack
 
@@ -119,7 +120,7 @@ class TaskEventRecorder:
         self.buffer = TaskEventBuffer(max_buffered)
         self.add = self.buffer.add
         self.tracebacks: dict[bytes, str] = {}
-        self.object_reporter = None        # () -> list of object entries, set by install
+        self.object_reporter: Callable[[], list] | None = None   # set by install
         self._closed = False
         self._wake = threading.Event()
         self._lock = threading.Lock()

@@ -45,7 +45,8 @@ def install_loop_handler(loop, log_dir: str) -> None:
             pass
         summary = one_line(err) if err is not None else ""
         try:
-            sys.__stderr__.write(f"raylite: {message}: {summary}{where}\n")
+            if sys.__stderr__ is not None:
+                sys.__stderr__.write(f"raylite: {message}: {summary}{where}\n")
         except Exception:
             pass
 

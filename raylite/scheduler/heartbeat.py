@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from raylite.gcs.liveness import HEARTBEAT_INTERVAL_S, NODE_TIMEOUT_S
 from raylite.gcs.monitor import MonitorState
@@ -33,7 +34,7 @@ class Heartbeat:
         self.nodes: dict = {}
         self.monitor = MonitorState(timeout_s)
         self.leading = False
-        self.extra = None                    # () -> None, called each beat (store summary)
+        self.extra: Callable[[], None] | None = None   # called each beat (store summary)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="raylite-heartbeat")
 

@@ -51,7 +51,7 @@ def _entries_from(*rounds):
         buf = te.TaskEventBuffer(100)
         for event in events:
             buf.add(event)
-        for job, items in buf.take()[0].items():
+        for items in buf.take()[0].values():
             blob = msgpack.packb({"where": WHERE, "events": items}, use_bin_type=True)
             batches.append(msgpack.unpackb(blob, raw=False))
     return batches
