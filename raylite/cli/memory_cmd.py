@@ -41,7 +41,7 @@ def sort_objects(objects: list[dict], sort_by: str) -> list[dict]:
 
 
 def cmd_memory(args) -> int:
-    from raylite.cli.status_cmd import cluster_status
+    from raylite.observability.cluster_status import cluster_status
     from raylite.observability.connect import open_gcs
     from raylite.util.state import object_rows
     try:

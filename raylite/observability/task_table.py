@@ -21,22 +21,14 @@ TASK_DETAIL_COLUMNS = ("language", "required_resources", "runtime_env_info",
 TYPE_NAMES = {0: "NORMAL_TASK", 1: "ACTOR_CREATION_TASK", 2: "ACTOR_TASK"}
 
 
-def _blank(task_id: str, attempt: int, job_id: str) -> dict:
-    return {"task_id": task_id, "attempt_number": attempt, "name": "", "state": "NIL",
-            "job_id": job_id, "actor_id": None, "type": "NORMAL_TASK", "func_or_class_name": "",
-            "parent_task_id": None, "node_id": None, "worker_id": None, "worker_pid": None,
-            "error_type": None, "language": "PYTHON", "required_resources": {},
-            "runtime_env_info": None, "placement_group_id": None, "events": [],
-            "profiling_data": None, "creation_time_ms": None, "start_time_ms": None,
-            "end_time_ms": None, "task_log_info": None, "error_message": None,
-            "is_debugger_paused": None, "call_site": None, "traceback": None}
-
-
-def _describe(row: dict, name: str, type_: int, actor_id: bytes) -> None:
-    row["name"] = name
-    row["type"] = TYPE_NAMES.get(type_, "NORMAL_TASK")
-    if actor_id:
-        row["actor_id"] = actor_id.hex()
+_TEMPLATE = {"task_id": "", "attempt_number": 0, "name": "", "state": "NIL", "job_id": "",
+             "actor_id": None, "type": "NORMAL_TASK", "func_or_class_name": "",
+             "parent_task_id": None, "node_id": None, "worker_id": None, "worker_pid": None,
+             "error_type": None, "language": "PYTHON", "required_resources": {},
+             "runtime_env_info": None, "placement_group_id": None, "events": None,
+             "profiling_data": None, "creation_time_ms": None, "start_time_ms": None,
+             "end_time_ms": None, "task_log_info": None, "error_message": None,
+             "is_debugger_paused": None, "call_site": None, "traceback": None}
 
 
 def merge_entries(batches, job_ids=None) -> list[dict]:
@@ -45,6 +37,8 @@ def merge_entries(batches, job_ids=None) -> list[dict]:
     ``job_ids`` gives each batch's job (hex), else "".
     """
     rows: dict[tuple, dict] = {}
+    seen: dict[tuple, list] = {}     # (task, attempt) -> [(state, ms), ...]
+    types = TYPE_NAMES
     for index, batch in enumerate(batches):
         if not isinstance(batch, dict):
             continue
@@ -55,38 +49,49 @@ def merge_entries(batches, job_ids=None) -> list[dict]:
             key = (task_id, attempt)
             row = rows.get(key)
             if row is None:
-                row = rows[key] = _blank(task_id.hex(), attempt, job)
-            ms = int(ts * 1000)
-            if kind == 0:
-                _describe(row, event[4], event[5], event[6])
-                row["call_site"] = event[7] or None
-                row["required_resources"] = event[8] or {}
-                row["creation_time_ms"] = ms
-                row["events"].append({"state": "PENDING_NODE_ASSIGNMENT", "created_ms": ms})
-                continue
-            if kind == 1:
-                _describe(row, event[4], event[5], event[6])
-                row["start_time_ms"] = ms
-                row["events"].append({"state": "RUNNING", "created_ms": ms})
+                row = rows[key] = dict(_TEMPLATE)
+                row["task_id"] = task_id.hex()
+                row["attempt_number"] = attempt
+                row["job_id"] = job
+                states = seen[key] = []
             else:
+                states = seen[key]
+            ms = int(ts * 1000)
+            if kind == 2:
                 state, error_type, message, tb, by_owner = event[4:9]
                 row["end_time_ms"] = ms
-                row["events"].append({"state": state, "created_ms": ms})
+                states.append((state, ms))
                 if state == "FAILED":
                     row["error_type"] = error_type
                     row["error_message"] = message
                     row["traceback"] = tb or row["traceback"]
                 if by_owner:
                     continue
+            else:
+                row["name"] = event[4]
+                row["type"] = types.get(event[5], "NORMAL_TASK")
+                if event[6]:
+                    row["actor_id"] = event[6].hex()
+                if kind == 0:
+                    row["call_site"] = event[7] or None
+                    row["required_resources"] = event[8] or {}
+                    row["creation_time_ms"] = ms
+                    states.append(("PENDING_NODE_ASSIGNMENT", ms))
+                    continue
+                row["start_time_ms"] = ms
+                states.append(("RUNNING", ms))
             if where:
                 row["node_id"] = where.get("node_id")
                 row["worker_id"] = where.get("worker_id")
                 row["worker_pid"] = where.get("worker_pid")
-    for row in rows.values():
-        events = sorted(row["events"], key=lambda e: (STATE_RANK.get(e["state"], 0), e["created_ms"]))
-        row["events"] = events
-        if events:
-            row["state"] = events[-1]["state"]
+    rank = STATE_RANK
+    for key, row in rows.items():
+        states = seen[key]
+        if len(states) > 1:
+            states.sort(key=lambda e: (rank.get(e[0], 0), e[1]))
+        row["events"] = [{"state": s, "created_ms": t} for s, t in states]
+        if states:
+            row["state"] = states[-1][0]
         row["func_or_class_name"] = row["name"]
     return list(rows.values())
 

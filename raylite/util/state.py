@@ -297,6 +297,13 @@ def get_placement_group(id: str, address: str | None = None, timeout: int = 30):
     return get("placement-groups", id, address)
 
 
+def cluster_status(address: str | None = None) -> dict:
+    """What `raylite status --json` prints: nodes (with resources used and object-store
+    use), cluster totals, pending and infeasible demand, object-store totals."""
+    from raylite.observability.cluster_status import cluster_status as read
+    return _with_gcs(address, read)
+
+
 def summarize_tasks(address: str | None = None, timeout: int = 30, **_ignored) -> dict:
     """Ray's TaskSummaries: per function or class name, counts by state."""
     return task_table.summarize_tasks(_with_gcs(address, task_rows))
@@ -339,4 +346,4 @@ def summarize_objects(address: str | None = None, timeout: int = 30, **_ignored)
 __all__ = ["list_tasks", "list_actors", "list_objects", "list_nodes", "list_workers", "list_jobs",
            "list_placement_groups", "get_task", "get_actor", "get_node", "get_worker", "get_job",
            "get_objects", "get_placement_group", "summarize_tasks", "summarize_actors",
-           "summarize_objects", "get", "StateRow"]
+           "summarize_objects", "get", "cluster_status", "StateRow"]
