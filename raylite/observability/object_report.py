@@ -16,15 +16,36 @@ from raylite.ids import OBJECT_ID_LEN
 MAX_OBJECTS_PER_PROCESS = 10_000
 
 
-def reference_kind(object_id: bytes, local: set, pinned: set, captured: set) -> str:
-    """Ray's reference type of an object id in one process (pure)."""
-    if object_id in local:
+def reference_kind(object_id: bytes, local: dict, pinned: set, captured: set,
+                   task_uses: dict | None = None) -> str:
+    """Ray's reference type of an object id in one process (pure). ``local`` counts
+    live ObjectRefs, of which ``task_uses`` are held by tasks not finished yet."""
+    uses = task_uses.get(object_id, 0) if task_uses else 0
+    if local.get(object_id, 0) > uses:
         return "LOCAL_REFERENCE"
     if object_id in captured:
         return "CAPTURED_IN_OBJECT"
-    if object_id in pinned:
+    if uses or object_id in pinned:
         return "USED_BY_PENDING_TASK"
     return "PINNED_IN_MEMORY"
+
+
+def _task_uses(worker) -> dict:
+    """Object id -> how many refs the submitter's unfinished tasks hold as arguments."""
+    uses: dict[bytes, int] = {}
+    for _ in range(3):   # the loop thread may change the table while we copy it
+        try:
+            entries = list(worker.submitter.state.tasks.values())
+            break
+        except RuntimeError:
+            continue
+    else:
+        return uses
+    for entry in entries:
+        for ref in entry.deps or ():
+            oid = ref.binary()
+            uses[oid] = uses.get(oid, 0) + 1
+    return uses
 
 
 def object_report(worker) -> list[dict]:
@@ -32,7 +53,7 @@ def object_report(worker) -> list[dict]:
     from raylite.core.task_events import creation_site
     refs = worker.refs
     with refs._lock:   # a consistent copy; the counter is never held for long
-        local = set(refs._local)
+        local = dict(refs._local)
         owned = set(refs._owned)
         pinned = set(refs._pins)
         borrowed_out = set(refs._borrowers)
@@ -40,10 +61,11 @@ def object_report(worker) -> list[dict]:
     for holder, inner in list(worker.objects._contained.items()):
         if len(holder) == OBJECT_ID_LEN:   # a put object holds them (a task id otherwise)
             captured.update(inner)
+    task_uses = _task_uses(worker)
     pid = os.getpid()
     is_driver = worker.mode == "driver"
     out = []
-    for oid in local | owned | pinned | borrowed_out:
+    for oid in set(local) | owned | pinned | borrowed_out:
         value = worker.memory.get(oid)
         size = -1
         node_id = worker.node_id
@@ -54,7 +76,7 @@ def object_report(worker) -> list[dict]:
             node_id = value.node_id or node_id
         out.append({
             "object_id": oid.hex(), "object_size": size,
-            "reference_type": reference_kind(oid, local, pinned, captured),
+            "reference_type": reference_kind(oid, local, pinned, captured, task_uses),
             "call_site": creation_site(oid),
             "task_status": "FINISHED" if value is not None else ("PENDING" if oid in owned else "NIL"),
             "type": "DRIVER" if is_driver else "WORKER",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -210,3 +211,41 @@ def test_raylite_start_prunes_old_sessions(local_cluster):
     cluster.start_head(num_cpus=1)
     assert wait_until(lambda: not os.path.exists(stale), timeout=10)
     assert cluster.head.session and os.path.isdir(cluster.head.session)
+
+
+def test_call_sites_and_reference_kinds_in_memory(embedded_env):
+    env, _ = embedded_env
+    env = dict(env, RAYLITE_RECORD_REF_CREATION_SITES="1")
+    script = """
+import raylite as ray
+from raylite.util import state
+ray.init(num_cpus=1)
+
+@ray.remote
+def hold(x):
+    import time
+    time.sleep(30)
+
+big = ray.put(b"y" * 300_000)
+outer = ray.put([big])
+arg = ray.put(b"z" * 200_000)
+running = hold.remote(arg)
+del arg
+rows = {o.object_id: o for o in state.list_objects(detail=True)}
+print("BIG", rows[big.hex()].reference_type, rows[big.hex()].call_site)
+print("OUTER", rows[outer.hex()].call_site)
+print("PENDING", sorted(o.reference_type for o in rows.values() if o.object_size == 200_025))
+print("TASKRET", rows[running.hex()].call_site, rows[running.hex()].task_status)
+summary = state.summarize_objects()
+print("SITES", summary["callsite_enabled"], len(summary["summary"]))
+ray.cancel(running, force=True)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
+    assert out["BIG"].startswith("LOCAL_REFERENCE <string>:11 in <module>"), out
+    assert out["OUTER"] == "<string>:12 in <module>"
+    assert out["PENDING"] == "['USED_BY_PENDING_TASK']", out
+    assert out["TASKRET"] == "<string>:14 in <module> PENDING", out
+    assert out["SITES"].startswith("True")

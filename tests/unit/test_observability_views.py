@@ -1,0 +1,67 @@
+"""Pure pieces of raylite's observability: reference kinds, memory rows and sorting,
+store summaries, session retention decisions, sizes."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from raylite.cli.memory_cmd import memory_rows, sort_objects
+from raylite.cli.tables import fmt_bytes, table
+from raylite.observability.object_report import reference_kind
+from raylite.observability.sessions import SessionDir, _creator_pid, to_remove
+from raylite.observability.store_summary import store_summary
+
+
+def test_reference_kinds_follow_ray_memory():
+    local, pinned, captured = {b"l": 1, b"t": 1, b"u": 2}, {b"p", b"c"}, {b"c"}
+    assert reference_kind(b"l", local, pinned, captured) == "LOCAL_REFERENCE"
+    uses = {b"t": 1, b"u": 1}   # refs held by unfinished tasks' arguments
+    assert reference_kind(b"t", local, pinned, captured, uses) == "USED_BY_PENDING_TASK"
+    assert reference_kind(b"u", local, pinned, captured, uses) == "LOCAL_REFERENCE"
+    assert reference_kind(b"c", local, pinned, captured) == "CAPTURED_IN_OBJECT"
+    assert reference_kind(b"p", local, pinned, captured) == "USED_BY_PENDING_TASK"
+    assert reference_kind(b"x", local, pinned, captured) == "PINNED_IN_MEMORY"
+
+
+def _obj(oid, size, pid, **kw):
+    base = {"object_id": oid, "object_size": size, "pid": pid, "type": "DRIVER",
+            "is_owner": True, "node_id": "abcdef0123", "reference_type": "LOCAL_REFERENCE",
+            "call_site": "disabled", "task_status": "FINISHED", "in_store": False}
+    return {**base, **kw}
+
+
+def test_memory_rows_and_sorting():
+    objs = [_obj("a", 10, 3), _obj("b", 5000, 1, in_store=True, spilled=True),
+            _obj("c", -1, 2, task_status="PENDING", is_owner=False, type="WORKER")]
+    assert [o["object_id"] for o in sort_objects(objs, "object_size")] == ["b", "a", "c"]
+    assert [o["object_id"] for o in sort_objects(objs, "pid")] == ["b", "c", "a"]
+    rows = {r["object_id"]: r for r in memory_rows(objs)}
+    assert rows["b"]["where"] == "spilled" and rows["b"]["size"] == "4.9 KiB"
+    assert rows["a"]["where"] == "inline" and rows["a"]["node"] == "abcdef01"
+    assert rows["c"]["where"] == "pending" and rows["c"]["owner"] == "worker pid=2 (borrower)"
+
+
+def test_store_summary_counts_spilled_and_cached_copies():
+    objects = {"x": SimpleNamespace(spilled=True, secondary=False),
+               "y": SimpleNamespace(spilled=False, secondary=True)}
+    store = SimpleNamespace(objects=objects, used=10, capacity=100, spilled_bytes=7,
+                            num_spilled=1, num_restored=0)
+    summary = store_summary(store)
+    assert summary["spilled_ids"] == ["x"] and summary["num_secondary"] == 1
+    assert (summary["used"], summary["capacity"], summary["spilled_bytes"]) == (10, 100, 7)
+
+
+def test_retention_keeps_the_newest_dead_sessions_and_every_live_one():
+    sessions = [SessionDir("/r/s-1", 1.0, False), SessionDir("/r/s-2", 5.0, False),
+                SessionDir("/r/s-3", 3.0, False), SessionDir("/r/s-4", 0.5, True)]
+    assert to_remove(sessions, 2) == ["/r/s-1"]
+    assert sorted(to_remove(sessions, 0)) == ["/r/s-1", "/r/s-2", "/r/s-3"]
+    assert to_remove(sessions, 10) == []
+    assert _creator_pid("s-1234abcdef") == 1234 and _creator_pid("s-weird") == 0
+
+
+def test_sizes_and_tables():
+    assert fmt_bytes(0) == "0 B" and fmt_bytes(1536) == "1.5 KiB" and fmt_bytes(None) == "?"
+    assert fmt_bytes(3 << 30) == "3.0 GiB"
+    assert table([{"a": 1, "bb": None}, {"a": 22, "bb": {"x": 1}}]).splitlines() == [
+        "A   BB", "1   -", '22  {"x": 1}']
+    assert table([]) == ""
