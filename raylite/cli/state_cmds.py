@@ -80,6 +80,9 @@ def cmd_summary(args) -> int:
     if args.kind == "tasks":
         print(f"total tasks: {summary['total_tasks']}, actor tasks: "
               f"{summary['total_actor_tasks']}, actors scheduled: {summary['total_actor_scheduled']}")
+        if summary.get("dropped_events"):
+            print(f"({summary['dropped_events']} task events were dropped under load: "
+                  "some tasks may be missing)")
         rows = [{"func_or_class_name": k, "type": g["type"], "state_counts": g["state_counts"]}
                 for k, g in groups.items()]
     elif args.kind == "actors":

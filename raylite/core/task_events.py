@@ -29,8 +29,8 @@ FAILED = "FAILED"
 
 # Event kinds in the buffer (first element of each tuple).
 _SUBMITTED = 0   # (kind, spec, time, resources)             on the owner
-_STARTED = 1     # (kind, spec, time)                         on the executing worker
-_ENDED = 2       # (kind, spec, time, state, error_type, message, traceback)  worker or owner
+_STARTED = 1     # sent for tasks still running at a flush (TaskEventBuffer.running)
+_ENDED = 2       # (kind, spec, time, state, error_type, message, traceback, by, started)
 
 ENABLED = os.environ.get("RAYLITE_TASK_EVENTS", "1") != "0"
 RECORD_SITES = os.environ.get("RAYLITE_RECORD_REF_CREATION_SITES",
@@ -55,12 +55,17 @@ class TaskEventBuffer:
 
     Pure: no clock, thread or I/O. ``add`` is safe from any thread (a deque append);
     past ``max_buffered`` pending events a new one is dropped and counted per job.
+    A worker notes a task it starts in ``running`` (task id -> (spec, time)) and sends
+    one event when it ends, with the start time; ``take`` reports a RUNNING event
+    only for tasks still running then, once.
     """
 
     def __init__(self, max_buffered: int = MAX_BUFFERED):
         self.max_buffered = max_buffered
         self._events: collections.deque = collections.deque()
         self._dropped: dict[bytes, int] = {}
+        self.running: dict[bytes, tuple] = {}
+        self._reported: set[bytes] = set()
 
     def add(self, event: tuple) -> None:
         if len(self._events) >= self.max_buffered:
@@ -79,7 +84,8 @@ class TaskEventBuffer:
         its fields are read here, off the task path):
         [0 submitted, task id, attempt, time, name, type, actor id, call site, resources]
         [1 started, task id, attempt, time, name, type, actor id]
-        [2 ended, task id, attempt, time, state, error type, message, traceback, by owner]
+        [2 ended, task id, attempt, time, state, error type, message, traceback, by owner,
+           start time or None, name, type, actor id]
         """
         events = self._events
         out: dict[bytes, list] = {}
@@ -89,15 +95,21 @@ class TaskEventBuffer:
             if kind == _SUBMITTED:
                 row = [0, spec.task_id, spec.attempt, event[2], spec.name, spec.type,
                        spec.actor_id, spec.call_site, event[3]]
-            elif kind == _STARTED:
-                row = [1, spec.task_id, spec.attempt, event[2], spec.name, spec.type, spec.actor_id]
             else:
-                row = [2, spec.task_id, spec.attempt, event[2], *event[3:7], event[7] is _OWNER]
+                row = [2, spec.task_id, spec.attempt, event[2], *event[3:7], event[7] is _OWNER,
+                       event[8], spec.name, spec.type, spec.actor_id]
             job = spec.job_id
             batch = out.get(job)
             if batch is None:
                 batch = out[job] = []
             batch.append(row)
+        running = self.running
+        for task_id, (spec, started) in list(running.items()):
+            if task_id not in self._reported:
+                self._reported.add(task_id)
+                out.setdefault(spec.job_id, []).append(
+                    [1, task_id, spec.attempt, started, spec.name, spec.type, spec.actor_id])
+        self._reported = {t for t in self._reported if t in running}
         dropped = {job.hex(): n for job, n in self._dropped.items()}
         self._dropped = {}
         return out, dropped
@@ -119,6 +131,7 @@ class TaskEventRecorder:
         self.max_per_job = max_per_job
         self.buffer = TaskEventBuffer(max_buffered)
         self.add = self.buffer.add
+        self.running = self.buffer.running
         self.tracebacks: dict[bytes, str] = {}
         self.object_reporter: Callable[[], list] | None = None   # set by install
         self._closed = False
@@ -188,7 +201,7 @@ def started(spec) -> None:
     """The executing worker starts running ``spec``."""
     recorder = RECORDER
     if recorder is not None:
-        recorder.add((_STARTED, spec, time.time()))
+        recorder.running[spec.task_id] = (spec, time.time())
 
 
 def ended(spec, result) -> None:
@@ -196,16 +209,18 @@ def ended(spec, result) -> None:
     recorder = RECORDER
     if recorder is None:
         return
+    began = recorder.running.pop(spec.task_id, None)
+    began = began[1] if began is not None else None
     status = result.status
     if status == 0 and not result.app_error:
-        recorder.add((_ENDED, spec, time.time(), FINISHED, "", "", "", None))
+        recorder.add((_ENDED, spec, time.time(), FINISHED, "", "", "", None, began))
     elif status != 4:    # 4: handed back unrun (work stealing)
         if result.app_error:   # Ray's error type; the exception's class leads the message
             error_type, message = "TASK_EXECUTION_EXCEPTION", f"{result.error_type}: {result.message}"
         else:
             error_type, message = _STATUS_ERRORS.get(status, "WORKER_DIED"), result.message
         tb = recorder.tracebacks.pop(spec.task_id, "")
-        recorder.add((_ENDED, spec, time.time(), FAILED, error_type, message, tb, None))
+        recorder.add((_ENDED, spec, time.time(), FAILED, error_type, message, tb, None, began))
 
 
 def failed_unrun(spec, error_type: str, message: str) -> None:
@@ -214,7 +229,8 @@ def failed_unrun(spec, error_type: str, message: str) -> None:
     recorder = RECORDER
     if recorder is not None:
         error_type = _EXCEPTION_ERRORS.get(error_type, error_type)
-        recorder.add((_ENDED, spec, time.time(), FAILED, error_type, message[:2000], "", _OWNER))
+        recorder.add((_ENDED, spec, time.time(), FAILED, error_type, message[:2000], "", _OWNER,
+                      None))
 
 
 def note_traceback(task_id: bytes, text: str) -> None:

@@ -64,27 +64,30 @@ def object_report(worker) -> list[dict]:
     task_uses = _task_uses(worker)
     pid = os.getpid()
     is_driver = worker.mode == "driver"
-    out = []
+    memory = worker.memory
+    sized = []
     for oid in set(local) | owned | pinned | borrowed_out:
-        value = worker.memory.get(oid)
-        size = -1
-        node_id = worker.node_id
-        in_store = False
-        if value is not None:
-            in_store = bool(value.in_store)
-            size = int(value.size) if in_store else len(value.data)
-            node_id = value.node_id or node_id
+        value = memory.get(oid)
+        if value is None:
+            size = -1
+        else:
+            size = int(value.size) if value.in_store else len(value.data)
+        sized.append((size, oid, value))
+    if len(sized) > MAX_OBJECTS_PER_PROCESS:   # bounded: the largest are the interesting ones
+        sized.sort(key=lambda item: item[0], reverse=True)
+        del sized[MAX_OBJECTS_PER_PROCESS:]
+    out = []
+    for size, oid, value in sized:
+        in_store = value is not None and bool(value.in_store)
         out.append({
             "object_id": oid.hex(), "object_size": size,
             "reference_type": reference_kind(oid, local, pinned, captured, task_uses),
             "call_site": creation_site(oid),
             "task_status": "FINISHED" if value is not None else ("PENDING" if oid in owned else "NIL"),
             "type": "DRIVER" if is_driver else "WORKER",
-            "pid": pid, "ip": worker.host, "node_id": node_id, "worker_id": worker.worker_id,
-            "is_owner": oid in owned, "in_store": in_store,
+            "pid": pid, "ip": worker.host,
+            "node_id": (value.node_id if in_store else "") or worker.node_id,
+            "worker_id": worker.worker_id, "is_owner": oid in owned, "in_store": in_store,
             "is_error": bool(value.is_error) if value is not None else False,
         })
-    if len(out) > MAX_OBJECTS_PER_PROCESS:
-        out.sort(key=lambda o: o["object_size"], reverse=True)
-        del out[MAX_OBJECTS_PER_PROCESS:]
     return out

@@ -58,9 +58,17 @@ def merge_entries(batches, job_ids=None) -> list[dict]:
                 states = seen[key]
             ms = int(ts * 1000)
             if kind == 2:
-                state, error_type, message, tb, by_owner = event[4:9]
+                state, error_type, message, tb, by_owner, began = event[4:10]
                 row["end_time_ms"] = ms
                 states.append((state, ms))
+                if not by_owner:
+                    row["name"] = event[10]
+                    row["type"] = types.get(event[11], "NORMAL_TASK")
+                    if event[12]:
+                        row["actor_id"] = event[12].hex()
+                if began is not None and row["start_time_ms"] is None:
+                    row["start_time_ms"] = int(began * 1000)
+                    states.append(("RUNNING", row["start_time_ms"]))
                 if state == "FAILED":
                     row["error_type"] = error_type
                     row["error_message"] = message
@@ -78,8 +86,9 @@ def merge_entries(batches, job_ids=None) -> list[dict]:
                     row["creation_time_ms"] = ms
                     states.append(("PENDING_NODE_ASSIGNMENT", ms))
                     continue
-                row["start_time_ms"] = ms
-                states.append(("RUNNING", ms))
+                if row["start_time_ms"] is None:   # else the end event brought it
+                    row["start_time_ms"] = ms
+                    states.append(("RUNNING", ms))
             if where:
                 row["node_id"] = where.get("node_id")
                 row["worker_id"] = where.get("worker_id")

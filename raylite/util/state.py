@@ -25,6 +25,7 @@ DEFAULT_LIMIT = flt.DEFAULT_LIMIT
 OBJECT_REPORT_WAIT_S = 1.5      # a process reports within one task-event round (1 s)
 OBJECT_REPORTS_FOR_S = 60.0     # processes keep reporting this long after a listing
 WORKER_STALE_S = 10.0           # a worker entry not refreshed this long is a dead process
+MAX_DEAD_WORKERS = 1000         # older entries of dead processes are forgotten
 
 
 class StateRow(dict):
@@ -153,6 +154,12 @@ def worker_rows(gcs) -> list[dict]:
                      "start_time_ms": info.get("start_time_ms"),
                      "end_time_ms": ended or (None if alive else int(info.get("last_seen", 0) * 1000)),
                      "job_id": info.get("job_id")})
+    dead = sorted((r for r in rows if not r["is_alive"]), key=lambda r: r["end_time_ms"] or 0)
+    if len(dead) > MAX_DEAD_WORKERS:
+        gone = dead[:len(dead) - MAX_DEAD_WORKERS]
+        gcs.forget_workers([r["worker_id"] for r in gone])
+        ids = {r["worker_id"] for r in gone}
+        rows = [r for r in rows if r["worker_id"] not in ids]
     return rows
 
 
@@ -305,8 +312,13 @@ def cluster_status(address: str | None = None) -> dict:
 
 
 def summarize_tasks(address: str | None = None, timeout: int = 30, **_ignored) -> dict:
-    """Ray's TaskSummaries: per function or class name, counts by state."""
-    return task_table.summarize_tasks(_with_gcs(address, task_rows))
+    """Ray's TaskSummaries: per function or class name, counts by state; plus
+    ``dropped_events``, task events dropped under load (those tasks may be missing)."""
+    def read(gcs):
+        summary = task_table.summarize_tasks(task_rows(gcs))
+        summary["dropped_events"] = sum(gcs.dropped_task_events().values())
+        return summary
+    return _with_gcs(address, read)
 
 
 def summarize_actors(address: str | None = None, timeout: int = 30, **_ignored) -> dict:

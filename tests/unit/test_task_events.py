@@ -23,34 +23,52 @@ def test_events_become_plain_lists_grouped_by_job():
     buf = te.TaskEventBuffer(100)
     s = spec(b"a" * 16)
     buf.add((te._SUBMITTED, s, 1.0, {"CPU": 1.0}))
-    buf.add((te._STARTED, s, 2.0))
-    buf.add((te._ENDED, s, 3.5, te.FINISHED, "", "", "", None))
-    buf.add((te._STARTED, spec(b"d" * 16, job=b"\x02"), 2.0))
+    buf.running[s.task_id] = (s, 2.0)
+    buf.running.pop(s.task_id)   # ended before the flush: one event with its start time
+    buf.add((te._ENDED, s, 3.5, te.FINISHED, "", "", "", None, 2.0))
+    buf.add((te._ENDED, spec(b"d" * 16, job=b"\x02"), 2.0, te.FAILED, "WORKER_DIED", "x", "",
+             te._OWNER, None))
     batches, dropped = buf.take()
     assert dropped == {} and sorted(batches) == [b"\x01", b"\x02"]
     assert batches[b"\x01"] == [
         [0, b"a" * 16, 0, 1.0, "f", 0, b"", "x.py:1 in main", {"CPU": 1.0}],
-        [1, b"a" * 16, 0, 2.0, "f", 0, b""],
-        [2, b"a" * 16, 0, 3.5, te.FINISHED, "", "", "", False]]
+        [2, b"a" * 16, 0, 3.5, te.FINISHED, "", "", "", False, 2.0, "f", 0, b""]]
+    assert batches[b"\x02"][0][8] is True
     assert len(buf) == 0 and buf.take() == ({}, {})
+
+
+def test_a_task_still_running_is_reported_once():
+    buf = te.TaskEventBuffer(100)
+    s = spec(b"r" * 16)
+    buf.running[s.task_id] = (s, 5.0)
+    assert buf.take()[0] == {b"\x01": [[1, b"r" * 16, 0, 5.0, "f", 0, b""]]}
+    assert buf.take()[0] == {}
+    buf.running.pop(s.task_id)
+    buf.add((te._ENDED, s, 6.0, te.FINISHED, "", "", "", None, 5.0))
+    assert buf.take()[0][b"\x01"][0][0] == 2
+    assert not buf._reported
 
 
 def test_a_full_buffer_drops_and_counts_per_job():
     buf = te.TaskEventBuffer(2)
     for i in range(5):
-        buf.add((te._STARTED, spec(bytes([i]) * 16), 1.0))
+        buf.add((te._ENDED, spec(bytes([i]) * 16), 1.0, te.FINISHED, "", "", "", None, None))
     batches, dropped = buf.take()
     assert len(batches[b"\x01"]) == 2 and dropped == {"01": 3}
     assert buf.take()[1] == {}   # counted once
 
 
 def _entries_from(*rounds):
-    """Each round as one process's batch, through msgpack as the GCS stores it."""
+    """Each round as one process's batch, through msgpack as the GCS stores it;
+    ("start", spec, t) marks a task running at the flush."""
     batches = []
     for events in rounds:
         buf = te.TaskEventBuffer(100)
         for event in events:
-            buf.add(event)
+            if event[0] == "start":
+                buf.running[event[1].task_id] = (event[1], event[2])
+            else:
+                buf.add(event)
         for items in buf.take()[0].values():
             blob = msgpack.packb({"where": WHERE, "events": items}, use_bin_type=True)
             batches.append(msgpack.unpackb(blob, raw=False))
@@ -60,18 +78,18 @@ def _entries_from(*rounds):
 def test_owner_side_failure_carries_no_worker_location_and_attempts_are_rows():
     s0, s1 = spec(b"b" * 16), spec(b"b" * 16, attempt=1)
     rows = task_table.merge_entries(_entries_from(
-        [(te._STARTED, s0, 1.0), (te._ENDED, s1, 2.0, te.FAILED, "WORKER_DIED", "crashed", "",
-                                  te._OWNER)]))
-    assert [(r["attempt_number"], r["state"], r["worker_pid"]) for r in rows] == [
+        [("start", s0, 1.0), (te._ENDED, s1, 2.0, te.FAILED, "WORKER_DIED", "crashed", "",
+                               te._OWNER, None)]))
+    assert sorted((r["attempt_number"], r["state"], r["worker_pid"]) for r in rows) == [
         (0, "RUNNING", 42), (1, "FAILED", None)]
 
 
 def test_task_table_merges_owner_and_worker_rounds_and_later_states_win():
     s = spec(b"e" * 16, name="g")
     owner = [(te._SUBMITTED, s, 5.0, {"CPU": 2.0})]
-    worker1 = [(te._STARTED, s, 4.0)]      # the worker's clock is behind the owner's
+    worker1 = [("start", s, 4.0)]      # the worker's clock is behind the owner's
     worker2 = [(te._ENDED, s, 4.5, te.FAILED, "TASK_EXECUTION_EXCEPTION", "ValueError: x",
-                "Traceback...", None)]
+                "Traceback...", None, 4.0)]
     [row] = task_table.merge_entries(_entries_from(worker2, owner, worker1))
     assert row["state"] == "FAILED" and row["error_type"] == "TASK_EXECUTION_EXCEPTION"
     assert row["traceback"] == "Traceback..." and row["required_resources"] == {"CPU": 2.0}
@@ -116,8 +134,7 @@ def test_filters_match_like_ray():
 def test_timeline_is_chrome_tracing_per_node_and_worker():
     s1, s2 = spec(b"f" * 16, name="f"), spec(b"g" * 16, name="A.m", type_=2, actor=b"q" * 16)
     rows = task_table.merge_entries(_entries_from(
-        [(te._STARTED, s1, 1.0), (te._ENDED, s1, 1.25, te.FINISHED, "", "", "", None),
-         (te._STARTED, s2, 2.0)],
+        [(te._ENDED, s1, 1.25, te.FINISHED, "", "", "", None, 1.0), ("start", s2, 2.0)],
         [(te._SUBMITTED, spec(b"h" * 16), 1.0, None)]))   # never ran: no event
     events = timeline.chrome_events(rows, now_ms=3000.0)
     json.loads(json.dumps(events))
