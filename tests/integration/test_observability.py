@@ -57,7 +57,7 @@ pending = needs_gpus.remote()
 big = ray.put(b"x" * 400_000)
 holder = ray.put([big])
 
-def until(fn, timeout=20):
+def until(fn, timeout=60):
     deadline = time.time() + timeout
     while not fn():
         assert time.time() < deadline, "timed out"
@@ -160,7 +160,7 @@ def test_state_api_cli_timeline_memory_logs_on_two_nodes(local_cluster, tmp_path
     driver.send()
     driver.finish_ok()
     assert wait_until(lambda: [j["status"] for j in _json(["list", "jobs"], env)] == ["SUCCEEDED"],
-                      timeout=20)
+                      timeout=60)
 
 
 def test_task_events_can_be_turned_off(local_cluster):
