@@ -11,7 +11,8 @@ import sys
 from raylite.cli.tables import dump_json, fmt_bytes, table
 from raylite.exceptions import AuthenticationError
 
-GROUP_BY = {"node": "node_id", "stack_trace": "call_site", "owner": "worker_id", "none": None}
+GROUP_BY = {"node": "node_id", "node_address": "node_id", "stack_trace": "call_site",
+            "owner": "worker_id", "none": None}
 SORT_BY = {"object_size": ("object_size", True), "reference_type": ("reference_type", False),
            "pid": ("pid", False)}
 
@@ -85,8 +86,9 @@ def cmd_memory(args) -> int:
 
 def register(sub) -> None:
     s = sub.add_parser("memory", help="objects by size, owner, node, reference kind, call site")
-    s.add_argument("--group-by", choices=sorted(GROUP_BY), default="node")
-    s.add_argument("--sort-by", choices=sorted(SORT_BY), default="object_size")
+    # Ray's spellings (NODE_ADDRESS, STACK_TRACE, OBJECT_SIZE, ...) work too.
+    s.add_argument("--group-by", type=str.lower, choices=sorted(GROUP_BY), default="node")
+    s.add_argument("--sort-by", type=str.lower, choices=sorted(SORT_BY), default="object_size")
     s.add_argument("--limit", type=int, default=1000)
     s.add_argument("--json", action="store_true")
     s.add_argument("--address", default="")

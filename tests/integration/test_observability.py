@@ -147,6 +147,8 @@ def test_state_api_cli_timeline_memory_logs_on_two_nodes(local_cluster, tmp_path
 
     memory = cli(["memory"], env).stdout
     assert big in memory and "LOCAL_REFERENCE" in memory and "driver pid=" in memory
+    by_site = cli(["memory", "--group-by", "STACK_TRACE", "--sort-by", "pid"], env).stdout
+    assert "--- stack_trace disabled:" in by_site and big in by_site
     objects = _json(["list", "objects", "--detail"], env)
     assert any(o["object_id"] == big and o["in_store"] for o in objects)
 
