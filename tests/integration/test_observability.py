@@ -251,3 +251,35 @@ ray.cancel(running, force=True)
     assert out["PENDING"] == "['USED_BY_PENDING_TASK']", out
     assert out["TASKRET"] == "<string>:14 in <module> PENDING", out
     assert out["SITES"].startswith("True")
+
+
+def test_event_storage_is_trimmed_per_job_and_overflow_is_counted(embedded_env):
+    env, _ = embedded_env
+    env = dict(env, RAYLITE_TASK_EVENTS_MAX_PER_JOB="60", RAYLITE_TASK_EVENTS_MAX_BUFFERED="40")
+    script = """
+import time
+import raylite as ray
+from raylite.util import state
+ray.init(num_cpus=1)
+
+@ray.remote
+def f(i):
+    return i
+
+for _ in range(3):                      # 3 x 100 submissions between two flushes
+    ray.get([f.remote(i) for i in range(100)])
+time.sleep(2.5)                         # every process flushed at least twice
+import msgpack
+from raylite.core import global_state
+stored = global_state.connection().gcs.task_events()
+events = sum(len(msgpack.unpackb(blob)["events"]) for _, blob in stored)
+print("EVENTS", events, len(state.list_tasks(limit=None)))
+print("DROPPED", state.summarize_tasks()["dropped_events"])
+"""
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
+    events, rows = map(int, out["EVENTS"].split())
+    assert 0 < events <= 60 and rows > 0, out     # whole batches go, oldest first
+    assert int(out["DROPPED"]) > 0, out
