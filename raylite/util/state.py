@@ -274,7 +274,10 @@ def get(kind: str, id: str, address: str | None = None, timeout: int = 30):
     return rows[0] if rows else None
 
 
-def get_task(id: str, address: str | None = None, timeout: int = 30):
+def get_task(id, address: str | None = None, timeout: int = 30):
+    """The attempts of a task (by id, prefix, or an ObjectRef it returned), or None."""
+    if not isinstance(id, str):
+        id = id.task_id().hex()
     return get("tasks", id, address)
 
 
