@@ -216,26 +216,6 @@ def cmd_stop(args) -> int:
     return 0
 
 
-def _gcs(args):
-    """The GCS of the cluster started here (or at --address, with RAYLITE_TOKEN).
-
-    Raises ConnectionError when there is none and AuthenticationError on a wrong token.
-    """
-    from raylite.cluster import read_current_cluster
-    try:
-        info = read_current_cluster()
-    except ConnectionError:
-        if not args.address:
-            raise
-        info = {}
-    address = args.address or info["gcs_address"]
-    token = os.environ.get("RAYLITE_TOKEN") or info.get("token", "")
-    password = os.environ.get("RAYLITE_GCS_PASSWORD") or (redis_password(token) if token else "")
-    if not password:
-        raise ConnectionError(f"no cluster token for {address}: set RAYLITE_TOKEN")
-    return connect_gcs(address, password)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="raylite", description="raylite cluster control")
     sub = p.add_subparsers(dest="command", required=True)

@@ -65,3 +65,40 @@ def test_sizes_and_tables():
     assert table([{"a": 1, "bb": None}, {"a": 22, "bb": {"x": 1}}]).splitlines() == [
         "A   BB", "1   -", '22  {"x": 1}']
     assert table([]) == ""
+
+
+def test_loop_failures_print_one_line_and_log_the_traceback(tmp_path, capfd):
+    import asyncio
+
+    from raylite.observability.errors import install_loop_handler, one_line
+
+    class FakeRpcError(Exception):
+        def code(self):
+            return SimpleNamespace(name="UNAVAILABLE")
+
+        def details(self):
+            return "connect failed\nmore lines of a dump"
+
+    loop = asyncio.new_event_loop()
+    try:
+        install_loop_handler(loop, str(tmp_path))
+        try:
+            raise FakeRpcError("<_InactiveRpcError of RPC that terminated with:\n\tstatus>")
+        except FakeRpcError as err:
+            loop.call_exception_handler({"message": "Task exception was never retrieved",
+                                         "exception": err})
+    finally:
+        loop.close()
+    err_lines = capfd.readouterr().err.strip().splitlines()
+    assert len(err_lines) == 1 and "UNAVAILABLE: connect failed" in err_lines[0], err_lines
+    [log] = list(tmp_path.iterdir())
+    assert "Traceback" in log.read_text() and str(log) in err_lines[0]
+    assert one_line(ValueError("a\nb")) == "ValueError: a" and one_line(KeyError()) == "KeyError"
+
+
+def test_tail_lines(tmp_path):
+    from raylite.cli.logs_cmd import tail_lines
+    path = tmp_path / "worker-x.log"
+    path.write_text("".join(f"line {i}\n" for i in range(10)))
+    assert tail_lines(str(path), 3) == ["line 7", "line 8", "line 9"]
+    assert len(tail_lines(str(path), 0)) == 10
