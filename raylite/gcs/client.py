@@ -436,6 +436,23 @@ class GcsClient:
         return [(job, blob) for job, chunk in zip(jobs, pipe.execute()) for blob in chunk]
 
     @gcs_call(retry=True)
+    def drop_task_events(self, job_ids: list) -> None:
+        """Forget every task event of these jobs."""
+        if not job_ids:
+            return
+        pipe = self._redis.pipeline(transaction=False)
+        for job in job_ids:
+            counts = keys.task_event_counts(job)
+            pipe.delete(keys.task_events(job), counts, counts + ":total")
+            pipe.srem(keys.TASK_EVENT_JOBS, job)
+        pipe.hdel(keys.TASK_EVENTS_DROPPED, *job_ids)
+        pipe.execute()
+
+    @gcs_call(retry=True)
+    def task_event_jobs(self) -> list[str]:
+        return sorted(j.decode() for j in self._redis.smembers(keys.TASK_EVENT_JOBS))
+
+    @gcs_call(retry=True)
     def dropped_task_events(self) -> dict[str, int]:
         return {k.decode(): int(v) for k, v in self._redis.hgetall(keys.TASK_EVENTS_DROPPED).items()}
 

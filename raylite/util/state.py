@@ -13,6 +13,7 @@ for a bad filter.
 """
 from __future__ import annotations
 
+import os
 import time
 
 import msgpack
@@ -26,6 +27,13 @@ OBJECT_REPORT_WAIT_S = 1.5      # a process reports within one task-event round 
 OBJECT_REPORTS_FOR_S = 60.0     # processes keep reporting this long after a listing
 WORKER_STALE_S = 10.0           # a worker entry not refreshed this long is a dead process
 MAX_DEAD_WORKERS = 1000         # older entries of dead processes are forgotten
+
+
+def _max_jobs() -> int:
+    try:
+        return max(1, int(os.environ.get("RAYLITE_TASK_EVENTS_MAX_JOBS", "100")))
+    except ValueError:
+        return 100
 
 
 class StateRow(dict):
@@ -87,6 +95,7 @@ def _flush_own_events() -> None:
 def task_rows(gcs) -> list[dict]:
     """Every recorded task attempt, merged (see raylite.observability.task_table)."""
     _flush_own_events()
+    _forget_old_jobs(gcs)
     batches, jobs = [], []
     for job, blob in gcs.task_events():
         try:
@@ -99,6 +108,17 @@ def task_rows(gcs) -> list[dict]:
     if dead:
         task_table.apply_actor_deaths(rows, dead)
     return rows
+
+
+def _forget_old_jobs(gcs) -> None:
+    """Keep the task events of the newest RAYLITE_TASK_EVENTS_MAX_JOBS (100) jobs."""
+    jobs = gcs.task_event_jobs()
+    limit = _max_jobs()
+    if len(jobs) <= limit:
+        return
+    started = {job_id: r.start for job_id, r in gcs.all_jobs().items()}
+    jobs.sort(key=lambda j: started.get(j, 0.0))
+    gcs.drop_task_events(jobs[:len(jobs) - limit])
 
 
 def actor_rows(gcs) -> list[dict]:

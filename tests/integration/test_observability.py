@@ -253,9 +253,10 @@ ray.cancel(running, force=True)
     assert out["SITES"].startswith("True")
 
 
-def test_event_storage_is_trimmed_per_job_and_overflow_is_counted(embedded_env):
+def test_event_storage_is_bounded_per_job_and_in_jobs_and_overflow_is_counted(embedded_env):
     env, _ = embedded_env
-    env = dict(env, RAYLITE_TASK_EVENTS_MAX_PER_JOB="60", RAYLITE_TASK_EVENTS_MAX_BUFFERED="40")
+    env = dict(env, RAYLITE_TASK_EVENTS_MAX_PER_JOB="60", RAYLITE_TASK_EVENTS_MAX_BUFFERED="40",
+               RAYLITE_TASK_EVENTS_MAX_JOBS="1")
     script = """
 import time
 import raylite as ray
@@ -271,7 +272,12 @@ for _ in range(3):                      # 3 x 100 submissions between two flushe
 time.sleep(2.5)                         # every process flushed at least twice
 import msgpack
 from raylite.core import global_state
-stored = global_state.connection().gcs.task_events()
+gcs = global_state.connection().gcs
+old = msgpack.packb({"where": None, "events": [[1, b"t" * 16, 0, 1.0, "old", 0, b""]]})
+gcs.push_task_events("0ld0", old, 1, 100)   # a job nobody registered: the oldest
+state.list_tasks()
+print("JOBS", gcs.task_event_jobs() == [ray.get_runtime_context().get_job_id()])
+stored = gcs.task_events()
 events = sum(len(msgpack.unpackb(blob)["events"]) for _, blob in stored)
 print("EVENTS", events, len(state.list_tasks(limit=None)))
 print("DROPPED", state.summarize_tasks()["dropped_events"])
@@ -283,3 +289,4 @@ print("DROPPED", state.summarize_tasks()["dropped_events"])
     events, rows = map(int, out["EVENTS"].split())
     assert 0 < events <= 60 and rows > 0, out     # whole batches go, oldest first
     assert int(out["DROPPED"]) > 0, out
+    assert out["JOBS"] == "True", out                # only the newest job's events are kept
