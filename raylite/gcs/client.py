@@ -518,19 +518,6 @@ class GcsClient:
         return out
 
     @gcs_call(retry=True)
-    def placement_group_records(self) -> list[dict]:
-        """Placement groups as stored (msgpack maps), [] when none are recorded."""
-        out = []
-        for blob in self._redis.hgetall(keys.PLACEMENT_GROUPS).values():
-            try:
-                data = msgpack.unpackb(blob, raw=False, strict_map_key=False)
-            except Exception:
-                continue
-            if isinstance(data, dict):
-                out.append(data)
-        return out
-
-    @gcs_call(retry=True)
     def all_jobs(self) -> dict[str, JobRecord]:
         """Every job ever registered."""
         out = {}

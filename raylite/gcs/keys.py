@@ -60,7 +60,6 @@ TASK_EVENTS_DROPPED = PREFIX + "task_events:dropped"  # hash job_id -> events dr
 WORKERS = PREFIX + "workers"                  # hash worker_id -> msgpack process entry (1 s refresh)
 OBJECT_REPORTS_WANTED = PREFIX + "objects:wanted"   # string, expiring: someone lists objects
 STORE_STATS = PREFIX + "store_stats"          # hash node_id -> msgpack store summary
-PLACEMENT_GROUPS = PREFIX + "placement_groups"  # hash pg_id -> record (written by util.placement_group)
 
 
 def task_events(job_id_hex: str) -> str:

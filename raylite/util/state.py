@@ -235,16 +235,21 @@ def object_rows(gcs, wait_s: float = OBJECT_REPORT_WAIT_S) -> list[dict]:
 
 
 def placement_group_rows(gcs) -> list[dict]:
+    """Placement groups from the GCS client of raylite.util.placement_group; [] in a
+    build without them."""
+    read = getattr(gcs, "all_placement_groups", None)
+    if read is None:
+        return []
     rows = []
-    for r in gcs.placement_group_records():
-        pg_id = r.get("placement_group_id") or r.get("pg_id") or r.get("id") or ""
-        if isinstance(pg_id, bytes):
-            pg_id = pg_id.hex()
-        rows.append({"placement_group_id": pg_id, "name": r.get("name", ""),
-                     "creator_job_id": r.get("creator_job_id") or r.get("job_id"),
-                     "state": r.get("state", ""), "bundles": r.get("bundles", []),
-                     "is_detached": r.get("is_detached", r.get("detached", False)),
-                     "stats": r.get("stats"), "strategy": r.get("strategy", "")})
+    for pg_id, r in read().items():
+        nodes = list(getattr(r, "bundle_nodes", None) or [])
+        bundles = [{"bundle_id": f"{pg_id}:{i}", "node_id": (nodes[i] if i < len(nodes) else "")
+                    or None, "unit_resources": dict(b)} for i, b in enumerate(r.bundles)]
+        rows.append({"placement_group_id": pg_id, "name": r.name,
+                     "creator_job_id": r.job_id or None, "state": r.state, "bundles": bundles,
+                     "is_detached": r.detached, "strategy": r.strategy,
+                     "stats": {"scheduling_attempt": getattr(r, "attempts", 0),
+                               "created_at": getattr(r, "created_at", 0.0)}})
     return rows
 
 

@@ -102,3 +102,16 @@ def test_tail_lines(tmp_path):
     path.write_text("".join(f"line {i}\n" for i in range(10)))
     assert tail_lines(str(path), 3) == ["line 7", "line 8", "line 9"]
     assert len(tail_lines(str(path), 0)) == 10
+
+
+def test_placement_groups_read_the_pg_records_when_the_build_has_them():
+    from raylite.util.state import placement_group_rows
+    assert placement_group_rows(SimpleNamespace()) == []
+    record = SimpleNamespace(name="pg", job_id="01", state="CREATED", detached=False,
+                             strategy="PACK", bundles=[{"CPU": 1.0}, {"GPU": 1.0}],
+                             bundle_nodes=["n1", ""], attempts=1, created_at=2.0)
+    gcs = SimpleNamespace(all_placement_groups=lambda: {"ab": record})
+    [row] = placement_group_rows(gcs)
+    assert (row["placement_group_id"], row["state"], row["creator_job_id"]) == ("ab", "CREATED", "01")
+    assert row["bundles"] == [{"bundle_id": "ab:0", "node_id": "n1", "unit_resources": {"CPU": 1.0}},
+                              {"bundle_id": "ab:1", "node_id": None, "unit_resources": {"GPU": 1.0}}]
