@@ -20,6 +20,7 @@ from raylite.core.actor_state import ALIVE, DEAD, PENDING, RESTARTING, ActorCall
 from raylite.core.local_channel import open_task_stream
 from raylite.core.object_manager import _quiet, error_value, relabeled
 from raylite.core.task_stream import TaskStream, describe
+from raylite.exceptions import AuthenticationError
 from raylite.gcs.records import ActorRecord
 from raylite.ids import spec_return_ids
 from raylite.protocol import common_pb2, node_pb2
@@ -159,7 +160,8 @@ class ActorCaller:
         request = node_pb2.LeaseRequest(
             resources=info["placement"], running_resources=info["running"], for_actor=True,
             job_id=worker.job_id, actor_id=self.actor_id, strategy=info.get("strategy", ""),
-            owner_worker_id="" if info["detached"] else worker.worker_id)
+            owner_worker_id="" if info["detached"] else worker.worker_id,
+            runtime_env=info.get("runtime_env", ""))
         try:
             reply, stub = await worker.lease(request)
         except asyncio.CancelledError:
@@ -170,7 +172,8 @@ class ActorCaller:
             self._feed(st.PlacementFailed(describe(err)))
             return
         if reply.rejected:
-            self._feed(st.PlacementFailed(reply.error, unschedulable=True))
+            self._feed(st.PlacementFailed(reply.error, unschedulable=True,
+                                          runtime_env_failed=reply.runtime_env_failed))
             return
         self._feed(st.Placed(reply.worker, tuple(reply.gpu_ids), (reply.lease_id, stub)))
 
@@ -218,7 +221,11 @@ class ActorCaller:
         started = time.monotonic()
         actor_hex = self.actor_id.hex()
         while True:
-            record = self.worker.gcs.get_actor(actor_hex)
+            try:
+                record = self.worker.gcs.get_actor(actor_hex)
+            except AuthenticationError as err:   # a forged record: never dial it
+                self._feed(st.ActorGone(str(err)))
+                return
             if record is not None and record.state == DEAD:
                 self._feed(st.ActorGone(
                     f"The actor {actor_hex} is dead: {record.death_cause or 'it exited'}"))

@@ -17,11 +17,18 @@ NODE_CHANNEL = PREFIX + "channel:nodes"  # pubsub: node joined / died
 MONITOR = PREFIX + "monitor"             # node id of the failure monitor (expiring lease)
 METRIC_DEFS = PREFIX + "metrics:defs"   # hash metric name -> msgpack {type, description, ...}
 METRIC_NODES = PREFIX + "metrics:nodes"  # set of node ids that recorded metrics
+SIGNING_CHECK = PREFIX + "signing_check"  # HMAC proving which token signs records (gcs/signing.py)
 
 
 def function_key(function_id_hex: str) -> str:
     """Pickled function or class (cloudpickle bytes), written once per job."""
     return f"{PREFIX}fn:{function_id_hex}"
+
+
+def runtime_env_package(name: str) -> str:
+    """A runtime_env package (zip bytes, raw), named by its content hash
+    (``_ray_pkg_<hash>.zip``); written once by the first driver that uploads it."""
+    return f"{PREFIX}rtenv:pkg:{name}"
 
 
 def object_locations(object_id_hex: str) -> str:

@@ -30,4 +30,7 @@ def open_gcs(address: str | None = None):
     password = os.environ.get("RAYLITE_GCS_PASSWORD") or (redis_password(token) if token else "")
     if not password:
         raise ConnectionError(f"no cluster token for {gcs_address}: set RAYLITE_TOKEN")
-    return connect_gcs(gcs_address, password, connect_timeout=5, retry_s=5), True
+    # With the token, node and actor records are checked (forged ones left out).
+    from raylite.gcs.signing import signing_key
+    key = signing_key(token) if token else b""
+    return connect_gcs(gcs_address, password, connect_timeout=5, retry_s=5, signing_key=key), True
