@@ -133,6 +133,7 @@ class TaskSubmitter:
 
     def _finish(self, ins: ss.Finish) -> None:
         entry = ins.entry
+        task_events.finished(entry.task_id)
         # Results in a node's store may be lost with it: keep how to rebuild them.
         kept = self.worker.reconstruction.record(entry.spec, ins.returns, entry.deps,
                                                  entry.resources, entry.key[2],

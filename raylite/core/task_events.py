@@ -57,7 +57,10 @@ class TaskEventBuffer:
     past ``max_buffered`` pending events a new one is dropped and counted per job.
     A worker notes a task it starts in ``running`` (task id -> (spec, time)) and sends
     one event when it ends, with the start time; ``take`` reports a RUNNING event
-    only for tasks still running then, once.
+    only for tasks still running then, once. Likewise an owner notes the normal tasks
+    it submits in ``pending`` (task id -> (spec, time, resources)) and drops them when
+    they finish: only tasks still waiting at a flush are reported (the demand `raylite
+    status` shows), so a task that ran at once costs its owner two dict operations.
     """
 
     def __init__(self, max_buffered: int = MAX_BUFFERED):
@@ -65,7 +68,9 @@ class TaskEventBuffer:
         self._events: collections.deque = collections.deque()
         self._dropped: dict[bytes, int] = {}
         self.running: dict[bytes, tuple] = {}
+        self.pending: dict[bytes, tuple] = {}
         self._reported: set[bytes] = set()
+        self._reported_pending: set[bytes] = set()
 
     def add(self, event: tuple) -> None:
         if len(self._events) >= self.max_buffered:
@@ -110,6 +115,14 @@ class TaskEventBuffer:
                 out.setdefault(spec.job_id, []).append(
                     [1, task_id, spec.attempt, started, spec.name, spec.type, spec.actor_id])
         self._reported = {t for t in self._reported if t in running}
+        pending = self.pending
+        for task_id, (spec, submitted, resources) in list(pending.items()):
+            if task_id not in self._reported_pending:
+                self._reported_pending.add(task_id)
+                out.setdefault(spec.job_id, []).append(
+                    [0, task_id, spec.attempt, submitted, spec.name, spec.type, spec.actor_id,
+                     spec.call_site, resources])
+        self._reported_pending = {t for t in self._reported_pending if t in pending}
         dropped = {job.hex(): n for job, n in self._dropped.items()}
         self._dropped = {}
         return out, dropped
@@ -132,6 +145,7 @@ class TaskEventRecorder:
         self.buffer = TaskEventBuffer(max_buffered)
         self.add = self.buffer.add
         self.running = self.buffer.running
+        self.pending = self.buffer.pending
         self.tracebacks: dict[bytes, str] = {}
         self.object_reporter: Callable[[], list] | None = None   # set by install
         self._closed = False
@@ -189,12 +203,27 @@ _MAX_SITES = 200_000
 
 # ---- hooks on the task path (each a tuple append, or nothing when disabled) -----------
 def submitted(spec, resources) -> None:
-    """The owner submitted ``spec`` (normal task, actor creation or actor call)."""
+    """The owner submitted a normal task; reported only if still waiting at a flush
+    (see ``finished``)."""
+    recorder = RECORDER
+    if recorder is not None:
+        recorder.pending[spec.task_id] = (spec, time.time(), resources)
+        if RECORD_SITES:
+            record_site(spec.task_id, spec.call_site)
+
+
+def finished(task_id: bytes) -> None:
+    """The owner has the outcome of a normal task it submitted."""
+    recorder = RECORDER
+    if recorder is not None:
+        recorder.pending.pop(task_id, None)
+
+
+def actor_submitted(spec, resources) -> None:
+    """The owner asked for an actor (rare: recorded at once, with its resources)."""
     recorder = RECORDER
     if recorder is not None:
         recorder.add((_SUBMITTED, spec, time.time(), resources))
-        if RECORD_SITES:
-            record_site(spec.task_id, spec.call_site)
 
 
 def started(spec) -> None:

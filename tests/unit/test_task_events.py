@@ -144,3 +144,22 @@ def test_timeline_is_chrome_tracing_per_node_and_worker():
     assert complete[1]["cat"] == "actor_task" and complete[0]["tid"] == 42
     names = {e["name"] for e in events if e["ph"] == "M"}
     assert names == {"process_name", "thread_name"}
+
+
+def test_an_owner_reports_only_tasks_still_waiting_at_a_flush():
+    rec = te.TaskEventRecorder(None, WHERE)
+    te.RECORDER, saved = rec, te.RECORDER
+    try:
+        quick, slow = spec(b"q" * 16), spec(b"s" * 16)
+        te.submitted(quick, {"CPU": 1.0})
+        te.submitted(slow, {"GPU": 8.0})
+        te.finished(quick.task_id)            # ran at once: nothing to send
+        batches, _ = rec.buffer.take()
+        [[kind, task_id, *_rest, resources]] = batches[b"\x01"]
+        assert (kind, task_id, resources) == (0, slow.task_id, {"GPU": 8.0})
+        assert rec.buffer.take()[0] == {}     # once
+        te.finished(slow.task_id)
+        rec.buffer.take()
+        assert not rec.buffer.pending and not rec.buffer._reported_pending
+    finally:
+        te.RECORDER = saved
