@@ -130,7 +130,7 @@ def test_resume_continues_from_checkpoint(ray, tmp_path):
 
 
 def test_halfcheetah_runs_a_couple_of_iterations(ray):
-    # MuJoCo is an optional extra ("examples-mujoco"); without it this skips.
+    # MuJoCo comes with the "mujoco" (and "test") extra; without it this skips.
     pytest.importorskip("mujoco")
     trainer = ESTrainer(small_config(env="HalfCheetah-v5", iterations=2, population=8,
                                      max_episode_steps=100, eval_every=1, eval_episodes=2),
