@@ -16,9 +16,10 @@ batch split, so the episodes, and hence the env steps, are identical across back
 and worker counts (ES batches are pure functions of their seeds).  With ``--repeats``
 the backends alternate run by run (raylite, Ray, raylite, ...) so both see the same
 machine load, and medians are reported.  Besides wall-clock figures each run reports
-``rollout CPU``: the CPU seconds the workers' threads spent in episodes.  On a busy
-machine wall time swings with other processes while CPU time does not, so comparing
-the two tells runtime overhead from contention.  Figures are printed, never asserted.
+``rollout CPU``, the CPU seconds the workers' threads spent in episodes, and ``overhead
+CPU``, the CPU seconds every other thread and process of the run used meanwhile (the
+runtime's cost).  On a busy machine wall time swings with other processes while CPU
+time barely does, so these tell runtime overhead from contention.  Figures are printed, never asserted.
 
 ``--cluster N`` starts a head and up to N-1 more nodes with the CLI (``raylite start``,
 one CPU each, in a private RAYLITE_TMPDIR), runs the workload with ``--address`` and one
@@ -44,6 +45,46 @@ sys.path.insert(0, HERE)
 from run import find_ray_python  # noqa: E402  (benchmarks/run.py: --ray-python discovery)
 
 
+def tree_cpu_seconds(marker: str | None = None) -> float | None:
+    """CPU seconds (user + system) used so far by this process and all its descendants
+    that are alive now: the driver, the runtime's daemons and the workers.  With
+    ``marker``, also by every process whose command line contains it and their
+    descendants (the nodes of a CLI cluster, found by their RAYLITE_TMPDIR).  Linux
+    /proc only; None elsewhere."""
+    roots = [os.getpid()]
+    try:
+        tick = os.sysconf("SC_CLK_TCK")
+        stats = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                stats[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+                if marker:
+                    try:
+                        with open(f"/proc/{entry}/cmdline", "rb") as f:
+                            if marker.encode() in f.read():
+                                roots.append(int(entry))
+                    except OSError:
+                        pass
+    except (OSError, ValueError, AttributeError):
+        return None
+    children: dict = {}
+    for pid, (ppid, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    total, todo, seen = 0.0, roots, set()
+    while todo:
+        pid = todo.pop()
+        if pid not in seen:
+            seen.add(pid)
+            total += stats.get(pid, (0, 0.0))[1]
+            todo.extend(children.get(pid, ()))
+    return total
+
+
 def child(args) -> None:
     """Run one configuration in this process and print its figures as one JSON line."""
     sys.path.insert(0, REPO)
@@ -57,15 +98,23 @@ def child(args) -> None:
                    eval_every=10**9, noise_size=args.noise_size, progress=False)
     trainer = ESTrainer(cfg)
     setup = time.perf_counter() - started
+    marker = os.environ.get("RAYLITE_TMPDIR") if args.address else None
+    cpu_before = tree_cpu_seconds(marker)
     history = trainer.train()
+    cpu_after = tree_cpu_seconds(marker)
     train = sum(m["iter_time"] for m in history)
+    rollout_cpu = sum(m["rollout_cpu"] for m in history)
+    # Everything but the episodes themselves: the runtime's CPU on the driver, in the
+    # workers and in its daemons, plus the driver's (tiny) ES update.
+    overhead = (cpu_after - cpu_before - rollout_cpu
+                if cpu_before is not None and cpu_after is not None else float("nan"))
     nodes = len(set(trainer.worker_nodes()))
     trainer.close()
     print(json.dumps({"backend": args.backend, "workers": args.workers, "setup_s": setup,
                       "train_s": train, "total_s": time.perf_counter() - started,
                       "steps": trainer.total_steps, "steps_per_s": trainer.total_steps / train,
                       "iter_ms": 1000 * train / len(history),
-                      "rollout_cpu_s": sum(m["rollout_cpu"] for m in history),
+                      "rollout_cpu_s": rollout_cpu, "overhead_cpu_s": overhead,
                       "busy": sum(m["worker_busy"] * m["iter_time"] for m in history) / train,
                       "nodes": nodes}),
           flush=True)
@@ -92,7 +141,8 @@ def run_config(python: str, backend: str, workers: int, args, address: str | Non
 
 def median_run(runs: list) -> dict:
     """Per-figure medians of several runs of one configuration."""
-    keys = ("setup_s", "train_s", "total_s", "steps_per_s", "iter_ms", "rollout_cpu_s", "busy")
+    keys = ("setup_s", "train_s", "total_s", "steps_per_s", "iter_ms", "rollout_cpu_s",
+            "overhead_cpu_s", "busy")
     out = dict(runs[0])
     out.update({k: statistics.median(r[k] for r in runs) for k in keys})
     out["runs"] = len(runs)
@@ -100,12 +150,14 @@ def median_run(runs: list) -> dict:
 
 
 HEADER = (f"{'backend':8} {'workers':>7} {'setup s':>8} {'train s':>8} {'steps':>8} "
-          f"{'steps/s':>9} {'ms/iter':>8} {'rollout CPU s':>13} {'busy':>5} {'nodes':>5}")
+          f"{'steps/s':>9} {'ms/iter':>8} {'rollout CPU s':>13} {'overhead CPU s':>14} {'busy':>5} "
+          f"{'nodes':>5}")
 
 
 def row(label: str, workers: int, r: dict) -> str:
     return (f"{label:8} {workers:>7} {r['setup_s']:>8.2f} {r['train_s']:>8.2f} {r['steps']:>8} "
             f"{r['steps_per_s']:>9.0f} {r['iter_ms']:>8.1f} {r['rollout_cpu_s']:>13.2f} "
+            f"{r['overhead_cpu_s']:>14.2f} "
             f"{r['busy']:>5.2f} {r['nodes']:>5}")
 
 
@@ -134,8 +186,10 @@ def compare_backends(args) -> None:
         one, two = results.get((backend, 1)), results.get((backend, 2))
         if one and two:
             print(f"{backend}: 2 workers vs 1: {two['steps_per_s'] / one['steps_per_s']:.2f}x steps/s")
-    print("busy = fraction of worker time spent in rollouts (1.0: no runtime overhead, no idling); "
-          "rollout CPU = CPU seconds of the workers' threads in episodes")
+    print("rollout CPU = CPU seconds of the workers' threads in episodes; overhead CPU = CPU "
+          "seconds of every other thread and process of the run (driver, runtime daemons, "
+          "worker threads outside episodes) during training; busy = fraction of worker "
+          "wall time spent in episodes")
     for workers in (1, 2):
         lite, ray = results.get(("raylite", workers)), results.get(("ray", workers))
         if lite and ray:
