@@ -54,9 +54,11 @@ class ESWorker:
     def node(self) -> str:
         """The id of the node this worker runs on (benchmarks count the nodes in use)."""
         import sys
-        for runtime in ("ray", "raylite"):   # a Ray worker imports raylite too (for its tensors)
+        # Both may be imported (a Ray worker imports raylite for its tensors): ask the
+        # one this process is connected to.
+        for runtime in ("ray", "raylite"):
             module = sys.modules.get(runtime)
-            if module is not None and hasattr(module, "get_runtime_context"):
+            if module is not None and getattr(module, "is_initialized", lambda: False)():
                 return str(module.get_runtime_context().get_node_id())
         return os.uname().nodename
 
