@@ -146,19 +146,20 @@ def median_run(runs: list) -> dict:
     out = dict(runs[0])
     out.update({k: statistics.median(r[k] for r in runs) for k in keys})
     out["runs"] = len(runs)
+    out["train_range"] = f"{min(r['train_s'] for r in runs):.1f}-{max(r['train_s'] for r in runs):.1f}"
     return out
 
 
 HEADER = (f"{'backend':8} {'workers':>7} {'setup s':>8} {'train s':>8} {'steps':>8} "
           f"{'steps/s':>9} {'ms/iter':>8} {'rollout CPU s':>13} {'overhead CPU s':>14} {'busy':>5} "
-          f"{'nodes':>5}")
+          f"{'nodes':>5}  train s range")
 
 
 def row(label: str, workers: int, r: dict) -> str:
     return (f"{label:8} {workers:>7} {r['setup_s']:>8.2f} {r['train_s']:>8.2f} {r['steps']:>8} "
             f"{r['steps_per_s']:>9.0f} {r['iter_ms']:>8.1f} {r['rollout_cpu_s']:>13.2f} "
             f"{r['overhead_cpu_s']:>14.2f} "
-            f"{r['busy']:>5.2f} {r['nodes']:>5}")
+            f"{r['busy']:>5.2f} {r['nodes']:>5}  {r.get('train_range', '')}")
 
 
 def compare_backends(args) -> None:
@@ -197,6 +198,13 @@ def compare_backends(args) -> None:
                   f"{lite['steps_per_s'] / ray['steps_per_s']:.2f}x (target >= 1.1x); "
                   f"training time {lite['train_s'] / ray['train_s']:.2f}x; total incl. "
                   f"start-up {lite['total_s'] / ray['total_s']:.2f}x")
+            # CPU spent per training step, all processes of the run: what the runtime
+            # costs, independent of how much CPU other jobs left the run.
+            cpu = {k: (r["rollout_cpu_s"] + r["overhead_cpu_s"]) / r["steps"]
+                   for k, r in (("lite", lite), ("ray", ray))}
+            print(f"{workers} worker(s): CPU per env step raylite/ray "
+                  f"{cpu['lite'] / cpu['ray']:.2f}x (overhead CPU "
+                  f"{lite['overhead_cpu_s']:.2f} s vs {ray['overhead_cpu_s']:.2f} s)")
 
 
 class CLICluster:
