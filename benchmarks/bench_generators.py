@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/bench_generators.py                                # raylite only
-    python benchmarks/bench_generators.py --ray-python /work/rayvenv/bin/python
+    python benchmarks/bench_generators.py --ray-python /path/to/venv-with-ray/bin/python
 
 Each backend runs in a fresh process: a task, a sync actor method and an async actor
 method each yield ``--items`` small ints; the driver iterates the ObjectRefGenerator

@@ -2,12 +2,12 @@
 
     python benchmarks/run.py                       # everything, both backends (~3-4 min)
     python benchmarks/run.py --only tasks_batch tasks_sync --repeat 5
-    python benchmarks/run.py --ray-python /work/rayvenv/bin/python --json out.json
+    python benchmarks/run.py --ray-python /path/to/venv-with-ray/bin/python --json out.json
 
 Every workload runs in a fresh subprocess per backend, so each pays its own import and
 init and the two runtimes never share a process: raylite under this interpreter, Ray
-under --ray-python (default: this interpreter if it can import ray, else
-/work/rayvenv/bin/python, else Ray is skipped). The table's ratio is oriented so that
+under --ray-python (default: the interpreter named by $RAYLITE_BENCH_RAY_PYTHON, else
+this interpreter if it can import ray, else Ray is skipped). The table's ratio is oriented so that
 > 1 always means raylite is better (raylite/ray for rates, ray/raylite for seconds and
 memory). PASS/MISS compares against the project's targets; it is reporting only and the
 exit status is 0 whatever the figures.
@@ -31,7 +31,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 WORKLOADS_PY = os.path.join(HERE, "workloads.py")
 RESULT_PREFIX = "@@RESULT "
-FALLBACK_RAY_PYTHON = "/work/rayvenv/bin/python"
+# Names an interpreter with Ray installed (e.g. a separate venv's bin/python) when
+# --ray-python is not given.
+RAY_PYTHON_ENV = "RAYLITE_BENCH_RAY_PYTHON"
 
 # Workloads in run order; the memory workload yields two rows.
 WORKLOADS = ["cold_start", "tasks_batch", "tasks_sync", "actor_batch", "actor_sync",
@@ -219,15 +221,14 @@ def find_ray_python(explicit: str | None) -> tuple[str | None, str]:
         except (OSError, subprocess.TimeoutExpired):
             return False
 
-    if explicit:
-        if can_import_ray(explicit):
-            return explicit, "--ray-python"
-        return None, f"ray not available: {explicit} cannot import ray"
+    for python, why in ((explicit, "--ray-python"), (os.environ.get(RAY_PYTHON_ENV), f"${RAY_PYTHON_ENV}")):
+        if python:
+            if can_import_ray(python):
+                return python, why
+            return None, f"ray not available: {python} ({why}) cannot import ray"
     if importlib.util.find_spec("ray") is not None and can_import_ray(sys.executable):
         return sys.executable, "this interpreter"
-    if os.path.exists(FALLBACK_RAY_PYTHON) and can_import_ray(FALLBACK_RAY_PYTHON):
-        return FALLBACK_RAY_PYTHON, "fallback venv"
-    return None, "ray not available"
+    return None, f"ray not available (set --ray-python or ${RAY_PYTHON_ENV})"
 
 
 # ---------------------------------------------------------------------------------------
@@ -334,7 +335,8 @@ def main(argv=None) -> int:
     parser.add_argument("--only", nargs="+", action="extend", metavar="NAME",
                         help=f"workloads to run (default all): {', '.join(WORKLOADS)}")
     parser.add_argument("--ray-python", metavar="PATH",
-                        help="interpreter with Ray installed (default: autodetect)")
+                        help=f"interpreter with Ray installed (default: ${RAY_PYTHON_ENV}, "
+                             "else this interpreter if it has ray)")
     parser.add_argument("--no-ray", action="store_true", help="run raylite only")
     parser.add_argument("--repeat", type=int, default=None,
                         help="repeats per workload, median reported (default 3)")

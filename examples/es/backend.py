@@ -64,4 +64,8 @@ def init_runtime(ray, address: str | None, num_cpus: int, num_gpus: int | None =
             kwargs["num_gpus"] = num_gpus
     if ray.__name__ == "ray":
         kwargs.update(include_dashboard=False, logging_level="WARNING")
+        if address is None:
+            # Plain ray.init() joins whatever cluster /tmp/ray/ray_current_cluster names;
+            # "local" always starts a private one, as raylite's init(None) does.
+            address = "local"
     ray.init(address=address, **kwargs)

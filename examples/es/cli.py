@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     es.add_argument("--noise-std", type=float, default=None, help="perturbation std (sigma)")
     es.add_argument("--lr", type=float, default=None, help="Adam learning rate")
     es.add_argument("--weight-decay", type=float, default=None, help="L2 coefficient")
-    es.add_argument("--hidden", type=_hidden, default=None, help="hidden sizes, e.g. 32,32")
+    es.add_argument("--hidden", type=_hidden, default=None,
+                    help='hidden sizes, e.g. 32,32 ("" for a linear policy)')
     es.add_argument("--max-episode-steps", type=int, default=None,
                     help="cap on training episode length (evaluation keeps the env's)")
     es.add_argument("--noise-size", type=int, default=None, help="floats in the shared noise table")
@@ -113,7 +114,9 @@ def run(cfg: ESConfig) -> dict:
     trainer = ESTrainer(cfg)
     cfg = trainer.config
     setup_time = time.perf_counter() - started
-    print(f"ES on {cfg.env} with {cfg.workers} {cfg.device} workers ({cfg.backend}): "
+    nodes = trainer.worker_nodes()
+    print(f"ES on {cfg.env} with {cfg.workers} {cfg.device} workers on {len(set(nodes))} "
+          f"node{'s' * (len(set(nodes)) > 1)} ({cfg.backend}): "
           f"{trainer.dim} parameters, population {cfg.num_pairs * 2}, "
           f"noise std {cfg.noise_std}, lr {cfg.lr}; set-up {setup_time:.1f} s", flush=True)
     log = CSVLog(os.path.join(cfg.output_dir, "progress.csv"), append=bool(cfg.resume))

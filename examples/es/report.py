@@ -70,3 +70,53 @@ def plot_learning_curve(rows: list, path: str, title: str, target=None) -> str:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_return_vs_time(runs: dict, path: str, title: str, target=None) -> str:
+    """Plot several runs' returns against wall-clock training time into ``path``.
+
+    ``runs`` maps a label (e.g. "raylite") to the rows of its progress.csv.  Lines are
+    the perturbed policies' mean return, dots the evaluation returns.
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for label, rows in runs.items():
+        times = [r["time"] for r in rows]
+        line, = ax.plot(times, [r["train_return_mean"] for r in rows], label=f"{label}: perturbed mean")
+        evals = [(r["time"], r["eval_return"]) for r in rows if not math.isnan(r["eval_return"])]
+        if evals:
+            ax.plot(*zip(*evals), "o", color=line.get_color(), label=f"{label}: evaluation")
+    if target is not None:
+        ax.axhline(target, color="gray", linestyle="--", label=f"{target:g}")
+    ax.set_xlabel("training time (s)")
+    ax.set_ylabel("episode return")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def main(argv=None) -> None:
+    """``python -m examples.es.report LABEL=progress.csv ... --out plot.png``: compare runs."""
+    import argparse
+    p = argparse.ArgumentParser(prog="python -m examples.es.report", description=main.__doc__)
+    p.add_argument("runs", nargs="+", metavar="LABEL=CSV")
+    p.add_argument("--out", required=True)
+    p.add_argument("--title", default="return against training time")
+    p.add_argument("--target", type=float, default=None)
+    args = p.parse_args(argv)
+    runs = {}
+    for item in args.runs:
+        label, _, csv_path = item.partition("=")
+        runs[label] = read_csv(csv_path)
+    print(plot_return_vs_time(runs, args.out, args.title, args.target))
+
+
+if __name__ == "__main__":
+    main()

@@ -118,6 +118,10 @@ class ESTrainer:
         """Process ids of the current worker actors."""
         return self.ray.get([a.pid.remote() for a in self.actors])
 
+    def worker_nodes(self) -> list:
+        """The node id of each worker actor."""
+        return self.ray.get([a.node.remote() for a in self.actors])
+
     def _run_tasks(self, tasks: list) -> list:
         """Run ``tasks`` on the actors, load-balanced; return results in task order."""
         ray = self.ray
@@ -225,8 +229,11 @@ class ESTrainer:
         # Fraction of the workers' time spent in rollouts: what the runtime's overhead
         # and load imbalance leave of the ideal 1.0.
         busy = sum(r["busy"] for r in results) / (iter_time * len(self.actors))
+        # CPU seconds the workers' threads spent in episodes: with ``busy`` this tells
+        # runtime overhead (CPU outside episodes) from contention (busy but not on a CPU).
+        rollout_cpu = sum(r.get("cpu", 0.0) for r in results)
         metrics.update(steps=steps, total_steps=self.total_steps, iter_time=iter_time,
-                       worker_busy=busy)
+                       worker_busy=busy, rollout_cpu=rollout_cpu)
         return metrics
 
     def done(self) -> bool:

@@ -51,6 +51,21 @@ class ESWorker:
         """The worker's process id (tests kill it to exercise fault tolerance)."""
         return os.getpid()
 
+    def node(self) -> str:
+        """The id of the node this worker runs on (benchmarks count the nodes in use)."""
+        import sys
+        # Both may be imported (a Ray worker imports raylite for its tensors): ask the
+        # one this process is connected to.
+        for runtime in ("ray", "raylite"):
+            module = sys.modules.get(runtime)
+            if module is not None and getattr(module, "is_initialized", lambda: False)():
+                return str(module.get_runtime_context().get_node_id())
+        return os.uname().nodename
+
+    def policy_device(self) -> str:
+        """Where the policy's parameters live: "cpu" or "cuda:N"."""
+        return next(iter(self.policy.net.parameters())).device
+
     def noise_info(self) -> dict:
         """How the noise table arrived: a read-only view that owns no memory means the
         runtime handed over shared memory rather than a private copy."""
@@ -71,7 +86,7 @@ class ESWorker:
         of a pair start from the same environment seed, which cancels start-state luck
         out of their difference.
         """
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         theta = np.asarray(theta, dtype=np.float32)
         rng = np.random.default_rng(seed)
         indices = self.noise.sample_indices(rng, self.dim, num_pairs)
@@ -88,11 +103,11 @@ class ESWorker:
                     max_steps=self.spec.max_episode_steps, accumulator=acc)
         return {"indices": indices, "returns": returns, "lengths": lengths,
                 "obs": acc.summary() if acc is not None else None,
-                "busy": time.perf_counter() - start}
+                "busy": time.perf_counter() - start, "cpu": time.thread_time() - cpu}
 
     def evaluate(self, theta, obs_mean, obs_std, env_seeds) -> dict:
         """Run one episode per seed with the unperturbed policy; observations are not recorded."""
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         self.policy.set_flat_parameters(np.asarray(theta, dtype=np.float32))
         returns, lengths = [], []
         for env_seed in env_seeds:
@@ -100,4 +115,4 @@ class ESWorker:
             returns.append(ret)
             lengths.append(steps)
         return {"returns": np.asarray(returns), "lengths": np.asarray(lengths, dtype=np.int64),
-                "busy": time.perf_counter() - start}
+                "busy": time.perf_counter() - start, "cpu": time.thread_time() - cpu}

@@ -66,8 +66,11 @@ def _child(request: dict) -> None:
     os.dup2(devnull, 0)
     os.close(devnull)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    sys.stdout = os.fdopen(1, "w", buffering=1)
-    sys.stderr = os.fdopen(2, "w", buffering=1)
+    # closefd=False: the stream objects these replace must not close fds 1 and 2 when
+    # they are collected (the zygote's own stderr wraps fd 2; closing it would let the
+    # next socket take fd 2 and child processes would start without a stderr).
+    sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
+    sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
     sys.__stdout__, sys.__stderr__ = sys.stdout, sys.stderr  # type: ignore[misc]
     from raylite.core import worker_main
     try:
@@ -136,9 +139,9 @@ def fork_zygote(log_path: str) -> ForkedZygote:
             os.dup2(log, 2)
             for fd in (to_child_r, to_child_w, from_child_r, from_child_w, log):
                 os.close(fd)
-            sys.stdin = os.fdopen(0, "r")
-            sys.stdout = os.fdopen(1, "w", buffering=1)
-            sys.stderr = os.fdopen(2, "w", buffering=1)
+            sys.stdin = os.fdopen(0, "r", closefd=False)
+            sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
+            sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
             main(preloaded=False)  # imports the worker modules while the parent serves
         finally:
             os._exit(0)

@@ -127,3 +127,29 @@ def test_resume_continues_from_checkpoint(ray, tmp_path):
         second.close()
     assert [m["iteration"] for m in history] == [3, 4]
     assert read_checkpoint(ckpt)["iteration"] == 5
+
+
+def test_halfcheetah_runs_a_couple_of_iterations(ray):
+    # MuJoCo comes with the "mujoco" (and "test") extra; without it this skips.
+    pytest.importorskip("mujoco")
+    trainer = ESTrainer(small_config(env="HalfCheetah-v5", iterations=2, population=8,
+                                     max_episode_steps=100, eval_every=1, eval_episodes=2),
+                        ray=ray)
+    try:
+        history = trainer.train()
+    finally:
+        trainer.close()
+    assert trainer.config.hidden == ()               # the linear MuJoCo default
+    assert trainer.dim == 17 * 6 + 6                 # 17 observations -> 6 torques
+    assert [m["iteration"] for m in history] == [0, 1]
+    assert all(np.isfinite(m["train_return_mean"]) for m in history)
+    assert history[0]["episode_len_mean"] == 100     # the training cap, not the env's 1000
+    assert np.isfinite(trainer.last_eval)
+    assert trainer.obs_stat.count >= 8 * 100
+
+
+def test_cuda_without_a_gpu_fails_at_once_with_a_clear_error(ray):
+    if ray.cluster_resources().get("GPU", 0):
+        pytest.skip("this cluster has a GPU: tests/gpu/test_es_gpu.py covers --device cuda")
+    with pytest.raises(RuntimeError, match="needs a GPU"):
+        ESTrainer(small_config(device="cuda", iterations=1), ray=ray)

@@ -77,3 +77,22 @@ def test_config_defaults_and_validation():
         resolve(ESConfig(population=1))
     with pytest.raises(ValueError):
         resolve(ESConfig(device="tpu"))
+
+
+def test_mujoco_defaults_are_a_linear_policy_with_a_fixed_budget():
+    cfg = resolve(ESConfig(env="HalfCheetah-v5"))
+    assert cfg.hidden == () and cfg.population == 64 and cfg.iterations == 150
+    # An explicit target replaces the fixed budget with the safety cap.
+    chasing = resolve(ESConfig(env="HalfCheetah-v5", target_return=1000))
+    assert chasing.iterations is None and chasing.max_iterations == 300
+    assert resolve(ESConfig(env="HalfCheetah-v5", hidden=(16,))).hidden == (16,)
+
+
+def test_linear_policy_has_one_weight_per_input_output_pair():
+    from examples.es.rollout import SpaceSpec
+    space = SpaceSpec(obs_dim=5, discrete=False, act_dim=2, act_low=(-1.0, -1.0),
+                      act_high=(1.0, 1.0), act_shape=(2,))
+    policy = MLPPolicy(space, hidden=(), seed=0)
+    assert policy.num_parameters() == 5 * 2 + 2
+    action = policy.act(np.ones(5))
+    assert action.shape == (2,) and np.all(np.abs(action) <= 1.0)
