@@ -26,6 +26,7 @@ from raylite.processes import pid_alive
 from raylite.protocol import common_pb2, node_pb2, node_pb2_grpc, objects_pb2_grpc
 from raylite.protocol.channels import advertised_host, bind, make_server
 from raylite.scheduler.heartbeat import Heartbeat
+from raylite.scheduler.metrics_endpoint import MetricsServer, NodeSample, RpcLatency, timed_rpc
 from raylite.scheduler.placement import Peer
 from raylite.scheduler.state import (
     Grant,
@@ -71,6 +72,8 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
         self.drivers: dict[str, int] = {}
         self.beat: Heartbeat | None = None   # started once the GCS is connected
         self._nodes_read_at = 0.0
+        self.rpc_latency = RpcLatency()
+        self.metrics: MetricsServer | None = None   # when the node exports metrics
 
     # ---- actions -------------------------------------------------------------------
     def apply(self, actions: list) -> None:
@@ -128,6 +131,7 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
             self.apply(self.state.worker_start_failed())
 
     # ---- NodeScheduler service ----------------------------------------------------------
+    @timed_rpc("RegisterWorker")
     async def RegisterWorker(self, request, context):
         reply = node_pb2.RegisterReply(node_id=self.node_id, store_dir=self.store.directory,
                                        store_capacity=self.store.capacity)
@@ -139,6 +143,7 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
         self.apply(self.state.worker_registered(wid, request.address.pid, time.monotonic()))
         return reply
 
+    @timed_rpc("RequestLease")
     async def RequestLease(self, request, context):
         resources = dict(request.resources)
         placement = self.state.place(resources, request.strategy, request.spilled, self._peers)
@@ -187,14 +192,17 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
         return [peer_from_node(node_id, info, self.node_id)
                 for node_id, info in self._alive_nodes().items()]
 
+    @timed_rpc("ReturnLease")
     async def ReturnLease(self, request, context):
         self.apply(self.state.lease_returned(request.lease_id, request.kill_worker, time.monotonic()))
         return common_pb2.Empty()
 
+    @timed_rpc("NotifyBlocked")
     async def NotifyBlocked(self, request, context):
         self.apply(self.state.set_blocked(request.worker_id, request.blocked))
         return common_pb2.Empty()
 
+    @timed_rpc("KillWorker")
     async def KillWorker(self, request, context):
         wid = request.worker_id
         if not wid and request.lease_id:
@@ -220,6 +228,7 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
         if False:  # pragma: no cover - makes this an async generator
             yield common_pb2.Empty()
 
+    @timed_rpc("GetNodeInfo")
     async def GetNodeInfo(self, request, context):
         return node_pb2.NodeInfoReply(
             node_id=self.node_id, total=self.state.total, available=self.state.available,
@@ -229,6 +238,29 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
     async def Shutdown(self, request, context):
         asyncio.get_running_loop().call_later(0.01, self.stopping.set)
         return common_pb2.Empty()
+
+    def metrics_sample(self) -> NodeSample:
+        """The node's counters for a metrics scrape (call on the event loop)."""
+        workers = {"idle": 0, "leased": 0, "actor": 0}
+        for worker in self.state.workers.values():
+            if worker.for_actor and worker.lease_id:
+                workers["actor"] += 1
+            elif worker.lease_id:
+                workers["leased"] += 1
+            else:
+                workers["idle"] += 1
+        workers["starting"] = len(self.unregistered)
+        workers["driver"] = len(self.drivers)
+        granted = sum(1 for w in self.state.workers.values() if w.lease_id)
+        store = self.store
+        return NodeSample(
+            node_id=self.node_id, total=dict(self.state.total),
+            available=dict(self.state.available), workers=workers,
+            leases={"PENDING": len(self.state.pending), "GRANTED": granted},
+            store_used=store.used, store_capacity=store.capacity,
+            spilled_bytes=store.spilled_bytes, num_objects=len(store.objects),
+            num_spilled=sum(1 for o in store.objects.values() if o.spilled),
+            rpc=self.rpc_latency.snapshot())
 
     # ---- background loops -------------------------------------------------------------
     async def watch_processes(self) -> None:
@@ -259,6 +291,8 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
     def teardown(self) -> None:
         if self.beat is not None:
             self.beat.stop()
+        if self.metrics is not None:
+            self.metrics.stop()
         self.procs.kill_all()
         self.store.cleanup()
         if self.gcs is not None:
@@ -293,12 +327,16 @@ async def serve(cfg, procs: WorkerProcesses | None = None, prestarted: list | No
     from raylite.gcs.client import GcsClient  # after the socket is up: drivers wait on it
     scheduler.gcs = GcsClient(cfg.gcs_address, cfg.redis_password, cfg.gcs_socket)
     scheduler.object_service.gcs = scheduler.gcs
+    metrics_port = 0
+    if cfg.metrics_export_port >= 0:
+        metrics_port = start_metrics(scheduler, asyncio.get_running_loop())
     scheduler.gcs.register_node(NodeRecord(
         node_id=cfg.node_id, address=scheduler.tcp_address, uds=uds,
         host=advertised_host(cfg.host), resources=dict(cfg.resources), alive=True,
         pid=os.getpid(), store_dir=scheduler.store.directory,
         store_capacity=scheduler.store.capacity, session=cfg.session.root,
-        is_head=bool(cfg.is_head), available=dict(cfg.resources)))
+        is_head=bool(cfg.is_head), available=dict(cfg.resources),
+        metrics_export_port=metrics_port))
     scheduler.beat = Heartbeat(scheduler.gcs, cfg.node_id, lambda: scheduler.state.available)
     scheduler.beat.start()
     tasks = [asyncio.create_task(scheduler.watch_processes())]
@@ -315,3 +353,23 @@ async def serve(cfg, procs: WorkerProcesses | None = None, prestarted: list | No
         await server.stop(0.2)
         if os.path.exists(uds_path):
             os.unlink(uds_path)
+
+
+def start_metrics(scheduler: NodeScheduler, loop: asyncio.AbstractEventLoop) -> int:
+    """Serve the node's /metrics (raylite.scheduler.metrics_endpoint) on the node's bind
+    address; returns the bound port, 0 when it could not start (logged, not fatal)."""
+    from raylite.scheduler.metrics_endpoint import NodeCollector, sample_on_loop
+    cfg = scheduler.cfg
+    collector = NodeCollector(sample_on_loop(loop, scheduler.metrics_sample), scheduler.gcs,
+                              scheduler.node_id, bool(cfg.is_head))
+    try:
+        server = MetricsServer(collector, cfg.host, cfg.metrics_export_port, cfg.token)
+    except OSError as exc:
+        log.warning("the metrics endpoint could not bind %s:%s: %s", cfg.host,
+                    cfg.metrics_export_port, exc)
+        sys.stderr.write(f"raylite: no metrics endpoint: cannot bind {cfg.host}:"
+                         f"{cfg.metrics_export_port} ({exc})\n")
+        return 0
+    scheduler.metrics = server
+    log.info("metrics at http://%s:%d/metrics", cfg.host, server.port)
+    return server.port

@@ -1,0 +1,250 @@
+"""Where each dashboard page gets its data: one method per page, all blocking (the
+server calls them in a thread), all bounded (``limit``/``offset``), none raising for
+a missing part of the cluster: a page shows what it could read and says what not.
+
+Nodes, actors and jobs come from the GCS records (raylite.gcs); live node figures
+(object store use) from each node scheduler's GetNodeInfo; tasks, objects and the
+timeline from the task-event state API (raylite.util.state) when this build has it;
+logs from the node session directories on this machine.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+from raylite.gcs.liveness import is_alive
+
+log = logging.getLogger("raylite.dashboard")
+
+MAX_LIMIT = 1000
+LOG_TAIL_BYTES = 64 * 1024
+
+
+@dataclass
+class Page:
+    """Rows of one page, plus how many there are in all and any note for the reader."""
+
+    rows: list
+    total: int = 0
+    note: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def clamp(limit, offset) -> tuple[int, int]:
+    """(limit, offset) as ints within [1, MAX_LIMIT] and [0, ...]; bad input -> defaults."""
+    try:
+        limit = int(limit)
+    except (TypeError, ValueError):
+        limit = 100
+    try:
+        offset = int(offset)
+    except (TypeError, ValueError):
+        offset = 0
+    return max(1, min(MAX_LIMIT, limit)), max(0, offset)
+
+
+def _state_api():
+    """The task-event state API module, or None while this build has none."""
+    try:
+        from raylite.util import state  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return state
+
+
+NO_STATE_API = ("Task and object details need the task-event state API "
+                "(raylite.util.state), which this build does not have.")
+
+
+class DashboardData:
+    """The dashboard's view of one cluster, over a GcsClient and the cluster token."""
+
+    def __init__(self, gcs, token: str):
+        self.gcs = gcs
+        self.token = token
+        self._stubs: dict[str, object] = {}
+
+    # ---- nodes ------------------------------------------------------------------------
+    def nodes(self) -> Page:
+        """Every node of the table, alive first, with resources used/total and store use."""
+        now = time.time()
+        rows = []
+        for node_id, record in self.gcs.nodes().items():
+            alive = is_alive(record, now)
+            free = record.free_resources()
+            resources = {name: {"total": total, "used": max(0.0, total - free.get(name, 0.0))}
+                         for name, total in sorted(record.resources.items())}
+            row = {"node_id": node_id, "alive": alive, "address": record.address,
+                   "host": record.host, "is_head": record.is_head, "pid": record.pid,
+                   "resources": resources, "death_reason": record.death_reason,
+                   "store_capacity": record.store_capacity, "store_used": None,
+                   "metrics_export_port": record.metrics_export_port,
+                   "last_heartbeat": record.last_heartbeat}
+            if alive:
+                live = self.node_info(node_id, record)
+                if live is not None:
+                    row["store_used"] = live["store_used"]
+                    row["num_workers"] = live["num_workers"]
+            rows.append(row)
+        rows.sort(key=lambda r: (not r["alive"], not r["is_head"], r["node_id"]))
+        return Page(rows, len(rows))
+
+    def node_info(self, node_id: str, record) -> dict | None:
+        """The node scheduler's live figures (GetNodeInfo), None when it does not answer."""
+        from raylite.protocol import common_pb2
+        try:
+            stub = self._stubs.get(node_id)
+            if stub is None:
+                stub = self._stubs[node_id] = self._stub_for(record)
+            reply = stub.GetNodeInfo(common_pb2.Empty(), timeout=1.0)  # type: ignore[attr-defined]
+        except Exception as exc:
+            self._stubs.pop(node_id, None)
+            log.debug("GetNodeInfo of %s failed: %s", node_id[:8], exc)
+            return None
+        return {"store_used": reply.store_used, "store_capacity": reply.store_capacity,
+                "num_workers": reply.num_workers, "available": dict(reply.available),
+                "total": dict(reply.total)}
+
+    def _stub_for(self, record):
+        from raylite.protocol import node_pb2_grpc
+        from raylite.protocol.channels import AuthedStub, sync_channel
+        target = record.address
+        if record.uds and os.path.exists(record.uds[len("unix:"):]):
+            target = record.uds
+        return AuthedStub(node_pb2_grpc.NodeSchedulerStub(sync_channel(target)), self.token)
+
+    # ---- actors and jobs ----------------------------------------------------------------
+    def actors(self, limit=100, offset=0, state: str = "") -> Page:
+        """Actors, alive first then newest; ``state`` filters (ALIVE, DEAD, ...)."""
+        limit, offset = clamp(limit, offset)
+        records = list(self.gcs.all_actors().values())
+        counts: dict = {}
+        for r in records:
+            counts[r.state] = counts.get(r.state, 0) + 1
+        if state:
+            records = [r for r in records if r.state == state]
+        records.sort(key=lambda r: (r.state == "DEAD", -r.time, r.actor_id))
+        rows = [{"actor_id": r.actor_id, "class_name": r.class_name, "state": r.state,
+                 "name": r.name, "namespace": r.namespace, "node_id": r.node_id, "pid": r.pid,
+                 "job_id": r.job_id, "num_restarts": r.num_restarts,
+                 "max_restarts": r.max_restarts, "detached": r.detached,
+                 "death_cause": r.death_cause, "time": r.time}
+                for r in records[offset:offset + limit]]
+        return Page(rows, len(records), extra={"by_state": counts})
+
+    def jobs(self) -> Page:
+        """Jobs (drivers) seen by the GCS."""
+        jobs = self.gcs.jobs() if hasattr(self.gcs, "jobs") else {}
+        rows = [{"job_id": j.job_id, "driver_pid": j.driver_pid, "start": j.start,
+                 "namespace": j.namespace} for j in jobs.values()]
+        rows.sort(key=lambda r: -r["start"])
+        return Page(rows, len(rows))
+
+    # ---- tasks, objects, timeline (task-event state API) ------------------------------
+    def tasks(self, limit=100, offset=0, state: str = "") -> Page:
+        """Tasks, newest first; ``state`` filters (RUNNING, FINISHED, FAILED, ...)."""
+        limit, offset = clamp(limit, offset)
+        api = _state_api()
+        if api is None:
+            return Page([], 0, NO_STATE_API)
+        filters = [("state", "=", state)] if state else None
+        rows = [_as_dict(t) for t in api.list_tasks(filters=filters, limit=offset + limit,
+                                                    detail=True)]
+        return Page(rows[offset:offset + limit], len(rows))
+
+    def task(self, task_id: str) -> dict | None:
+        """One task with its error and traceback, None when unknown."""
+        api = _state_api()
+        if api is None:
+            return None
+        found = api.get_task(task_id)
+        if isinstance(found, list):
+            found = found[-1] if found else None
+        return _as_dict(found) if found is not None else None
+
+    def objects(self, limit=100, offset=0) -> Page:
+        """Objects in the cluster, largest first."""
+        limit, offset = clamp(limit, offset)
+        api = _state_api()
+        if api is None:
+            return Page([], 0, NO_STATE_API)
+        rows = [_as_dict(o) for o in api.list_objects(limit=offset + limit, detail=True)]
+        return Page(rows[offset:offset + limit], len(rows))
+
+    def timeline(self) -> list:
+        """Chrome-tracing events of task executions ([] when none are recorded)."""
+        api = _state_api()
+        if api is None or not hasattr(api, "timeline_events"):
+            return []
+        return list(api.timeline_events())
+
+    # ---- logs ----------------------------------------------------------------------------
+    def log_files(self) -> Page:
+        """The log files of every node whose session directory is on this machine."""
+        rows = []
+        skipped = 0
+        for node_id, record in self.gcs.nodes().items():
+            directory = self._log_dir(record)
+            if directory is None:
+                skipped += 1
+                continue
+            try:
+                names = sorted(os.listdir(directory))
+            except OSError:
+                continue
+            for name in names:
+                path = os.path.join(directory, name)
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue
+                rows.append({"node_id": node_id, "name": name, "size": st.st_size,
+                             "mtime": st.st_mtime})
+        rows.sort(key=lambda r: -r["mtime"])
+        note = f"{skipped} node(s) keep their logs on another machine." if skipped else ""
+        return Page(rows, len(rows), note)
+
+    def log_tail(self, node_id: str, name: str, max_bytes: int = LOG_TAIL_BYTES) -> str | None:
+        """The last ``max_bytes`` of one log file; None when there is no such file (the
+        name must be a plain file name in that node's log directory)."""
+        if not name or "/" in name or name.startswith("."):
+            return None
+        record = self.gcs.nodes().get(node_id)
+        directory = self._log_dir(record) if record is not None else None
+        if directory is None or name not in os.listdir(directory):
+            return None
+        path = os.path.join(directory, name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            return None
+        with os.fdopen(fd, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            f.seek(max(0, size - max_bytes))
+            return f.read().decode(errors="replace")
+
+    @staticmethod
+    def _log_dir(record) -> str | None:
+        """The node's log directory if it is on this machine and private to us."""
+        if not record.session:
+            return None
+        from raylite.security.files import check_private
+        from raylite.session import session_from_root
+        directory = session_from_root(record.session).logs
+        try:
+            check_private(directory, want_dir=True)
+        except OSError:
+            return None
+        return directory
+
+
+def _as_dict(item) -> dict:
+    """A state-API entry (a dict or a dataclass) as a plain dict."""
+    if isinstance(item, dict):
+        return item
+    import dataclasses
+    if dataclasses.is_dataclass(item) and not isinstance(item, type):
+        return dataclasses.asdict(item)
+    return dict(vars(item))
