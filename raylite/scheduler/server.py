@@ -329,7 +329,8 @@ async def serve(cfg, procs: WorkerProcesses | None = None, prestarted: list | No
     scheduler.object_service.gcs = scheduler.gcs
     metrics_port = 0
     if cfg.metrics_export_port >= 0:
-        metrics_port = start_metrics(scheduler, asyncio.get_running_loop())
+        # In a thread: importing prometheus-client must not hold up drivers registering.
+        metrics_port = await asyncio.to_thread(start_metrics, scheduler, asyncio.get_running_loop())
     scheduler.gcs.register_node(NodeRecord(
         node_id=cfg.node_id, address=scheduler.tcp_address, uds=uds,
         host=advertised_host(cfg.host), resources=dict(cfg.resources), alive=True,
