@@ -244,7 +244,8 @@ def _start_dashboard(handle: ClusterHandle, token: str, password: str, gcs_socke
                                   embedded_driver_pid=os.getpid())
     handle.procs.insert(0, proc)
     try:
-        handle.dashboard_url = wait_dashboard(proc, ready)
+        # host:port, as Ray's RayContext.dashboard_url (no scheme).
+        handle.dashboard_url = wait_dashboard(proc, ready).split("://", 1)[-1]
     except RuntimeError as err:
         handle.shutdown()
         raise RuntimeError(f"{err}\n{_log_tail(handle.session, 'dashboard.log')}") from None

@@ -74,7 +74,7 @@ def workload(ray_start):
     assert ray.get([g.hello.remote() for g in greeters]) == ["hi", "hi"]
     with pytest.raises(ValueError):
         ray.get(explode.remote())
-    yield {"url": ray_start.dashboard_url, "token": global_state.connection().worker.token,
+    yield {"url": "http://" + ray_start.dashboard_url, "token": global_state.connection().worker.token,
            "node_id": global_state.connection().worker.node_id, "greeters": greeters}
 
 

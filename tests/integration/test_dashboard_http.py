@@ -38,7 +38,7 @@ def cluster(ray_start):
     metrics.Counter("dash_test_events", description="events", tag_keys=("kind",)).inc(
         5, tags={"kind": "x"})
     metrics.snapshot()   # sends this process's buffered updates
-    url = urllib.parse.urlsplit(ray_start.dashboard_url)
+    url = urllib.parse.urlsplit("http://" + ray_start.dashboard_url)
     yield {"host": url.hostname, "port": url.port, "counters": counters,
            "token": global_state.connection().worker.token,
            "gcs": global_state.connection().gcs}
@@ -59,7 +59,7 @@ def _bearer(cluster) -> dict:
 
 
 def test_init_reports_the_dashboard_url(ray_start):
-    assert ray_start.dashboard_url.startswith("http://127.0.0.1:")
+    assert ray_start.dashboard_url.startswith("127.0.0.1:")   # host:port, as in Ray
     assert ray_start["webui_url"] == ray_start.dashboard_url
 
 
