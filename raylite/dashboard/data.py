@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from raylite.gcs.liveness import is_alive
 
@@ -56,6 +58,68 @@ def _state_api():
 
 NO_STATE_API = ("Task and object details need the task-event state API "
                 "(raylite.util.state), which this build does not have.")
+TASKS_TTL_S = 3.0
+OBJECTS_TTL_S = 5.0
+TIMELINE_PAGE_EVENTS = 2000
+
+
+class Cached:
+    """The last result of an expensive read (every task event of the cluster). A caller
+    finding it older than ``ttl_s`` gets it at once while one background thread reads
+    it again; only the very first call waits. Errors of a background read are logged
+    and the old value kept."""
+
+    def __init__(self, read, ttl_s: float):
+        self.read = read
+        self.ttl_s = ttl_s
+        self.value: Any = None
+        self.at = 0.0
+        self.lock = threading.Lock()
+        self.refreshing = False
+
+    def get(self):
+        with self.lock:
+            value, age = self.value, time.monotonic() - self.at
+            stale = value is not None and age >= self.ttl_s and not self.refreshing
+            if stale:
+                self.refreshing = True
+        if value is None:
+            return self._refresh()
+        if stale:
+            threading.Thread(target=self._refresh_quietly, daemon=True,
+                             name="raylite-dashboard-read").start()
+        return value
+
+    def _refresh(self):
+        value = self.read()
+        with self.lock:
+            self.value, self.at, self.refreshing = value, time.monotonic(), False
+        return value
+
+    def _refresh_quietly(self) -> None:
+        try:
+            self._refresh()
+        except Exception as exc:
+            log.warning("dashboard: reading the cluster state failed: %s", exc)
+            with self.lock:
+                self.refreshing = False
+
+
+@dataclass
+class TaskTable:
+    """Every recorded task attempt, newest first, and the counts by state."""
+
+    rows: list
+    by_state: dict
+
+
+def _task_table(rows: list) -> TaskTable:
+    rows = sorted(rows, key=lambda r: (r.get("creation_time_ms") or r.get("start_time_ms") or 0),
+                  reverse=True)
+    counts: dict = {}
+    for row in rows:
+        counts[row.get("state")] = counts.get(row.get("state"), 0) + 1
+    return TaskTable(rows, counts)
 
 
 class DashboardData:
@@ -65,6 +129,9 @@ class DashboardData:
         self.gcs = gcs
         self.token = token
         self._stubs: dict[str, object] = {}
+        api = _state_api()
+        self._tasks = Cached(lambda: _task_table(api.task_rows(gcs)), TASKS_TTL_S) if api else None
+        self._objects = Cached(lambda: api.object_rows(gcs), OBJECTS_TTL_S) if api else None
 
     # ---- nodes ------------------------------------------------------------------------
     def nodes(self) -> Page:
@@ -144,41 +211,46 @@ class DashboardData:
 
     # ---- tasks, objects, timeline (task-event state API) ------------------------------
     def tasks(self, limit=100, offset=0, state: str = "") -> Page:
-        """Tasks, newest first; ``state`` filters (RUNNING, FINISHED, FAILED, ...)."""
+        """Task attempts, newest first; ``state`` filters (RUNNING, FINISHED, FAILED, ...)."""
         limit, offset = clamp(limit, offset)
-        api = _state_api()
-        if api is None:
+        if self._tasks is None:
             return Page([], 0, NO_STATE_API)
-        filters = [("state", "=", state)] if state else None
-        rows = [_as_dict(t) for t in api.list_tasks(filters=filters, limit=offset + limit,
-                                                    detail=True)]
-        return Page(rows[offset:offset + limit], len(rows))
+        table = self._tasks.get()
+        rows = [r for r in table.rows if r.get("state") == state] if state else table.rows
+        return Page([_task_summary(r) for r in rows[offset:offset + limit]], len(rows),
+                    extra={"by_state": table.by_state})
 
     def task(self, task_id: str) -> dict | None:
-        """One task with its error and traceback, None when unknown."""
-        api = _state_api()
-        if api is None:
+        """The latest attempt of one task (by id or id prefix) with its error and
+        traceback, and ``attempts``; None when unknown."""
+        if self._tasks is None or not task_id:
             return None
-        found = api.get_task(task_id)
-        if isinstance(found, list):
-            found = found[-1] if found else None
-        return _as_dict(found) if found is not None else None
+        found = [r for r in self._tasks.get().rows if str(r.get("task_id", "")).startswith(task_id)]
+        if not found:
+            return None
+        found.sort(key=lambda r: r.get("attempt_number") or 0)
+        latest = dict(found[-1])
+        latest["attempts"] = len(found)
+        return latest
 
     def objects(self, limit=100, offset=0) -> Page:
         """Objects in the cluster, largest first."""
         limit, offset = clamp(limit, offset)
-        api = _state_api()
-        if api is None:
+        if self._objects is None:
             return Page([], 0, NO_STATE_API)
-        rows = [_as_dict(o) for o in api.list_objects(limit=offset + limit, detail=True)]
+        rows = self._objects.get()
         return Page(rows[offset:offset + limit], len(rows))
 
-    def timeline(self) -> list:
-        """Chrome-tracing events of task executions ([] when none are recorded)."""
-        api = _state_api()
-        if api is None or not hasattr(api, "timeline_events"):
+    def timeline(self, last: int | None = None) -> list:
+        """Chrome-tracing events of task executions ([] when none are recorded); with
+        ``last``, only the ``last`` executions that started most recently."""
+        if self._tasks is None:
             return []
-        return list(api.timeline_events())
+        from raylite.observability.timeline import chrome_events  # type: ignore[import-not-found]
+        rows = [r for r in self._tasks.get().rows if r.get("start_time_ms")]
+        if last is not None:
+            rows = sorted(rows, key=lambda r: r["start_time_ms"])[-last:]
+        return chrome_events(rows, time.time() * 1000.0)
 
     # ---- logs ----------------------------------------------------------------------------
     def log_files(self) -> Page:
@@ -240,11 +312,15 @@ class DashboardData:
         return directory
 
 
-def _as_dict(item) -> dict:
-    """A state-API entry (a dict or a dataclass) as a plain dict."""
-    if isinstance(item, dict):
-        return item
-    import dataclasses
-    if dataclasses.is_dataclass(item) and not isinstance(item, type):
-        return dataclasses.asdict(item)
-    return dict(vars(item))
+TASK_SUMMARY_FIELDS = ("task_id", "attempt_number", "name", "state", "type", "actor_id",
+                       "node_id", "worker_id", "worker_pid", "error_type", "error_message",
+                       "creation_time_ms", "start_time_ms", "end_time_ms", "job_id")
+
+
+def _task_summary(row: dict) -> dict:
+    """What a task list shows of an attempt (not its event history)."""
+    out = {k: row.get(k) for k in TASK_SUMMARY_FIELDS}
+    error = row.get("error_message")
+    if error and len(str(error)) > 300:
+        out["error_message"] = str(error)[-300:]
+    return out

@@ -186,10 +186,16 @@ def _first_line(text) -> str:
 
 
 def tasks_page(page, state: str, limit: int, offset: int) -> str:
-    filters = ['<p class=filters>state: <a href="/tasks">all</a>']
-    for s in ("PENDING_ARGS_AVAIL", "PENDING_NODE_ASSIGNMENT", "RUNNING", "FINISHED", "FAILED"):
+    counts = page.extra.get("by_state") or {}
+    everything = f" ({sum(counts.values())})" if counts else ""
+    filters = [f'<p class=filters>state: <a href="/tasks"{" class=active" if not state else ""}>'
+               f"all{everything}</a>"]
+    known = ("PENDING_ARGS_AVAIL", "PENDING_NODE_ASSIGNMENT", "SUBMITTED_TO_WORKER", "RUNNING",
+             "FINISHED", "FAILED")
+    for s in known + tuple(sorted(k for k in counts if k and k not in known)):
         css = " class=active" if s == state else ""
-        filters.append(f' <a href="/tasks?state={s}"{css}>{s}</a>')
+        n = f" ({counts[s]})" if s in counts else ""
+        filters.append(f' <a href="/tasks?state={esc(s)}"{css}>{esc(s)}{n}</a>')
     filters.append("</p>")
     rows = []
     for t in page.rows:
@@ -213,7 +219,7 @@ def task_page(task: dict | None, task_id: str) -> str:
                       "<p class=empty>No such task (or no task events recorded).</p>", live=False)
     rows = [[esc(k), f"<code>{esc(v)}</code>"] for k, v in sorted(task.items())
             if k not in ("error_message", "traceback") and not isinstance(v, (list, dict))]
-    error = task.get("error_message") or task.get("traceback") or ""
+    error = task.get("traceback") or task.get("error_message") or ""
     err_html = f"<h2>Error</h2><pre class=traceback>{esc(error)}</pre>" if error else ""
     return layout(f"Task {task_id[:16]}", "/tasks", err_html + table(["field", "value"], rows, ""),
                   live=False)

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from raylite.dashboard import auth, pages
 from raylite.dashboard.assets import APP_CSS, APP_JS
-from raylite.dashboard.data import DashboardData, clamp
+from raylite.dashboard.data import TIMELINE_PAGE_EVENTS, DashboardData, clamp
 from raylite.dashboard.plots import ResourceHistory
 
 log = logging.getLogger("raylite.dashboard")
@@ -166,7 +166,7 @@ async def log_view(request: web.Request) -> web.Response:
 
 
 async def timeline(request: web.Request) -> web.Response:
-    events = await _read(request.app[DATA_KEY].timeline)
+    events = await _read(request.app[DATA_KEY].timeline, TIMELINE_PAGE_EVENTS)
     return _html(pages.timeline_page(events))
 
 

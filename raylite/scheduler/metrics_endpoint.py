@@ -100,7 +100,8 @@ def metric_families(sample: NodeSample, actors: Iterable, user_metrics: dict,
     """The Prometheus metric families of one scrape (pure: no I/O).
 
     ``actors``: ActorRecords on this node; ``user_metrics``: raylite.util.metrics'
-    snapshot (only this node's series are exported); ``tasks``: (name, state) -> count.
+    snapshot (only this node's series are exported); ``tasks``: (name, state, node id)
+    -> count (the head exports the whole cluster's; node id '' for tasks not placed yet).
     """
     from prometheus_client.core import (
         CounterMetricFamily,
@@ -156,8 +157,8 @@ def metric_families(sample: NodeSample, actors: Iterable, user_metrics: dict,
         out.append(g)
         g = GaugeMetricFamily(prefix + "tasks", "Tasks by state (from the task events)",
                               labels=["Name", "State", "NodeId"])
-        for (name, state), n in sorted(tasks.items()):
-            g.add_metric([name, state, node], float(n))
+        for (name, state, task_node), n in sorted(tasks.items()):
+            g.add_metric([name, state, task_node], float(n))
         out.append(g)
         h = HistogramMetricFamily(prefix + "grpc_server_req_process_time_ms",
                                   "Handling time of the node scheduler's RPCs (ms)",
@@ -211,18 +212,18 @@ def _cumulative(bounds, counts) -> list:
 class NodeCollector:
     """A prometheus-client collector over a live node scheduler."""
 
-    def __init__(self, sample: Callable[[], NodeSample], gcs, node_id: str, is_head: bool,
+    def __init__(self, sample: Callable[[], NodeSample], gcs, node_id: str, cluster_wide: bool,
                  tasks: Callable[[], dict] | None = None):
         self.sample = sample
         self.gcs = gcs
         self.node_id = node_id
-        self.is_head = is_head
+        self.cluster_wide = cluster_wide   # also reports what no node holds yet
         self.tasks = tasks or (lambda: {})
 
     def _actors(self) -> list:
         # Pending actors have no node yet: the head reports them.
         return [r for r in self.gcs.all_actors().values()
-                if r.node_id == self.node_id or (self.is_head and not r.node_id)]
+                if r.node_id == self.node_id or (self.cluster_wide and not r.node_id)]
 
     def _user_metrics(self) -> dict:
         from raylite.util.metrics_buffer import aggregate
@@ -247,6 +248,29 @@ class NodeCollector:
             else:
                 tasks = value
         yield from metric_families(sample, actors, user, tasks)
+
+
+def task_counts_reader(gcs, ttl_s: float = 10.0) -> Callable[[], dict] | None:
+    """A reader of the cluster's tasks by (name, state, node id), from the task events of
+    the state API (raylite.util.state), cached ``ttl_s`` seconds since merging every
+    recorded event is not free; None when this build has no state API."""
+    try:
+        from raylite.util.state import task_rows  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    cache: dict = {"at": float("-inf"), "counts": {}}
+
+    def read() -> dict:
+        now = time.monotonic()
+        if now - cache["at"] >= ttl_s:
+            counts: dict = {}
+            for row in task_rows(gcs):
+                key = (row.get("name") or row.get("func_or_class_name") or "",
+                       row.get("state") or "", row.get("node_id") or "")
+                counts[key] = counts.get(key, 0) + 1
+            cache["at"], cache["counts"] = now, counts
+        return cache["counts"]
+    return read
 
 
 def sample_on_loop(loop: asyncio.AbstractEventLoop, take: Callable[[], NodeSample],

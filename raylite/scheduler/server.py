@@ -359,10 +359,18 @@ async def serve(cfg, procs: WorkerProcesses | None = None, prestarted: list | No
 def start_metrics(scheduler: NodeScheduler, loop: asyncio.AbstractEventLoop) -> int:
     """Serve the node's /metrics (raylite.scheduler.metrics_endpoint) on the node's bind
     address; returns the bound port, 0 when it could not start (logged, not fatal)."""
-    from raylite.scheduler.metrics_endpoint import NodeCollector, sample_on_loop
+    from raylite.scheduler.metrics_endpoint import (
+        NodeCollector,
+        sample_on_loop,
+        task_counts_reader,
+    )
     cfg = scheduler.cfg
+    # Tasks are counted once for the cluster, by the head (or the embedded node): every
+    # node reading every task event would multiply the cost.
+    cluster_wide = bool(cfg.is_head or cfg.embedded_driver_pid)
     collector = NodeCollector(sample_on_loop(loop, scheduler.metrics_sample), scheduler.gcs,
-                              scheduler.node_id, bool(cfg.is_head))
+                              scheduler.node_id, cluster_wide,
+                              task_counts_reader(scheduler.gcs) if cluster_wide else None)
     try:
         server = MetricsServer(collector, cfg.host, cfg.metrics_export_port, cfg.token)
     except OSError as exc:

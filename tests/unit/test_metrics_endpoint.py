@@ -76,7 +76,7 @@ def test_system_metrics_under_both_prefixes():
     actors = [SimpleNamespace(class_name="A", state="ALIVE"),
               SimpleNamespace(class_name="A", state="ALIVE"),
               SimpleNamespace(class_name="B", state="DEAD")]
-    text = _exposition(metric_families(_sample(), actors, {}, {("f", "FINISHED"): 7},
+    text = _exposition(metric_families(_sample(), actors, {}, {("f", "FINISHED", "n1"): 7},
                                        bounds=(1.0, 10.0)))
     for prefix in ("raylite_", "ray_"):
         assert f'{prefix}resources{{Name="CPU",NodeId="n1",State="USED"}} 3.0' in text
