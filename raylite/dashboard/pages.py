@@ -264,6 +264,11 @@ def log_view_page(node_id: str, name: str, text: str | None) -> str:
 
 def timeline_page(events: list, max_events: int = 2000) -> str:
     """The trace as one lane per (node, worker), bars for task executions."""
+    names: dict = {}
+    for e in events:   # metadata events name processes (nodes) and threads (workers)
+        if e.get("ph") == "M" and e.get("name") in ("process_name", "thread_name"):
+            key = (e.get("pid"),) if e["name"] == "process_name" else (e.get("pid"), e.get("tid"))
+            names[key] = str((e.get("args") or {}).get("name", ""))
     events = [e for e in events if e.get("ph") == "X" and "dur" in e][-max_events:]
     link = ('<p><a href="/api/timeline?download=1" id=download>Download the Chrome trace '
             "(JSON)</a> &mdash; open it in Perfetto or chrome://tracing.</p>")
@@ -272,17 +277,18 @@ def timeline_page(events: list, max_events: int = 2000) -> str:
                       "recorded</p>")
     lanes: dict = {}
     for e in events:
-        lanes.setdefault((str(e.get("pid", "")), str(e.get("tid", ""))), []).append(e)
+        lanes.setdefault((e.get("pid", ""), e.get("tid", "")), []).append(e)
     t0 = min(e["ts"] for e in events)
     t1 = max(e["ts"] + e["dur"] for e in events)
     span = (t1 - t0) or 1.0
-    width, lane_h, label_w = 900, 18, 170
+    width, lane_h, label_w = 1100, 18, 340
     height = lane_h * len(lanes) + 20
     parts = [f'<svg class=timeline width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}">']
-    for i, ((pid, tid), lane) in enumerate(sorted(lanes.items())):
+    for i, ((pid, tid), lane) in enumerate(sorted(lanes.items(), key=lambda kv: str(kv[0]))):
         y = i * lane_h
-        parts.append(f'<text x="2" y="{y + 13}" font-size="11">{esc(pid[:10])} {esc(tid[:10])}</text>')
+        label = f"{names.get((pid,), pid)} / {names.get((pid, tid), tid)}"
+        parts.append(f'<text x="2" y="{y + 13}" font-size="10">{esc(label[:52])}</text>')
         for e in lane:
             x = label_w + (e["ts"] - t0) / span * (width - label_w - 4)
             w = max(1.0, e["dur"] / span * (width - label_w - 4))

@@ -70,12 +70,20 @@ def workload(ray_start):
             return "hi"
 
     assert ray.get([square.remote(i) for i in range(50)])[-1] == 49 * 49
+    import numpy as np
+    held = ray.put(np.zeros(1 << 18))   # a 2 MiB object for the objects page
     greeters = [Greeter.options(name=f"greeter-{i}").remote() for i in range(2)]
     assert ray.get([g.hello.remote() for g in greeters]) == ["hi", "hi"]
     with pytest.raises(ValueError):
         ray.get(explode.remote())
     yield {"url": "http://" + ray_start.dashboard_url, "token": global_state.connection().worker.token,
-           "node_id": global_state.connection().worker.node_id, "greeters": greeters}
+           "node_id": global_state.connection().worker.node_id, "greeters": greeters,
+           "held": held}
+
+
+def _has_state_api() -> bool:
+    from raylite.dashboard.data import _state_api
+    return _state_api() is not None
 
 
 def _wait_text(browser, text: str, timeout: float = 20.0) -> str:
@@ -123,11 +131,31 @@ def test_dashboard_in_a_browser(browser, workload, tmp_path):
     assert "Greeter" in body and "greeter-0" in body and "ALIVE" in body
     browser.save_screenshot(str(shots / "actors.png"))
 
-    for page, expected in (("tasks", "Tasks"), ("objects", "Objects"), ("timeline", "Download")):
-        browser.get(f"{url}/{page}")
-        body = _wait_text(browser, expected)
-        assert expected in body
-        browser.save_screenshot(str(shots / f"{page}.png"))
+    state_api = _has_state_api()
+    browser.get(url + "/tasks")
+    body = _wait_text(browser, "explode" if state_api else "Tasks")
+    if state_api:   # the task events: states, names, the failure
+        assert "FAILED" in body and "square" in body and "Greeter.hello" in body
+        assert "dashboard-test-boom" in body
+    browser.save_screenshot(str(shots / "tasks.png"))
+    if state_api:
+        browser.find_element("css selector", "a[href^='/tasks/']").click()   # newest: explode
+        body = _wait_text(browser, "Traceback")
+        assert "Traceback" in body and "ValueError: dashboard-test-boom" in body
+        browser.save_screenshot(str(shots / "task_error.png"))
+
+    browser.get(url + "/objects")
+    body = _wait_text(browser, "2.0 MiB" if state_api else "Objects", timeout=30)
+    if state_api:
+        assert workload["held"].hex()[:16] in body and "2.0 MiB" in body
+    browser.save_screenshot(str(shots / "objects.png"))
+
+    browser.get(url + "/timeline")
+    body = _wait_text(browser, "Download")
+    if state_api:
+        assert browser.find_elements("css selector", "svg.timeline rect")
+        assert "worker" in body
+    browser.save_screenshot(str(shots / "timeline.png"))
 
     browser.get(url + "/logs")
     body = _wait_text(browser, "scheduler-")

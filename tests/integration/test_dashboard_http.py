@@ -133,6 +133,44 @@ def test_logs_are_listed_and_tailed_only_inside_the_log_directory(cluster):
         assert status == 404
 
 
+def _has_state_api() -> bool:
+    from raylite.dashboard.data import _state_api
+    return _state_api() is not None
+
+
+def _eventually(read, check, timeout: float = 30.0):
+    """``read()`` until ``check(value)`` holds (task events arrive within a second or so)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if check(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(0.3)
+
+
+def test_api_tasks_pages_and_filters(cluster):
+    if not _has_state_api():
+        status, _, body = _get(cluster, "/api/tasks", _bearer(cluster))
+        assert status == 200 and "state API" in json.loads(body)["note"]
+        return
+
+    def read(path):
+        return json.loads(_get(cluster, path, _bearer(cluster))[2])
+    data = _eventually(lambda: read("/api/tasks?state=FINISHED&limit=5"),
+                       lambda d: d["total"] >= 24)
+    assert data["total"] >= 24 and len(data["rows"]) == 5    # 20 squares, 2 creations, 2 incs
+    assert all(r["state"] == "FINISHED" for r in data["rows"])
+    names = {r["name"] for r in read("/api/tasks?limit=1000")["rows"]}
+    assert any(n.endswith("square") for n in names) and "Counter.inc" in names
+    second = read("/api/tasks?state=FINISHED&limit=5&offset=5")["rows"]
+    assert not {r["task_id"] for r in second} & {r["task_id"] for r in data["rows"]}
+    one = data["rows"][0]["task_id"]
+    status, _, body = _get(cluster, f"/api/tasks/{one}", _bearer(cluster))
+    assert status == 200 and json.loads(body)["task_id"] == one
+    status, _, _ = _get(cluster, "/api/tasks/ffffffffffffffff", _bearer(cluster))
+    assert status == 404
+
+
 def test_timeline_downloads_as_json(cluster):
     status, headers, body = _get(cluster, "/api/timeline?download=1", _bearer(cluster))
     assert status == 200 and "attachment" in headers["Content-Disposition"]
@@ -170,6 +208,14 @@ def test_metrics_endpoint_of_the_node(cluster):
     lease_count = next(line for line in text.splitlines() if line.startswith(
         f'raylite_grpc_server_req_process_time_ms_count{{Method="RequestLease",NodeId="{nid}"}}'))
     assert float(lease_count.split()[-1]) >= 3   # the tasks' lease(s) and two actors
+    if _has_state_api():   # tasks by state, from the task events (cached 10 s)
+        def finished(text):
+            return sum(float(line.split()[-1]) for line in text.splitlines()
+                       if line.startswith("raylite_tasks{") and 'State="FINISHED"' in line
+                       and "square" in line)
+        text = _eventually(lambda: _scrape(node.metrics_export_port)[1],
+                           lambda t: finished(t) >= 20, timeout=40)
+        assert finished(text) == 20
 
 
 def test_metrics_beyond_loopback_require_the_token():
