@@ -133,6 +133,16 @@ class DashboardData:
         self._tasks = Cached(lambda: _task_table(api.task_rows(gcs)), TASKS_TTL_S) if api else None
         self._objects = Cached(lambda: api.object_rows(gcs), OBJECTS_TTL_S) if api else None
 
+    def warm(self) -> None:
+        """Read the expensive tables once (at start), so even the first page view is
+        served from the cache; never raises."""
+        for cached in (self._tasks, self._objects):
+            if cached is not None:
+                try:
+                    cached.get()
+                except Exception as exc:
+                    log.warning("dashboard: reading the cluster state failed: %s", exc)
+
     # ---- nodes ------------------------------------------------------------------------
     def nodes(self) -> Page:
         """Every node of the table, alive first, with resources used/total and store use."""

@@ -256,8 +256,10 @@ async def sample_forever(app: web.Application) -> None:
 
 async def _start_sampler(app: web.Application):
     task = asyncio.create_task(sample_forever(app))
+    warming = asyncio.create_task(asyncio.to_thread(app[DATA_KEY].warm))
     yield
     task.cancel()
+    warming.cancel()
 
 
 def make_app(data: DashboardData, token: str) -> web.Application:
