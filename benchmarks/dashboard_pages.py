@@ -44,6 +44,15 @@ def main(num_tasks: int) -> None:
         for attempt in ("first", "again"):
             status, size, seconds = fetch(host, int(port), path, token)
             print(f"{path:<40} {attempt:<6} {status} {size / 1024:9.1f} KiB {seconds:7.3f} s")
+    node = next(iter(global_state.connection().gcs.alive_nodes().values()))
+    for attempt in ("first", "again"):   # the node counts tasks by state (cached 10 s)
+        start = time.perf_counter()
+        conn = http.client.HTTPConnection("127.0.0.1", node.metrics_export_port, timeout=120)
+        conn.request("GET", "/metrics")
+        size = len(conn.getresponse().read())
+        conn.close()
+        print(f"{'/metrics of the node':<40} {attempt:<6} 200 {size / 1024:9.1f} KiB "
+              f"{time.perf_counter() - start:7.3f} s")
     ray.shutdown()
 
 

@@ -72,13 +72,18 @@ def workload(ray_start):
     assert ray.get([square.remote(i) for i in range(50)])[-1] == 49 * 49
     import numpy as np
     held = ray.put(np.zeros(1 << 18))   # a 2 MiB object for the objects page
+    def make_greeter(name):
+        greeter = Greeter.options(name=name).remote()
+        assert ray.get(greeter.hello.remote()) == "hi"
+        return greeter
+
     greeters = [Greeter.options(name=f"greeter-{i}").remote() for i in range(2)]
     assert ray.get([g.hello.remote() for g in greeters]) == ["hi", "hi"]
     with pytest.raises(ValueError):
         ray.get(explode.remote())
     yield {"url": "http://" + ray_start.dashboard_url, "token": global_state.connection().worker.token,
            "node_id": global_state.connection().worker.node_id, "greeters": greeters,
-           "held": held}
+           "held": held, "make_greeter": make_greeter}
 
 
 def _has_state_api() -> bool:
@@ -129,7 +134,13 @@ def test_dashboard_in_a_browser(browser, workload, tmp_path):
     browser.get(url + "/actors")
     body = _wait_text(browser, "greeter-1")
     assert "Greeter" in body and "greeter-0" in body and "ALIVE" in body
+    assert "greeter-late" not in body
+    # Live: an actor created now appears without reloading (the page re-reads itself).
+    late = workload["make_greeter"]("greeter-late")
+    body = _wait_text(browser, "greeter-late", timeout=30)
+    assert "greeter-late" in body, "the actors page did not update itself"
     browser.save_screenshot(str(shots / "actors.png"))
+    ray.kill(late)
 
     state_api = _has_state_api()
     browser.get(url + "/tasks")
