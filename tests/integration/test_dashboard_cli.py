@@ -56,3 +56,28 @@ def test_dashboard_can_be_turned_off(local_cluster):
         assert json.load(f)["dashboard_url"] == ""
     new = [d for d in set(os.listdir(cluster.run_dir)) - before if d.startswith("s-")]
     assert len(new) == 1
+
+
+def test_embedded_dashboard_dies_with_its_driver(embedded_env):
+    """A driver that started a dashboard is SIGKILLed: the dashboard (parent-death
+    signal), scheduler, workers and Redis all go; nothing of the cluster is left."""
+    import signal
+    import subprocess
+    import sys
+    env, leftovers = embedded_env
+    code = ("import raylite as ray, sys\n"
+            "ctx = ray.init(num_cpus=1, include_dashboard=True, dashboard_port=0)\n"
+            "print(ctx.dashboard_url, flush=True)\n"
+            "sys.stdin.read()\n")
+    driver = subprocess.Popen([sys.executable, "-c", code], env=env, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        url = driver.stdout.readline().strip()
+        assert url.startswith("127.0.0.1:"), url
+        status, _ = _get("http://" + url, "/api/nodes")
+        assert status == 401
+        assert any("raylite.dashboard" in line for line in leftovers.processes())
+    finally:
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(30)
+    leftovers.assert_gone(what="after the driver was killed")
