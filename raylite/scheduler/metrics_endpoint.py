@@ -7,8 +7,9 @@ actors on this node, the handling time of the scheduler's RPCs, the user metrics
 state API is present. The port is recorded in the node's GCS record
 (``NodeRecord.metrics_export_port``) so tools can find it.
 
-The HTTP server runs on a thread of its own (prometheus-client's WSGI exposition), so a
-scrape never runs on the scheduler's event loop: the scheduler's own counters are read
+The port is bound at start (a plain socket: the node registers with it), and the HTTP
+server (prometheus-client's WSGI exposition) is built and served on a thread of its
+own, so neither its imports nor a scrape run on the scheduler's event loop: the scheduler's own counters are read
 on the loop through ``run_coroutine_threadsafe`` (one consistent sample), the GCS
 (actors, user metrics) from the scrape thread.
 
@@ -24,6 +25,8 @@ import bisect
 import functools
 import hmac
 import logging
+import socket
+import socketserver
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -292,19 +295,28 @@ def bearer_ok(header: str, token: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode())
 
 
-class MetricsServer:
-    """The HTTP server of /metrics on a daemon thread. ``port`` is the bound port."""
+def bind_metrics_socket(host: str, port: int) -> socket.socket:
+    """Bind and listen on ``host:port`` (0: a free port) at once, cheaply, so the node
+    can record the port when it registers; MetricsServer serves it later. Raises
+    OSError when the address cannot be bound."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=64)
 
-    def __init__(self, collector, host: str, port: int, token: str):
-        from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+class MetricsServer:
+    """The HTTP server of /metrics on a daemon thread, over a socket from
+    bind_metrics_socket. ``port`` is the bound port."""
+
+    def __init__(self, collector, sock: socket.socket, token: str):
+        from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
         from prometheus_client import CollectorRegistry, make_wsgi_app
-        from prometheus_client.exposition import ThreadingWSGIServer
 
         from raylite.security.exposure import is_loopback
         registry = CollectorRegistry(auto_describe=False)
         registry.register(collector)
         app = make_wsgi_app(registry)
+        host, port = sock.getsockname()[:2]
         need_token = not is_loopback(host)
 
         def guarded(environ, start_response):
@@ -318,8 +330,18 @@ class MetricsServer:
             def log_message(self, format, *args):  # noqa: A002  (the base class's name)
                 pass
 
-        self.httpd = make_server(host, port, guarded, ThreadingWSGIServer, handler_class=Quiet)
-        self.port = int(self.httpd.server_port)
+        class Threading(socketserver.ThreadingMixIn, WSGIServer):
+            daemon_threads = True
+
+        # Serve the socket bound earlier: skip the server's own bind and take what its
+        # server_bind would have recorded.
+        self.httpd = Threading((host, port), Quiet, bind_and_activate=False)
+        self.httpd.socket.close()
+        self.httpd.socket = sock
+        self.httpd.server_name, self.httpd.server_port = host, port
+        self.httpd.setup_environ()
+        self.httpd.set_app(guarded)
+        self.port = int(port)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True,
                                        name="raylite-metrics-http")
         self.thread.start()

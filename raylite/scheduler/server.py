@@ -327,10 +327,8 @@ async def serve(cfg, procs: WorkerProcesses | None = None, prestarted: list | No
     from raylite.gcs.client import GcsClient  # after the socket is up: drivers wait on it
     scheduler.gcs = GcsClient(cfg.gcs_address, cfg.redis_password, cfg.gcs_socket)
     scheduler.object_service.gcs = scheduler.gcs
-    metrics_port = 0
-    if cfg.metrics_export_port >= 0:
-        # In a thread: importing prometheus-client must not hold up drivers registering.
-        metrics_port = await asyncio.to_thread(start_metrics, scheduler, asyncio.get_running_loop())
+    metrics_socket = bind_metrics(cfg)
+    metrics_port = metrics_socket.getsockname()[1] if metrics_socket is not None else 0
     scheduler.gcs.register_node(NodeRecord(
         node_id=cfg.node_id, address=scheduler.tcp_address, uds=uds,
         host=advertised_host(cfg.host), resources=dict(cfg.resources), alive=True,
@@ -340,6 +338,11 @@ async def serve(cfg, procs: WorkerProcesses | None = None, prestarted: list | No
         metrics_export_port=metrics_port))
     scheduler.beat = Heartbeat(scheduler.gcs, cfg.node_id, lambda: scheduler.state.available)
     scheduler.beat.start()
+    if metrics_socket is not None:
+        # In a thread: importing the HTTP server and prometheus-client must not hold up
+        # drivers registering (connections wait in the socket's backlog meanwhile).
+        loop = asyncio.get_running_loop()
+        loop.run_in_executor(None, start_metrics, scheduler, loop, metrics_socket)
     tasks = [asyncio.create_task(scheduler.watch_processes())]
     if cfg.ready_file:
         with open(cfg.ready_file + ".tmp", "w") as f:
@@ -356,9 +359,24 @@ async def serve(cfg, procs: WorkerProcesses | None = None, prestarted: list | No
             os.unlink(uds_path)
 
 
-def start_metrics(scheduler: NodeScheduler, loop: asyncio.AbstractEventLoop) -> int:
-    """Serve the node's /metrics (raylite.scheduler.metrics_endpoint) on the node's bind
-    address; returns the bound port, 0 when it could not start (logged, not fatal)."""
+def bind_metrics(cfg):
+    """The bound socket of the node's /metrics, None when off or when the port cannot be
+    bound (one line on stderr; the node runs on without metrics)."""
+    if cfg.metrics_export_port < 0:
+        return None
+    from raylite.scheduler.metrics_endpoint import bind_metrics_socket
+    try:
+        return bind_metrics_socket(cfg.host, cfg.metrics_export_port)
+    except OSError as exc:
+        log.warning("the metrics endpoint could not bind %s:%s: %s", cfg.host,
+                    cfg.metrics_export_port, exc)
+        sys.stderr.write(f"raylite: no metrics endpoint: cannot bind {cfg.host}:"
+                         f"{cfg.metrics_export_port} ({exc})\n")
+        return None
+
+
+def start_metrics(scheduler: NodeScheduler, loop: asyncio.AbstractEventLoop, sock) -> None:
+    """Serve the node's /metrics (raylite.scheduler.metrics_endpoint) on ``sock``."""
     from raylite.scheduler.metrics_endpoint import (
         NodeCollector,
         sample_on_loop,
@@ -372,13 +390,11 @@ def start_metrics(scheduler: NodeScheduler, loop: asyncio.AbstractEventLoop) -> 
                               scheduler.node_id, cluster_wide,
                               task_counts_reader(scheduler.gcs) if cluster_wide else None)
     try:
-        server = MetricsServer(collector, cfg.host, cfg.metrics_export_port, cfg.token)
-    except OSError as exc:
-        log.warning("the metrics endpoint could not bind %s:%s: %s", cfg.host,
-                    cfg.metrics_export_port, exc)
-        sys.stderr.write(f"raylite: no metrics endpoint: cannot bind {cfg.host}:"
-                         f"{cfg.metrics_export_port} ({exc})\n")
-        return 0
+        server = MetricsServer(collector, sock, cfg.token)
+    except Exception as exc:   # e.g. prometheus-client missing: the node runs on without
+        log.warning("the metrics endpoint did not start: %s", exc)
+        sys.stderr.write(f"raylite: no metrics endpoint: {exc}\n")
+        sock.close()
+        return
     scheduler.metrics = server
     log.info("metrics at http://%s:%d/metrics", cfg.host, server.port)
-    return server.port

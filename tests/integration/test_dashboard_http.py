@@ -219,12 +219,12 @@ def test_metrics_endpoint_of_the_node(cluster):
 
 
 def test_metrics_beyond_loopback_require_the_token():
-    from raylite.scheduler.metrics_endpoint import MetricsServer
+    from raylite.scheduler.metrics_endpoint import MetricsServer, bind_metrics_socket
 
     class Empty:
         def collect(self):
             return []
-    server = MetricsServer(Empty(), "0.0.0.0", 0, "secret-token")
+    server = MetricsServer(Empty(), bind_metrics_socket("0.0.0.0", 0), "secret-token")
     try:
         status, _ = _scrape(server.port)
         assert status == 401
