@@ -31,7 +31,8 @@ from raylite.core.object_ref import ObjectRef
 
 __version__ = "0.1.0"
 
-_LAZY_SUBMODULES = {"util", "dag", "actor", "tensor", "runtime_context", "experimental"}
+_LAZY_SUBMODULES = {"util", "dag", "actor", "tensor", "runtime_context", "experimental",
+                    "runtime_env"}
 
 
 def __getattr__(name):

@@ -54,13 +54,14 @@ def init(address: str | None = None, *, num_cpus: int | None = None, num_gpus: i
     "host:port" of a cluster's GCS. Raises RuntimeError when already initialized
     (unless ignore_reinit_error), ValueError for resources given while connecting,
     UnsupportedOptionError (a ValueError) for an argument raylite does not implement
-    given a non-default value (runtime_env, _system_config, _temp_dir; the dashboard and
-    metrics arguments when connecting), checked before anything starts, and
-    ConnectionError when the cluster cannot be reached. ``include_dashboard=True``
-    starts the web dashboard (``dashboard_host``, default loopback; ``dashboard_port``,
-    default 8265, 0 for any free port; the URL is ``init(...).dashboard_url``);
-    ``_metrics_export_port`` is the node's Prometheus port (default: any free port,
-    -1: none).
+    given a non-default value (_system_config, _temp_dir, runtime_env keys such as pip
+    or conda; the dashboard and metrics arguments when connecting), checked before
+    anything starts (runtime_env's local paths are packed then too: ValueError when
+    one is missing or over the size limit), and ConnectionError when the cluster
+    cannot be reached. ``include_dashboard=True`` starts the web dashboard
+    (``dashboard_host``, default loopback; ``dashboard_port``, default 8265, 0 for any
+    free port; the URL is ``init(...).dashboard_url``); ``_metrics_export_port`` is the
+    node's Prometheus port (default: any free port, -1: none).
     """
     from raylite.cluster import connect_cluster, start_embedded_cluster
     from raylite.options import check_init_args
@@ -81,6 +82,7 @@ def init(address: str | None = None, *, num_cpus: int | None = None, num_gpus: i
                                "'ray.shutdown()' prior to 'ray.init()'.")
         if configure_logging:
             _configure_logging(logging_level)
+        job_env, packages = _pack_job_env(runtime_env)   # before anything starts
         if address in (None, "", "local"):
             cluster = start_embedded_cluster(
                 num_cpus=num_cpus, num_gpus=num_gpus, resources=resources,
@@ -101,7 +103,27 @@ def init(address: str | None = None, *, num_cpus: int | None = None, num_gpus: i
             logger.info("Connected to Ray cluster.")
         global_state.set_connection(cluster)
         atexit.register(shutdown)
+        if runtime_env is not None:
+            _set_job_env(cluster, job_env, packages)
         return cluster.context()
+
+
+def _pack_job_env(runtime_env) -> tuple[dict, dict]:
+    """The job's runtime_env checked and its local paths packed, before anything starts."""
+    if runtime_env is None:
+        return {}, {}
+    from raylite.runtime_env.spec import normalize
+    from raylite.runtime_env.upload import pack_paths
+    return pack_paths(normalize(runtime_env))
+
+
+def _set_job_env(cluster, env: dict, packages: dict) -> None:
+    """Upload the job's packages and make its env the default of every submission."""
+    from raylite.runtime_env.context import set_job_env
+    from raylite.runtime_env.upload import upload
+    if packages:
+        upload(packages, cluster.worker.gcs)
+    set_job_env(cluster.worker, env)
 
 
 def _configure_logging(level) -> None:

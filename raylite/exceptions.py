@@ -188,10 +188,11 @@ class OutOfMemoryError(RayliteError):
 
 
 class RuntimeEnvSetupError(RayliteError):
-    """The requested runtime environment could not be prepared.
-
-    Not raised by raylite: runtime_env is rejected up front (UnsupportedOptionError)
-    until it is implemented. Kept for Ray scripts that catch it.
+    """The requested runtime environment could not be prepared: by ``ray.get`` of a
+    task whose runtime_env a node could not set up (a package missing from the GCS,
+    workers dying at start-up), or by ``.remote()`` when a local working_dir or
+    py_modules path vanished before it was packed. An actor whose runtime_env fails
+    dies with ActorDiedError (its ``cause`` is this error).
     """
 
 

@@ -102,6 +102,13 @@ def _check_strategy(value) -> None:
         encode(value)  # raises ValueError for strategies raylite does not know
 
 
+def _check_runtime_env(options) -> None:
+    # Checked (and local paths made absolute) once here; packed on first submission.
+    if options.runtime_env is not None:
+        from raylite.runtime_env.spec import normalize
+        object.__setattr__(options, "runtime_env", normalize(options.runtime_env))
+
+
 def _is_default(value, default) -> bool:
     # An empty dict/list asks for nothing, so it is as good as the default None.
     if value is None or value == default:
@@ -159,7 +166,7 @@ class TaskOptions(_Options):
     """Options of ``@ray.remote`` on a function, with Ray's defaults."""
 
     KIND: ClassVar[str] = "task"
-    UNIMPLEMENTED: ClassVar[tuple] = ("accelerator_type", "runtime_env", "label_selector",
+    UNIMPLEMENTED: ClassVar[tuple] = ("accelerator_type", "label_selector",
                                       "_metadata", "max_calls")
 
     num_cpus: float = 1
@@ -194,6 +201,7 @@ class TaskOptions(_Options):
             _int_at_least("max_calls", self.max_calls, 0)
         if self.max_calls == 0:  # Ray's own spelling of "no limit"
             object.__setattr__(self, "max_calls", None)
+        _check_runtime_env(self)
         _reject_unimplemented(self)
 
     def resource_request(self) -> dict:
@@ -209,7 +217,7 @@ class ActorOptions(_Options):
     """
 
     KIND: ClassVar[str] = "actor"
-    UNIMPLEMENTED: ClassVar[tuple] = ("accelerator_type", "runtime_env", "label_selector",
+    UNIMPLEMENTED: ClassVar[tuple] = ("accelerator_type", "label_selector",
                                       "_metadata", "max_pending_calls", "concurrency_groups",
                                       "object_store_memory")
 
@@ -248,6 +256,7 @@ class ActorOptions(_Options):
         _optional_bool("enable_task_events", self.enable_task_events)
         _int_at_least("max_pending_calls", self.max_pending_calls, -1)
         _check_strategy(self.scheduling_strategy)
+        _check_runtime_env(self)
         _reject_unimplemented(self)
 
     def placement_request(self) -> dict:
@@ -327,9 +336,10 @@ def check_init_args(*, connecting: bool, resources, runtime_env, include_dashboa
     """Validate ``init``'s arguments before anything starts.
 
     Raises UnsupportedOptionError for arguments raylite does not implement given a
-    value other than Ray's default (and for the dashboard and metrics arguments when
-    connecting: they apply to a cluster started by init), TypeError/ValueError for bad
-    resources, ports or dashboard arguments.
+    value other than Ray's default (runtime_env keys included; the dashboard and
+    metrics arguments when connecting: they apply to a cluster started by init),
+    TypeError/ValueError for bad resources, a bad runtime_env, ports or dashboard
+    arguments.
     """
     if resources is not None:
         _check_resources(None, None, resources)
@@ -351,8 +361,9 @@ def check_init_args(*, connecting: bool, resources, runtime_env, include_dashboa
             if value is not None:
                 raise UnsupportedOptionError(name, value,
                                              "it only applies to a cluster started by init")
-    if runtime_env:
-        raise UnsupportedOptionError("runtime_env", runtime_env)
+    if runtime_env is not None:
+        from raylite.runtime_env.spec import normalize
+        normalize(runtime_env)
     if _system_config:
         raise UnsupportedOptionError("_system_config", _system_config)
     if _temp_dir is not None:

@@ -73,6 +73,20 @@ class RuntimeContext:
         """The namespace of the job (inside tasks too)."""
         return self._worker.current_namespace()
 
+    # ---- runtime_env ------------------------------------------------------------------
+    @property
+    def runtime_env(self):
+        """The runtime_env this process runs under (a RuntimeEnv; the job's in the
+        driver), working_dir and py_modules as their package URIs."""
+        from raylite.runtime_env.context import job_env
+        from raylite.runtime_env.runtime_env import _rebuild
+        return _rebuild(job_env(self._worker)[0])
+
+    def get_runtime_env_string(self) -> str:
+        """The runtime_env as canonical JSON ("{}" for none)."""
+        from raylite.runtime_env.context import job_env
+        return job_env(self._worker)[1] or "{}"
+
     @property
     def was_current_actor_reconstructed(self) -> bool:
         return bool(getattr(self._worker, "actor_restarted", False))

@@ -11,6 +11,7 @@ from raylite.core.object_ref import ObjectRef
 from raylite.ids import random_id, return_ids
 from raylite.options import ActorOptions
 from raylite.protocol import common_pb2
+from raylite.runtime_env.context import effective as effective_env
 from raylite.util.scheduling_strategies import encode as encode_strategy
 
 
@@ -40,10 +41,13 @@ class ActorManager:
         its handle, or the existing actor's with get_if_exists.
 
         Raises ValueError when the name is taken, TypeError when an argument cannot be
-        serialized, and the error of a failed ref argument.
+        serialized, the error of a failed ref argument, and RuntimeEnvSetupError when a
+        runtime_env path can no longer be packed.
         """
         from raylite.actor import ActorHandle
         worker = self.worker
+        # Packs and uploads its working_dir / py_modules on first use (may raise).
+        runtime_env = effective_env(worker, options.runtime_env)
         namespace = options.namespace or worker.current_namespace()
         name = options.name
         actor_id = random_id()
@@ -67,7 +71,8 @@ class ActorManager:
                       "class_name": actor_class._name, "name": name or "", "namespace": namespace,
                       "meta": actor_class._meta, "max_restarts": options.max_restarts or 0,
                       "detached": detached, "deps": deps,
-                      "strategy": encode_strategy(options.scheduling_strategy)}
+                      "strategy": encode_strategy(options.scheduling_strategy),
+                      "runtime_env": runtime_env}
         for meta in actor_class._meta.values():
             if meta.get("max_task_retries") is None:
                 meta["max_task_retries"] = max_retries

@@ -85,6 +85,7 @@ class Placed:
 class PlacementFailed:
     message: str
     unschedulable: bool = False      # rejected for good (ActorUnschedulableError)
+    runtime_env_failed: bool = False  # its runtime_env could not be set up (ActorDiedError)
 
 
 @dataclass
@@ -304,8 +305,13 @@ class ActorCallState:
             self.placement_failed_for += self.placement_delay
             self.connecting = True
             return [RetryPlacementLater(self.placement_delay)]
-        cls = exc.ActorUnschedulableError if event.unschedulable else exc.ActorDiedError
         out: list = []
+        if event.runtime_env_failed:
+            self._die(exc.ActorDiedError(f"The actor died because its runtime_env could not "
+                                         f"be set up. {event.message}",
+                                         cause=exc.RuntimeEnvSetupError(event.message)), out)
+            return out
+        cls = exc.ActorUnschedulableError if event.unschedulable else exc.ActorDiedError
         self._die(cls(f"The actor could not be placed: {event.message}"), out)
         return out
 

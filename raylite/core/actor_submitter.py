@@ -159,7 +159,8 @@ class ActorCaller:
         request = node_pb2.LeaseRequest(
             resources=info["placement"], running_resources=info["running"], for_actor=True,
             job_id=worker.job_id, actor_id=self.actor_id, strategy=info.get("strategy", ""),
-            owner_worker_id="" if info["detached"] else worker.worker_id)
+            owner_worker_id="" if info["detached"] else worker.worker_id,
+            runtime_env=info.get("runtime_env", ""))
         try:
             reply, stub = await worker.lease(request)
         except asyncio.CancelledError:
@@ -170,7 +171,8 @@ class ActorCaller:
             self._feed(st.PlacementFailed(describe(err)))
             return
         if reply.rejected:
-            self._feed(st.PlacementFailed(reply.error, unschedulable=True))
+            self._feed(st.PlacementFailed(reply.error, unschedulable=True,
+                                          runtime_env_failed=reply.runtime_env_failed))
             return
         self._feed(st.Placed(reply.worker, tuple(reply.gpu_ids), (reply.lease_id, stub)))
 

@@ -228,13 +228,13 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
 
     def _resubmit(self, spec, deps: list, resources: dict, strategy: str) -> None:
         """Run a finished task again (lineage reconstruction): same task and return ids."""
-        key = (spec.function_id, tuple(sorted(resources.items())), strategy)
+        key = (spec.function_id, tuple(sorted(resources.items())), strategy, spec.runtime_env)
         # Its own retries cover a crash of the re-run and the recovery of lost arguments.
         self.submitter.submit(TaskEntry(spec, key, resources, RERUN_RETRIES, False, deps))
 
     def submit_task(self, fn, name: str, args, kwargs, *, num_returns, resources: dict,
                     max_retries: int, retry_exceptions, call_site: str, strategy: str = "",
-                    backpressure: int = 0):
+                    backpressure: int = 0, runtime_env: str = ""):
         """Submit a normal task; returns its ObjectRefs (for num_returns="streaming",
         a one-element list holding its ObjectRefGenerator).
 
@@ -254,9 +254,12 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
         out = [ObjectRef(oid, self.address_bytes) for oid in ids]
         if generator:
             out = self.start_generator(spec, generator, backpressure, out)
+        if runtime_env:
+            spec.runtime_env = runtime_env    # a re-run (lineage) needs the same env
         # As in Ray, the scheduling key includes the function: how deep tasks are
-        # pipelined onto a worker is learnt per function.
-        key = (fid, tuple(sorted(resources.items())), strategy)
+        # pipelined onto a worker is learnt per function. Workers started for another
+        # runtime_env (its canonical text, "" for the default) are other workers.
+        key = (fid, tuple(sorted(resources.items())), strategy, runtime_env)
         self.submitter.submit(TaskEntry(spec, key, resources, max_retries, retry_exceptions, deps))
         return out
 

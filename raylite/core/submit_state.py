@@ -152,6 +152,7 @@ class LeaseGranted:
 class LeaseRejected:
     request_id: int
     message: str
+    runtime_env_failed: bool = False   # the node could not set up the key's runtime_env
 
 
 @dataclass(slots=True)
@@ -422,10 +423,12 @@ class TaskSubmitState:
 
     def _lease_rejected(self, ev: LeaseRejected) -> list:
         kq = self._take_request(ev.request_id)
-        # No node can ever run these under their strategy: fail them, never hang.
+        # No node can ever run these under their strategy (or set up their runtime_env):
+        # fail them, never hang.
+        kind = exc.RuntimeEnvSetupError if ev.runtime_env_failed else exc.TaskUnschedulableError
         out = []
         while kq.queue:
-            out.append(self._fail(kq.queue.popleft(), exc.TaskUnschedulableError, ev.message))
+            out.append(self._fail(kq.queue.popleft(), kind, ev.message))
         return out
 
     def _lease_failed(self, ev: LeaseFailed) -> list:

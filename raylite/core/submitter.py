@@ -195,7 +195,8 @@ class TaskSubmitter:
     async def _lease_once(self, ins: ss.RequestLease) -> None:
         worker = self.worker
         request = node_pb2.LeaseRequest(resources=ins.resources, job_id=worker.job_id,
-                                        owner_worker_id=worker.worker_id, strategy=ins.key[2])
+                                        owner_worker_id=worker.worker_id, strategy=ins.key[2],
+                                        runtime_env=ins.key[3])
         try:
             reply, stub = await worker.lease(request)
         except asyncio.CancelledError:
@@ -210,7 +211,7 @@ class TaskSubmitter:
                                       f"{type(err).__name__}: {err}"))
             return
         if reply.rejected:
-            self._feed(ss.LeaseRejected(ins.request_id, reply.error))
+            self._feed(ss.LeaseRejected(ins.request_id, reply.error, reply.runtime_env_failed))
         else:
             self._feed(ss.LeaseGranted(ins.request_id, (reply, stub)))
 

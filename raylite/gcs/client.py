@@ -213,6 +213,20 @@ class GcsClient:
         prefix = keys.function_key("")
         return {k.decode()[len(prefix):] for k in self._redis.scan_iter(keys.function_key("*"))}
 
+    # ---- runtime_env packages -----------------------------------------------------
+    @gcs_call(retry=True)
+    def put_package(self, name: str, blob: bytes) -> bool:
+        """Store a runtime_env package once; False when it was there already."""
+        return bool(self._redis.set(keys.runtime_env_package(name), blob, nx=True))
+
+    @gcs_call(retry=True)
+    def has_package(self, name: str) -> bool:
+        return bool(self._redis.exists(keys.runtime_env_package(name)))
+
+    def get_package(self, name: str) -> bytes | None:
+        """The package's zip bytes, or None when it is not stored."""
+        return self._get(keys.runtime_env_package(name))
+
     # ---- nodes ------------------------------------------------------------------
     @gcs_call(retry=True)
     def register_node(self, record: NodeRecord) -> None:

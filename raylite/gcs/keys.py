@@ -24,6 +24,12 @@ def function_key(function_id_hex: str) -> str:
     return f"{PREFIX}fn:{function_id_hex}"
 
 
+def runtime_env_package(name: str) -> str:
+    """A runtime_env package (zip bytes, raw), named by its content hash
+    (``_ray_pkg_<hash>.zip``); written once by the first driver that uploads it."""
+    return f"{PREFIX}rtenv:pkg:{name}"
+
+
 def object_locations(object_id_hex: str) -> str:
     """Set of node ids whose store holds the object."""
     return f"{PREFIX}objloc:{object_id_hex}"

@@ -28,6 +28,7 @@ from raylite.protocol.channels import advertised_host, bind, make_server
 from raylite.scheduler.heartbeat import Heartbeat
 from raylite.scheduler.metrics_endpoint import MetricsServer, NodeSample, RpcLatency, timed_rpc
 from raylite.scheduler.placement import Peer
+from raylite.scheduler.runtime_envs import RuntimeEnvs
 from raylite.scheduler.state import (
     Grant,
     KillWorker,
@@ -72,6 +73,7 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
         self.drivers: dict[str, int] = {}
         self.beat: Heartbeat | None = None   # started once the GCS is connected
         self._nodes_read_at = 0.0
+        self.envs = RuntimeEnvs(self)
         self.rpc_latency = RpcLatency()
         self.metrics: MetricsServer | None = None   # when the node exports metrics
 
@@ -85,7 +87,10 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
                 else:
                     fut.set_result(action)
             elif isinstance(action, StartWorker):
-                self.start_worker()
+                if action.runtime_env:
+                    self.envs.start_worker(action.runtime_env)
+                else:
+                    self.start_worker()
             elif isinstance(action, KillWorker):
                 self.procs.kill(action.worker_id)
                 self.addresses.pop(action.worker_id, None)
@@ -121,14 +126,16 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
         except Exception as exc:  # the GCS may be going away with the cluster
             log.warning("could not record actor %s as dead: %s", hex_id[:8], exc)
 
-    def start_worker(self) -> None:
+    def start_worker(self, runtime_env: str = "", extra_env: dict | None = None) -> None:
         worker_id = uuid.uuid4().hex
         try:
-            self.procs.spawn(worker_id)
+            self.procs.spawn(worker_id, extra_env) if extra_env else self.procs.spawn(worker_id)
             self.unregistered.add(worker_id)
+            if runtime_env:
+                self.envs.of_worker[worker_id] = runtime_env
         except OSError as exc:
             log.error("could not start a worker: %s", exc)
-            self.apply(self.state.worker_start_failed())
+            self.apply(self.state.worker_start_failed(runtime_env))
 
     # ---- NodeScheduler service ----------------------------------------------------------
     @timed_rpc("RegisterWorker")
@@ -140,7 +147,8 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
         wid = request.address.worker_id
         self.unregistered.discard(wid)
         self.addresses[wid] = request.address
-        self.apply(self.state.worker_registered(wid, request.address.pid, time.monotonic()))
+        self.apply(self.state.worker_registered(wid, request.address.pid, time.monotonic(),
+                                                self.envs.registered(wid)))
         return reply
 
     @timed_rpc("RequestLease")
@@ -158,7 +166,7 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
                        dict(request.running_resources) if request.for_actor else None,
                        request.for_actor, request.owner_worker_id, request.job_id,
                        request.actor_id, movable=not request.strategy,
-                       queued_at=time.monotonic())
+                       queued_at=time.monotonic(), runtime_env=request.runtime_env)
         self.apply(self.state.request(ask))
         try:
             outcome = await fut
@@ -167,7 +175,8 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
             self.state.cancel_request(rid)
             raise
         if isinstance(outcome, Reject):
-            return node_pb2.LeaseReply(rejected=True, error=outcome.reason)
+            return node_pb2.LeaseReply(rejected=True, error=outcome.reason,
+                                       runtime_env_failed=outcome.runtime_env_failed)
         if isinstance(outcome, Spill):
             return node_pb2.LeaseReply(spill_to=outcome.address)
         lease_id = outcome.lease_id
@@ -271,7 +280,10 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
                 self.addresses.pop(wid, None)
                 if wid in self.unregistered:
                     self.unregistered.discard(wid)
-                    self.apply(self.state.worker_start_failed())
+                    if wid in self.envs.of_worker:
+                        self.apply(self.envs.start_failed(wid))
+                    else:
+                        self.apply(self.state.worker_start_failed())
                 else:
                     self.apply(self.state.worker_died(wid))
                     self.apply(self.state.owner_died(wid))

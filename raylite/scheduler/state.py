@@ -32,6 +32,7 @@ class LeaseAsk:
     actor_id: bytes = b""
     movable: bool = False     # may move on to another node (DEFAULT strategy: no pinning)
     queued_at: float = 0.0    # monotonic time it was queued here
+    runtime_env: str = ""     # canonical text of its runtime_env ("" = default)
 
 
 @dataclass
@@ -49,6 +50,7 @@ class Worker:
     idle_since: float = 0.0
     last_job: bytes = b""        # the job of its last lease: it has that job's code loaded
     actor_id: bytes = b""
+    runtime_env: str = ""        # the env it was started with; only leased for that env
 
 
 @dataclass
@@ -61,7 +63,7 @@ class Grant:
 
 @dataclass
 class StartWorker:
-    pass
+    runtime_env: str = ""         # start it with this env (the shell prepares it first)
 
 
 @dataclass
@@ -80,6 +82,7 @@ class Warn:
 class Reject:
     request_id: int
     reason: str
+    runtime_env_failed: bool = False
 
 
 @dataclass
@@ -104,6 +107,7 @@ class SchedulerState:
         self.workers: dict[str, Worker] = {}
         self.pending: deque[LeaseAsk] = deque()
         self.starting = 0
+        self.starting_envs: dict[str, int] = {}   # workers starting per runtime_env text
         cpus = int(total.get("CPU", 1))
         self.idle_keep = idle_keep if idle_keep is not None else max(1, cpus)
         # Caps the workers that run tasks (and the workers starting at once); a worker
@@ -118,17 +122,38 @@ class SchedulerState:
         self.pending.append(ask)
         return self.schedule()
 
-    def worker_starting(self) -> None:
+    def worker_starting(self, runtime_env: str = "") -> None:
         self.starting += 1
+        self.starting_envs[runtime_env] = self.starting_envs.get(runtime_env, 0) + 1
 
-    def worker_start_failed(self) -> list:
+    def _started(self, runtime_env: str) -> None:
         self.starting = max(0, self.starting - 1)
+        left = self.starting_envs.get(runtime_env, 0) - 1
+        if left > 0:
+            self.starting_envs[runtime_env] = left
+        else:
+            self.starting_envs.pop(runtime_env, None)
+
+    def worker_start_failed(self, runtime_env: str = "") -> list:
+        self._started(runtime_env)
         return self.schedule()
 
-    def worker_registered(self, worker_id: str, pid: int, now: float = 0.0) -> list:
-        self.starting = max(0, self.starting - 1)
-        self.workers[worker_id] = Worker(worker_id, pid, registered=True, idle_since=now)
+    def worker_registered(self, worker_id: str, pid: int, now: float = 0.0,
+                          runtime_env: str = "") -> list:
+        self._started(runtime_env)
+        self.workers[worker_id] = Worker(worker_id, pid, registered=True, idle_since=now,
+                                         runtime_env=runtime_env)
         return self.schedule()
+
+    def runtime_env_failed(self, runtime_env: str, reason: str, starts: int = 0) -> list:
+        """The node could not set up ``runtime_env`` (``starts`` of the workers being
+        started for it will never come): reject every ask waiting for it."""
+        for _ in range(starts):
+            self._started(runtime_env)
+        actions: list = [Reject(a.request_id, reason, runtime_env_failed=True)
+                         for a in self.pending if a.runtime_env == runtime_env]
+        self.pending = deque(a for a in self.pending if a.runtime_env != runtime_env)
+        return actions + self.schedule()
 
     def lease_returned(self, lease_id: bytes, kill: bool = False, now: float = 0.0) -> list:
         worker = self._by_lease(lease_id)
@@ -233,7 +258,7 @@ class SchedulerState:
         actions: list = []
         idle = [w for w in self.workers.values() if w.registered and w.lease_id is None]
         still: deque[LeaseAsk] = deque()
-        needed_workers = 0
+        needed: dict[str, int] = {}     # runtime_env text -> workers wanted for it
         # What would remain if every ask waiting for a worker got one: only asks that
         # could run at once are worth starting workers for.
         unclaimed = dict(self.available)
@@ -241,23 +266,42 @@ class SchedulerState:
             if not res.fits(ask.resources, unclaimed) or not self.gpus.can(ask.resources):
                 still.append(ask)
                 continue
-            if not idle:
-                needed_workers += 1
+            worker = _warmest(idle, ask.job_id, ask.runtime_env) if idle else None
+            if worker is None:
+                needed[ask.runtime_env] = needed.get(ask.runtime_env, 0) + 1
                 res.subtract(unclaimed, ask.running_resources if ask.for_actor and
                              ask.running_resources is not None else ask.resources)
                 still.append(ask)
                 continue
-            worker = _warmest(idle, ask.job_id)
             actions.append(self._grant(ask, worker))
             res.subtract(unclaimed, self.workers[worker.worker_id].held)
         self.pending = still
-        wanted = needed_workers - self.starting
+        if needed:
+            self._start_workers(needed, idle, actions)
+        return actions
+
+    def _start_workers(self, needed: dict, idle: list, actions: list) -> None:
+        """Start the workers ``needed`` (per runtime_env) beyond those starting, within
+        the cap; idle workers of other runtime_envs are stopped to make room."""
+        starting = self.starting_envs
+        wanted_by_env = {env: n - starting.get(env, 0) for env, n in needed.items()
+                         if n > starting.get(env, 0)}
+        wanted = sum(wanted_by_env.values())
         if wanted > 0:
             live = sum(1 for w in self.workers.values() if not w.for_actor) + self.starting
             can_start = max(0, self.max_workers - live)
-            for _ in range(min(wanted, can_start)):
-                self.starting += 1
-                actions.append(StartWorker())
+            if wanted > can_start and idle:
+                # Idle workers left now started for an env no ask here can use.
+                for victim in sorted(idle, key=lambda w: w.idle_since)[:wanted - can_start]:
+                    self.workers.pop(victim.worker_id, None)
+                    actions.append(KillWorker(victim.worker_id))
+                    can_start += 1
+            room = can_start
+            for env, count in wanted_by_env.items():
+                for _ in range(min(count, room)):
+                    self.worker_starting(env)
+                    actions.append(StartWorker(env))
+                room -= min(count, room)
             if wanted > can_start and not self._warned_cap and live - self.starting >= \
                     self.max_workers:
                 self._warned_cap = True
@@ -265,7 +309,6 @@ class SchedulerState:
                     f"{wanted - can_start} lease request(s) on this node wait for a worker: "
                     f"{live - self.starting} task workers run here, the most allowed "
                     f"(RAYLITE_MAX_WORKERS={self.max_workers}); they start as workers free up"))
-        return actions
 
     def _grant(self, ask: LeaseAsk, worker: Worker) -> Grant:
         held = dict(ask.running_resources if ask.for_actor and ask.running_resources is not None
@@ -374,9 +417,17 @@ class GpuSlotsFor(res.GpuSlots):
         return sum(1 for f in self.free if f >= 1 - res.EPS) >= int(round(amount))
 
 
-def _warmest(idle: list, job_id: bytes) -> Worker:
-    """Take the idle worker to lease: one that last ran this job (its functions and
-    imports are loaded: no GCS read, no import, even while the GCS is down), the most
-    recently idle first; else the most recently idle one."""
-    best = max(range(len(idle)), key=lambda i: (idle[i].last_job == job_id, idle[i].idle_since))
-    return idle.pop(best)
+def _warmest(idle: list, job_id: bytes, runtime_env: str) -> Worker | None:
+    """Take the idle worker to lease, among those started for ``runtime_env`` (None
+    when there is none): one that last ran this job (its functions and imports are
+    loaded: no GCS read, no import, even while the GCS is down), the most recently
+    idle first; else the most recently idle one."""
+    best = -1
+    best_key: tuple = ()
+    for i, worker in enumerate(idle):
+        if worker.runtime_env != runtime_env:
+            continue
+        key = (worker.last_job == job_id, worker.idle_since)
+        if best < 0 or key > best_key:
+            best, best_key = i, key
+    return idle.pop(best) if best >= 0 else None

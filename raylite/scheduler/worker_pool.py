@@ -50,8 +50,11 @@ class WorkerProcesses:
         if use_zygote and os.environ.get("RAYLITE_NO_ZYGOTE") != "1":
             self._start_zygote(fork_zygote)
 
-    def _env(self, worker_id: str) -> dict:
+    def _env(self, worker_id: str, extra: dict | None = None) -> dict:
         env = dict(self.env_base)
+        if extra:   # a runtime_env's variables; the cluster's own wiring still wins
+            env.update(extra)
+            env.update((k, v) for k, v in self.env_base.items() if k.startswith("RAYLITE_"))
         env["RAYLITE_WORKER_ID"] = worker_id
         return env
 
@@ -90,10 +93,11 @@ class WorkerProcesses:
             self._exited.update(self.pids.values())
             self._pending.clear()
 
-    def spawn(self, worker_id: str) -> None:
-        """Start a worker. Raises OSError when it cannot be started."""
+    def spawn(self, worker_id: str, extra_env: dict | None = None) -> None:
+        """Start a worker (``extra_env``: a runtime_env's variables, see
+        raylite.runtime_env.node). Raises OSError when it cannot be started."""
         if self.zygote is not None and self.zygote.poll() is None:
-            request = {"worker_id": worker_id, "env": self._env(worker_id),
+            request = {"worker_id": worker_id, "env": self._env(worker_id, extra_env),
                        "log": self._log_path(worker_id)}
             with self._lock:
                 self._pending.add(worker_id)
@@ -105,11 +109,13 @@ class WorkerProcesses:
                 with self._lock:
                     self._pending.discard(worker_id)
         env = dict(os.environ)
-        env.update(self._env(worker_id))
+        env.update(self._env(worker_id, extra_env))
         log = open(self._log_path(worker_id), "ab")
         try:
+            # A runtime_env's working_dir is the cwd (so first on sys.path, with -m).
             self.procs[worker_id] = subprocess.Popen(
                 [sys.executable, "-u", "-m", "raylite.core.worker_main"], env=env,
+                cwd=(extra_env or {}).get("RAYLITE_RUNTIME_ENV_CWD"),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, close_fds=True)
         finally:
             log.close()

@@ -32,6 +32,7 @@ def _preload() -> None:
     import raylite.core.log_forward  # noqa: F401
     import raylite.core.worker_main  # noqa: F401
     import raylite.gcs.client  # noqa: F401
+    import raylite.runtime_env.worker  # noqa: F401
 
 
 
@@ -51,9 +52,21 @@ def _child(request: dict) -> None:
     sys.__stdout__, sys.__stderr__ = sys.stdout, sys.stderr  # type: ignore[misc]
     from raylite.core import worker_main
     try:
+        if "RAYLITE_RUNTIME_ENV" in os.environ:   # a worker for a runtime_env: enter it
+            _enter_runtime_env()
         worker_main.main()
     finally:
         os._exit(0)
+
+
+def _enter_runtime_env() -> None:
+    from raylite.runtime_env.worker import enter
+    try:
+        enter()
+    except OSError:   # e.g. its working_dir was removed: fail to start, loudly
+        import traceback
+        traceback.print_exc()
+        os._exit(1)
 
 
 class ForkedZygote:
