@@ -179,7 +179,10 @@ def test_dashboard_in_a_browser(browser, workload, tmp_path):
 
     # Logging out drops the cookie: the pages are closed again.
     browser.find_element("css selector", "header form button").click()
-    time.sleep(0.5)
+    deadline = time.monotonic() + 20
+    while "/login" not in browser.current_url:   # the logout's redirect has landed
+        assert time.monotonic() < deadline, "logging out did not lead to the login page"
+        time.sleep(0.2)
     browser.get(url + "/actors")
     assert "/login" in browser.current_url
     assert "greeter-0" not in browser.page_source
