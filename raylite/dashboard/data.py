@@ -2,7 +2,7 @@
 server calls them in a thread), all bounded (``limit``/``offset``), none raising for
 a missing part of the cluster: a page shows what it could read and says what not.
 
-Nodes, actors and jobs come from the GCS records (raylite.gcs); live node figures
+Nodes and actors come from the GCS records (raylite.gcs); live node figures
 (object store use) from each node scheduler's GetNodeInfo; tasks, objects and the
 timeline from the task-event state API (raylite.util.state) when this build has it;
 logs from the node session directories on this machine.
@@ -192,7 +192,7 @@ class DashboardData:
             target = record.uds
         return AuthedStub(node_pb2_grpc.NodeSchedulerStub(sync_channel(target)), self.token)
 
-    # ---- actors and jobs ----------------------------------------------------------------
+    # ---- actors ----------------------------------------------------------------
     def actors(self, limit=100, offset=0, state: str = "") -> Page:
         """Actors, alive first then newest; ``state`` filters (ALIVE, DEAD, ...)."""
         limit, offset = clamp(limit, offset)
@@ -210,14 +210,6 @@ class DashboardData:
                  "death_cause": r.death_cause, "time": r.time}
                 for r in records[offset:offset + limit]]
         return Page(rows, len(records), extra={"by_state": counts})
-
-    def jobs(self) -> Page:
-        """Jobs (drivers) seen by the GCS."""
-        jobs = self.gcs.jobs() if hasattr(self.gcs, "jobs") else {}
-        rows = [{"job_id": j.job_id, "driver_pid": j.driver_pid, "start": j.start,
-                 "namespace": j.namespace} for j in jobs.values()]
-        rows.sort(key=lambda r: -r["start"])
-        return Page(rows, len(rows))
 
     # ---- tasks, objects, timeline (task-event state API) ------------------------------
     def tasks(self, limit=100, offset=0, state: str = "") -> Page:
