@@ -212,7 +212,8 @@ def start_embedded_cluster(*, num_cpus, num_gpus, resources, object_store_memory
     import raylite.core.core_worker  # noqa: F401  (the slow import, overlapped with the boot)
     from raylite.gcs.client import GcsClient
     try:
-        gcs = GcsClient(gcs_address, password, unix_socket=redis_sock)
+        from raylite.gcs.signing import signing_key
+        gcs = GcsClient(gcs_address, password, unix_socket=redis_sock, signing_key=signing_key(token))
     except Exception as err:
         _stop(sched)
         _stop(redis_proc)
@@ -328,7 +329,10 @@ def read_current_cluster() -> dict:
     """
     from raylite.security.files import read_secret
     try:
-        return json.loads(read_secret(CURRENT_CLUSTER_FILE))
+        info = json.loads(read_secret(CURRENT_CLUSTER_FILE))
+        from raylite.security.user_tls import adopt_recorded
+        adopt_recorded(info)   # the head's TLS files, unless this process names its own
+        return info
     except (FileNotFoundError, ValueError) as err:
         raise ConnectionError("Could not find any running raylite instance. Start one with "
                               "`raylite start --head`, or call raylite.init() with no address "
@@ -358,7 +362,8 @@ def connect_cluster(address: str, *, namespace, log_to_driver: bool, token: str 
     if not token:
         raise ConnectionError(f"no cluster token for {address}: set RAYLITE_TOKEN or pass _token=")
     password = os.environ.get("RAYLITE_GCS_PASSWORD") or redis_password(token)
-    gcs = connect_gcs(address, password)
+    from raylite.gcs.signing import signing_key
+    gcs = connect_gcs(address, password, signing_key=signing_key(token))
     nodes = gcs.alive_nodes()
     me = socket.gethostname()
     chosen = None

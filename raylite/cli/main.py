@@ -56,8 +56,10 @@ def cmd_start(args) -> int:
         print("joining a cluster needs its token: set RAYLITE_TOKEN or pass --token-file PATH",
               file=sys.stderr)
         return 2
+    from raylite.cli.tls_flags import join_hint, recorded, tls_from_arguments
     from raylite.security.exposure import warn_if_exposed
-    warn_if_exposed(args.host)
+    tls = tls_from_arguments(args)   # exits 2 on incomplete files or a key others can read
+    warn_if_exposed(args.host, tls=tls is not None)
     from raylite.object_store.store import sweep_stale_stores
     from raylite.session import SHM_PREFIX, SHM_ROOT
     sweep_stale_stores(SHM_ROOT, SHM_PREFIX)
@@ -79,8 +81,9 @@ def cmd_start(args) -> int:
     else:
         gcs_address, gcs_socket, redis_proc = args.address, "", None
     try:
+        from raylite.gcs.signing import signing_key
         connect_gcs(gcs_address, redis_password(token), unix_socket=gcs_socket or None,
-                    connect_timeout=15).close()
+                    connect_timeout=15, signing_key=signing_key(token)).close()
     except AuthenticationError as err:
         print(f"raylite start: {err}", file=sys.stderr)
         _stop_redis(redis_proc)
@@ -115,7 +118,7 @@ def cmd_start(args) -> int:
         write_secret(CURRENT_CLUSTER_FILE, json.dumps(
             {"gcs_address": gcs_address, "password": redis_password(token), "token": token,
              "token_file": token_file, "session": session.root, "redis_pid": redis_proc.pid,
-             "dashboard_url": dashboard_url}))
+             "dashboard_url": dashboard_url, **recorded(tls)}))
         print(f"raylite head started: GCS at {gcs_address}, node scheduler at {address}")
         print("  connect a driver here:   ray.init(address=\"auto\")")
         # Never the token itself: terminals and CI logs are not secret.
@@ -124,6 +127,8 @@ def cmd_start(args) -> int:
             print(f"  dashboard:               {dashboard_url}  (log in with the token)")
         print(f"  join another node:       raylite start --token-file={token_file} "
               f"--address={gcs_address}")
+        if join_hint(tls):
+            print(join_hint(tls))
     else:
         print(f"raylite node {node_id[:8]} joined {gcs_address} (scheduler at {address})")
     if args.block:
@@ -306,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="file (mode 0600) holding the cluster token; else $RAYLITE_TOKEN; "
                         "a head generates one when neither is given")
     s.add_argument("--block", action="store_true", help="stay in the foreground")
+    from raylite.cli.tls_flags import add_tls_arguments
+    add_tls_arguments(s)
     from raylite.cli.observe_flags import add_start_flags
     add_start_flags(s)
     s.set_defaults(fn=cmd_start)

@@ -20,6 +20,7 @@ from raylite.core.actor_state import ALIVE, DEAD, PENDING, RESTARTING, ActorCall
 from raylite.core.local_channel import open_task_stream
 from raylite.core.object_manager import _quiet, error_value, relabeled
 from raylite.core.task_stream import TaskStream, describe
+from raylite.exceptions import AuthenticationError
 from raylite.gcs.records import ActorRecord
 from raylite.ids import spec_return_ids
 from raylite.protocol import common_pb2, node_pb2
@@ -220,7 +221,11 @@ class ActorCaller:
         started = time.monotonic()
         actor_hex = self.actor_id.hex()
         while True:
-            record = self.worker.gcs.get_actor(actor_hex)
+            try:
+                record = self.worker.gcs.get_actor(actor_hex)
+            except AuthenticationError as err:   # a forged record: never dial it
+                self._feed(st.ActorGone(str(err)))
+                return
             if record is not None and record.state == DEAD:
                 self._feed(st.ActorGone(
                     f"The actor {actor_hex} is dead: {record.death_cause or 'it exited'}"))

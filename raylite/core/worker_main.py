@@ -21,7 +21,9 @@ def main() -> int:
     from raylite.session import session_from_root
 
     session = session_from_root(env["RAYLITE_SESSION"])
-    gcs = GcsClient(env["RAYLITE_GCS"], env["RAYLITE_GCS_PASSWORD"], env.get("RAYLITE_GCS_SOCKET") or None)
+    from raylite.gcs.signing import signing_key
+    gcs = GcsClient(env["RAYLITE_GCS"], env["RAYLITE_GCS_PASSWORD"], env.get("RAYLITE_GCS_SOCKET") or None,
+                    signing_key=signing_key(env["RAYLITE_TOKEN"]))
     worker = CoreWorker(WORKER, node_id=env["RAYLITE_NODE_ID"], session=session,
                         token=env["RAYLITE_TOKEN"], gcs=gcs, scheduler_target=env["RAYLITE_SCHEDULER"],
                         job_id=b"", store_dir=env["RAYLITE_STORE_DIR"],

@@ -8,6 +8,7 @@ a background thread.
 """
 from __future__ import annotations
 
+import hashlib
 import sys
 import threading
 import time
@@ -22,7 +23,9 @@ from raylite import exceptions as exc
 from raylite.gcs import keys, liveness
 from raylite.gcs.errors import RETRY_S, gcs_call, is_auth_failure, map_error
 from raylite.gcs.records import DEAD, ActorRecord, JobRecord, LineageRecord, NodeRecord
-from raylite.security.tokens import REDIS_USER
+from raylite.gcs.signing import TamperedRecordError, key_check, seal, unseal
+from raylite.security import user_tls
+from raylite.security.tokens import REDIS_USER, wrong_token
 
 # Delete the name binding only while it still names the releasing actor.
 _RELEASE_NAME = """
@@ -62,18 +65,33 @@ def parse_address(address: str) -> tuple[str, int]:
 class GcsClient:
     """Reads and writes cluster state in Redis.
 
-    The constructor raises AuthenticationError on a wrong password and
-    GcsUnavailableError (a ConnectionError) when the server cannot be reached within
-    ``connect_timeout``. Every method raises GcsUnavailableError when the GCS stays
-    unreachable, AuthenticationError or RaySystemError otherwise.
+    Node and actor records are signed with ``signing_key`` (raylite.gcs.signing, a key
+    derived from the cluster token) when written and checked when read: a node record
+    that fails is left out of nodes() (and logged), an actor record that fails raises
+    TamperedRecordError. Only tools that never dial an address (the CLI's status) may
+    pass no key; they check nothing. Over TCP the client speaks TLS when ``tls`` (by
+    default: the files named in the environment, raylite.security.user_tls) is given.
+
+    The constructor raises AuthenticationError on a wrong password, TlsHandshakeError
+    (an AuthenticationError) when the server's certificate is not trusted or ours is
+    refused, and GcsUnavailableError (a ConnectionError) when the server cannot be
+    reached within ``connect_timeout``; with ``signing_key``, AuthenticationError("wrong
+    cluster token ...") when the cluster's records are signed under another token; and
+    user_tls.TlsConfigError / InsecurePathError when the TLS files named in the
+    environment are incomplete or the key is not private. Every method raises
+    GcsUnavailableError when the GCS stays unreachable, AuthenticationError or
+    RaySystemError otherwise.
     """
 
     def __init__(self, address: str, password: str, unix_socket: str | None = None,
-                 connect_timeout: float = 10.0, retry_s: float = RETRY_S):
+                 connect_timeout: float = 10.0, retry_s: float = RETRY_S,
+                 signing_key: bytes = b"", tls: user_tls.UserTls | None | bool = True):
         self.address = address
         self.password = password
         self.retry_s = retry_s
         self.closed = False
+        self.signing_key = signing_key
+        self._refused: set = set()     # (node id, digest) already logged as tampered
         # redis-py's own retries (seconds of backoff in recent versions) are off: the
         # retry policy is gcs_call's, in one place.
         options: dict[str, Any] = dict(username=REDIS_USER, password=password,
@@ -85,10 +103,16 @@ class GcsClient:
             self._redis = redis.Redis(unix_socket_path=unix_socket, **options)
         else:
             host, port = parse_address(address)
+            if tls is True:
+                tls = user_tls.from_environment()
+            if tls:
+                options.update(tls.redis_client_options())
             self._redis = redis.Redis(host=host, port=port, **options)
         self._release_name = self._redis.register_script(_RELEASE_NAME)
         self._lead_script = self._redis.register_script(_LEAD_MONITOR)
         self._wait_ready(connect_timeout)
+        if signing_key:
+            self._check_signing_key()
         self._buffer: list = []
         self._buffer_lock = threading.Lock()
         self._flush_event = threading.Event()
@@ -103,10 +127,62 @@ class GcsClient:
                 self._redis.ping()
                 return
             except redis.RedisError as err:
+                if _is_tls_failure(err):
+                    raise TlsHandshakeError(
+                        f"TLS with the GCS at {self.address} failed: {err} (both sides need "
+                        f"certificates from the same CA: --tls-cert/--tls-key/--tls-ca or "
+                        f"{user_tls.ENV_CERT}/{user_tls.ENV_KEY}/{user_tls.ENV_CA})") from None
                 if is_auth_failure(err) or not isinstance(err, redis.ConnectionError) \
                         or time.monotonic() > deadline:
                     raise map_error(err, f"connecting to {self.address}") from err
                 time.sleep(0.01)
+
+    # ---- signed records (raylite.gcs.signing) -----------------------------------
+    @gcs_call(retry=True)
+    def _check_signing_key(self) -> None:
+        """Refuse to work with records signed under another token: the first keyed
+        client of a cluster (its head) stores a check value, later ones compare.
+        Raises AuthenticationError("wrong cluster token ...")."""
+        mine = key_check(self.signing_key)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.set(keys.SIGNING_CHECK, mine, nx=True)
+        pipe.get(keys.SIGNING_CHECK)
+        stored = pipe.execute()[1]
+        if stored is not None and stored.decode(errors="replace") != mine:
+            raise wrong_token(f"the GCS at {self.address}",
+                              "its records are signed with another cluster token")
+
+    def _node_bytes(self, record: NodeRecord) -> bytes:
+        if not self.signing_key:
+            return record.to_bytes()
+        return seal("node", record.to_dict(), self.signing_key)
+
+    def _node_record(self, node_id: str, blob: bytes) -> NodeRecord:
+        """Raises TamperedRecordError / ValueError (see signing.unseal)."""
+        return NodeRecord.from_dict(unseal("node", blob, self.signing_key, node_id))
+
+    def _actor_bytes(self, record: ActorRecord) -> bytes:
+        if not self.signing_key:
+            return record.to_bytes()
+        return seal("actor", record.to_dict(), self.signing_key)
+
+    def _actor_record(self, actor_id_hex: str, blob: bytes) -> ActorRecord:
+        """Raises TamperedRecordError (logged first) / ValueError."""
+        try:
+            return ActorRecord.from_dict(unseal("actor", blob, self.signing_key, actor_id_hex))
+        except TamperedRecordError as err:
+            _log_refusal(err)
+            raise
+
+    def _refuse_node(self, node_id: str, blob: bytes, err: Exception) -> None:
+        # Logged once per (node, content): the table is read several times a second.
+        # Digests, and a bounded set: a forger must not be able to grow our memory.
+        seen = (node_id, hashlib.sha256(blob).digest())
+        if seen not in self._refused:
+            if len(self._refused) >= 1024:
+                self._refused.clear()
+            self._refused.add(seen)
+            _log_refusal(err)
 
     @gcs_call(retry=True)
     def ping(self) -> bool:
@@ -232,7 +308,7 @@ class GcsClient:
     def register_node(self, record: NodeRecord) -> None:
         """Add (or re-add) a node, with a first heartbeat, and announce it."""
         pipe = self._redis.pipeline(transaction=False)
-        pipe.hset(keys.NODES, record.node_id, record.to_bytes())
+        pipe.hset(keys.NODES, record.node_id, self._node_bytes(record))
         pipe.hset(keys.HEARTBEATS, record.node_id, time.time())
         if record.available is not None:
             pipe.hset(keys.AVAILABLE, record.node_id, msgpack.packb(record.available))
@@ -254,9 +330,12 @@ class GcsClient:
         """Record that a node is gone (and why) and announce it on the node channel."""
         raw = self._redis.hget(keys.NODES, node_id)
         if raw:
-            record = NodeRecord.from_bytes(raw).replace(alive=False, death_reason=reason)
+            record = self._checked_node(node_id, raw)
+            if record is None:
+                return    # re-signing a tampered record would launder it
+            record = record.replace(alive=False, death_reason=reason)
             pipe = self._redis.pipeline(transaction=False)
-            pipe.hset(keys.NODES, node_id, record.to_bytes())
+            pipe.hset(keys.NODES, node_id, self._node_bytes(record))
             pipe.publish(keys.NODE_CHANNEL, msgpack.packb(
                 {"node_id": node_id, "alive": False, "reason": reason}))
             pipe.execute()
@@ -267,11 +346,23 @@ class GcsClient:
         gone): mark it alive again and announce it."""
         raw = self._redis.hget(keys.NODES, node_id)
         if raw:
-            record = NodeRecord.from_bytes(raw).replace(alive=True, death_reason="")
+            record = self._checked_node(node_id, raw)
+            if record is None:
+                return
+            record = record.replace(alive=True, death_reason="")
             pipe = self._redis.pipeline(transaction=False)
-            pipe.hset(keys.NODES, node_id, record.to_bytes())
+            pipe.hset(keys.NODES, node_id, self._node_bytes(record))
             pipe.publish(keys.NODE_CHANNEL, msgpack.packb({"node_id": node_id, "alive": True}))
             pipe.execute()
+
+    def _checked_node(self, node_id: str, raw: bytes) -> NodeRecord | None:
+        try:
+            return self._node_record(node_id, raw)
+        except TamperedRecordError as err:
+            self._refuse_node(node_id, raw, err)
+        except ValueError:
+            pass
+        return None
 
     @gcs_call(retry=False)
     def lead_monitor(self, node_id: str, ttl_s: float) -> bool:
@@ -280,7 +371,8 @@ class GcsClient:
 
     @gcs_call(retry=True)
     def nodes(self) -> dict[str, NodeRecord]:
-        """Every node ever registered, alive or not, with its last heartbeat."""
+        """Every node ever registered, alive or not, with its last heartbeat. A record
+        whose signature does not match is left out (never dialled) and logged."""
         pipe = self._redis.pipeline(transaction=False)
         pipe.hgetall(keys.NODES)
         pipe.hgetall(keys.HEARTBEATS)
@@ -288,10 +380,10 @@ class GcsClient:
         raw, beats, free = pipe.execute()
         out = {}
         for node_id, blob in raw.items():
-            try:
-                record = NodeRecord.from_bytes(blob)
-            except ValueError:
-                continue  # a corrupt entry must not hide the rest of the cluster
+            # a corrupt or forged entry must not hide the rest of the cluster
+            record = self._checked_node(node_id.decode(), blob)
+            if record is None:
+                continue
             record.last_heartbeat = float(beats.get(node_id, 0) or 0)
             if node_id in free:
                 record.available = msgpack.unpackb(free[node_id])
@@ -309,7 +401,7 @@ class GcsClient:
     @gcs_call(retry=True)
     def put_actor(self, record: ActorRecord) -> None:
         """Write an actor's record and announce it on the actor's channel."""
-        blob = record.to_bytes()
+        blob = self._actor_bytes(record)
         pipe = self._redis.pipeline(transaction=False)
         pipe.hset(keys.ACTORS, record.actor_id, blob)
         pipe.publish(keys.actor_channel(record.actor_id), blob)
@@ -317,13 +409,21 @@ class GcsClient:
 
     @gcs_call(retry=True)
     def get_actor(self, actor_id_hex: str) -> ActorRecord | None:
+        """The actor's record, or None. Raises TamperedRecordError when its signature
+        does not match (the record is never used)."""
         raw = self._redis.hget(keys.ACTORS, actor_id_hex)
-        return ActorRecord.from_bytes(raw) if raw else None
+        return self._actor_record(actor_id_hex, raw) if raw else None
 
     @gcs_call(retry=True)
     def all_actors(self) -> dict[str, ActorRecord]:
-        return {k.decode(): ActorRecord.from_bytes(v)
-                for k, v in self._redis.hgetall(keys.ACTORS).items()}
+        """Every actor record; one that fails its check is left out (and logged)."""
+        out = {}
+        for key, blob in self._redis.hgetall(keys.ACTORS).items():
+            try:
+                out[key.decode()] = self._actor_record(key.decode(), blob)
+            except (TamperedRecordError, ValueError):
+                continue
+        return out
 
     @gcs_call(retry=True)
     def delete_actor(self, actor_id_hex: str) -> None:
@@ -355,7 +455,7 @@ class GcsClient:
                     bound_hex = bound.decode() if bound else None
                     if bound_hex is not None and bound_hex != actor_id_hex:
                         raw = pipe.hget(keys.ACTORS, bound_hex)
-                        if raw and ActorRecord.from_bytes(raw).state != DEAD:
+                        if raw and self._actor_record(bound_hex, raw).state != DEAD:
                             pipe.unwatch()
                             return bound_hex
                     pipe.multi()
@@ -445,6 +545,27 @@ class GcsClient:
             self._redis.close()
         except Exception:
             pass
+
+
+class TlsHandshakeError(exc.AuthenticationError):
+    """TLS with the GCS failed: its certificate is not from our CA, or it refused ours."""
+
+
+def _is_tls_failure(err: BaseException) -> bool:
+    import ssl
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    text = str(err)
+    return "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text and "alert" in text
+
+
+def _log_refusal(err: Exception) -> None:
+    # logging's last resort prints to stderr where no handler is configured
+    import logging
+    logging.getLogger("raylite.gcs").error("raylite: %s", err)
 
 
 class LogSubscription:

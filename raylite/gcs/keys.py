@@ -17,6 +17,7 @@ NODE_CHANNEL = PREFIX + "channel:nodes"  # pubsub: node joined / died
 MONITOR = PREFIX + "monitor"             # node id of the failure monitor (expiring lease)
 METRIC_DEFS = PREFIX + "metrics:defs"   # hash metric name -> msgpack {type, description, ...}
 METRIC_NODES = PREFIX + "metrics:nodes"  # set of node ids that recorded metrics
+SIGNING_CHECK = PREFIX + "signing_check"  # HMAC proving which token signs records (gcs/signing.py)
 
 
 def function_key(function_id_hex: str) -> str:

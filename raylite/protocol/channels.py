@@ -104,8 +104,14 @@ def use_cluster_token(token: str) -> None:
 
 
 def _tls():
-    """This process's ClusterTls, or None when TLS is off or no token is known."""
-    from raylite.security import cluster_tls
+    """This process's TLS credentials: the user's (raylite.security.user_tls) when
+    RAYLITE_TLS_CERT/_KEY/_CA name them, else the ClusterTls derived from the token;
+    None when TLS is off or no token is known. Raises user_tls.TlsConfigError or
+    InsecurePathError when the user's files are incomplete or the key is not private."""
+    from raylite.security import cluster_tls, user_tls
+    given = user_tls.from_environment()
+    if given is not None:
+        return given
     token = _cluster_token or os.environ.get("RAYLITE_TOKEN", "")
     if not token or not cluster_tls.enabled():
         return None
@@ -151,15 +157,15 @@ def _check_unix_target(target: str) -> None:
 
 def aio_channel(target: str) -> grpc.aio.Channel:
     """A channel to ``target``: plain for a unix socket in a private directory of ours,
-    mutual TLS (see raylite.security.cluster_tls) over TCP. Raises
-    raylite.security.files.InsecurePathError for a unix socket anywhere else."""
+    mutual TLS over TCP (see _tls). Raises raylite.security.files.InsecurePathError
+    for a unix socket anywhere else (or a TLS key file that is not private)."""
     if target.startswith("unix:"):
         _check_unix_target(target)
         return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
     tls = _tls()
     if tls is None:
         return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
-    return grpc.aio.secure_channel(target, tls.channel_credentials(), options=TLS_CHANNEL_OPTIONS)
+    return grpc.aio.secure_channel(target, tls.channel_credentials(), options=tls.channel_options(CHANNEL_OPTIONS))
 
 
 def sync_channel(target: str) -> grpc.Channel:
@@ -170,7 +176,7 @@ def sync_channel(target: str) -> grpc.Channel:
     tls = _tls()
     if tls is None:
         return grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
-    return grpc.secure_channel(target, tls.channel_credentials(), options=TLS_CHANNEL_OPTIONS)
+    return grpc.secure_channel(target, tls.channel_credentials(), options=tls.channel_options(CHANNEL_OPTIONS))
 
 
 class AuthedStub:

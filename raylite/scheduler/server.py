@@ -337,7 +337,9 @@ async def serve(cfg, procs: WorkerProcesses | None = None, prestarted: list | No
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, scheduler.stopping.set)
     from raylite.gcs.client import GcsClient  # after the socket is up: drivers wait on it
-    scheduler.gcs = GcsClient(cfg.gcs_address, cfg.redis_password, cfg.gcs_socket)
+    from raylite.gcs.signing import signing_key
+    scheduler.gcs = GcsClient(cfg.gcs_address, cfg.redis_password, cfg.gcs_socket,
+                              signing_key=signing_key(cfg.token))
     scheduler.object_service.gcs = scheduler.gcs
     metrics_socket = bind_metrics(cfg)
     metrics_port = metrics_socket.getsockname()[1] if metrics_socket is not None else 0

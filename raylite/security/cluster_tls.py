@@ -12,6 +12,9 @@ live in 0700 directories, so the file system already authenticates both ends.
 
 The key and certificate are passed from a node scheduler to its workers in the
 environment (like the token itself), so workers never import ``cryptography``.
+
+Certificates of the user's own CA (raylite.security.user_tls, `--tls-cert/--tls-key/
+--tls-ca`) replace this identity when given; see protocol/channels.py:_tls.
 """
 from __future__ import annotations
 
@@ -44,6 +47,10 @@ class ClusterTls:
         return grpc.ssl_channel_credentials(root_certificates=self.cert_pem,
                                             private_key=self.key_pem,
                                             certificate_chain=self.cert_pem)
+
+    def channel_options(self, base: list) -> list:
+        """``base`` channel options, expecting the one name the certificate carries."""
+        return base + [("grpc.ssl_target_name_override", SERVER_NAME)]
 
     def environment(self, token: str) -> dict:
         """What a child process needs to reuse these credentials without deriving them."""

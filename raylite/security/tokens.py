@@ -48,10 +48,14 @@ def token_from_environment(token_file: str = "") -> str:
     return os.environ.get(TOKEN_ENV, "").strip()
 
 
+class WrongTokenError(AuthenticationError):
+    """The cluster refused our token (or the Redis password derived from it)."""
+
+
 def wrong_token(where: str, detail: str = "") -> AuthenticationError:
     """The error for a token (or the password derived from it) the cluster refused."""
     more = f" ({detail})" if detail else ""
-    return AuthenticationError(
+    return WrongTokenError(
         f"wrong cluster token for {where}: it was refused{more}; use the token of the "
         f"cluster's head (RAYLITE_TOKEN, --token-file, or the head's token file)")
 
@@ -73,10 +77,13 @@ def is_auth_failure(exc: BaseException) -> bool:
 
 def connect_gcs(address: str, password: str, **kwargs):
     """A GcsClient for ``address``; raises AuthenticationError("wrong cluster token ...")
-    at once when Redis refuses the password, ConnectionError when unreachable."""
-    from raylite.gcs.client import GcsClient
+    at once when Redis refuses the password, gcs.client.TlsHandshakeError (an
+    AuthenticationError) when TLS fails, ConnectionError when unreachable."""
+    from raylite.gcs.client import GcsClient, TlsHandshakeError
     try:
         return GcsClient(address, password, **kwargs)
+    except (TlsHandshakeError, WrongTokenError):
+        raise
     except Exception as err:
         if is_auth_failure(err):
             raise wrong_token(f"the GCS at {address}", str(err)) from None
