@@ -113,6 +113,10 @@ def note(text: str) -> str:
 
 
 # ---- pages ---------------------------------------------------------------------------------
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
 def nodes_page(page, history) -> str:
     cards = []
     totals: dict = {}
@@ -136,14 +140,17 @@ def nodes_page(page, history) -> str:
         metrics = (f"metrics :{n['metrics_export_port']}" if n.get("metrics_export_port")
                    else "no metrics endpoint")
         workers = f" &middot; {n['num_workers']} worker process(es)" if "num_workers" in n else ""
+        series = history.series(n["node_id"])
+        span = series[-1].at - series[0].at if len(series) > 1 else 0.0
+        window = f"use over the last {_duration(span)}" if span else "use over time"
         cards.append(
             f'<section class=node id="node-{esc(n["node_id"])}">'
             f'<h2><code>{esc(n["node_id"][:12])}</code> {status}{head}{why}</h2>'
             f'<p class=muted>{esc(n["address"])} (pid {esc(n["pid"])}){workers} &middot; '
             f"{esc(metrics)}</p>"
             f'<div class=cols><div>{table(["resource", "use", "used / total"], res_rows, "none")}'
-            f'</div><div class=plotbox><p class=muted>use over time</p>'
-            f'{svg_plot(history.series(n["node_id"]))}</div></div></section>')
+            f"</div><div class=plotbox><p class=muted>{window} (fraction used)</p>"
+            f"{svg_plot(series)}</div></div></section>")
     summary = ", ".join(f"{fmt_amount(k, v[0])}/{fmt_amount(k, v[1])} {k}"
                         for k, v in sorted(totals.items()))
     alive = sum(1 for n in page.rows if n["alive"])

@@ -126,6 +126,7 @@ def test_timeline_page_draws_a_lane_per_worker():
 def test_nodes_page_shows_resources_store_and_plot():
     history = ResourceHistory()
     history.add("n" * 32, 1.0, {"CPU": 1}, {"CPU": 2})
+    history.add("n" * 32, 181.0, {"CPU": 1}, {"CPU": 2})
     row = {"node_id": "n" * 32, "alive": True, "address": "127.0.0.1:1", "host": "h",
            "is_head": True, "pid": 7, "resources": {"CPU": {"total": 2.0, "used": 1.0}},
            "death_reason": "", "store_capacity": 1 << 30, "store_used": 1 << 20,
@@ -133,3 +134,4 @@ def test_nodes_page_shows_resources_store_and_plot():
     text = pages.nodes_page(Page([row], 1), history)
     assert "1/2 CPU" in text and "1.0 MiB / 1.0 GiB" in text and "metrics :9100" in text
     assert "<svg" in text and "head" in text and "3 worker process(es)" in text
+    assert "use over the last 3 min" in text
