@@ -168,6 +168,28 @@ class DashboardData:
         rows.sort(key=lambda r: (not r["alive"], not r["is_head"], r["node_id"]))
         return Page(rows, len(rows))
 
+    def demand(self, nodes: list) -> dict:
+        """Tasks and actors waiting for resources, grouped by what they ask for (from the
+        task events): {"pending": [...], "infeasible": [...]}, a group being
+        {"resources", "count", "names"}; infeasible when no alive node in ``nodes``
+        (rows of ``nodes()``) has that much of everything asked. Empty without the
+        state API."""
+        out: dict = {"pending": [], "infeasible": []}
+        if self._tasks is None:
+            return out
+        try:
+            from raylite.observability.task_table import (  # type: ignore[import-not-found]
+                pending_demand,
+            )
+        except ImportError:
+            return out
+        from raylite.scheduler.resources import missing
+        totals = [{k: v["total"] for k, v in n["resources"].items()} for n in nodes if n["alive"]]
+        for group in pending_demand(self._tasks.get().rows):
+            fits = any(not missing(group["resources"], total) for total in totals)
+            out["pending" if fits else "infeasible"].append(group)
+        return out
+
     def node_info(self, node_id: str, record) -> dict | None:
         """The node scheduler's live figures (GetNodeInfo), None when it does not answer."""
         from raylite.protocol import common_pb2

@@ -156,7 +156,23 @@ def nodes_page(page, history) -> str:
     alive = sum(1 for n in page.rows if n["alive"])
     head = (f"<p class=summary>{alive} alive node(s) of {len(page.rows)} &middot; "
             f"used/total: {esc(summary) or 'none'}</p>")
-    return layout("Nodes", "/nodes", head + "".join(cards))
+    return layout("Nodes", "/nodes", head + demand_section(page.extra.get("demand") or {})
+                  + "".join(cards))
+
+
+def demand_section(demand: dict) -> str:
+    """Work waiting for resources; what no node can ever hold is shown loudly."""
+    rows = []
+    for kind in ("infeasible", "pending"):
+        for group in demand.get(kind, ()):
+            asked = ", ".join(f"{fmt_amount(k, v)} {k}" for k, v in sorted(group["resources"].items()))
+            why = ("<span class=err>infeasible: no alive node has this much</span>"
+                   if kind == "infeasible" else "waiting for resources to free up")
+            rows.append([esc(asked), esc(group["count"]), esc(", ".join(group["names"])), why])
+    if not rows:
+        return ""
+    return ("<h2>Waiting for resources</h2>"
+            + table(["asks for", "tasks/actors", "e.g.", "why"], rows, "", "demand"))
 
 
 def actors_page(page, state: str, limit: int, offset: int) -> str:

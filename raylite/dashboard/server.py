@@ -124,7 +124,9 @@ async def index(request: web.Request) -> web.Response:
 
 
 async def nodes(request: web.Request) -> web.Response:
-    page = await _read(request.app[DATA_KEY].nodes)
+    data = request.app[DATA_KEY]
+    page = await _read(data.nodes)
+    page.extra["demand"] = await _read(data.demand, page.rows)
     return _html(pages.nodes_page(page, request.app[HISTORY_KEY]))
 
 
@@ -181,7 +183,9 @@ def _dumps(value) -> str:
 
 
 async def api_nodes(request: web.Request) -> web.Response:
-    page = await _read(request.app[DATA_KEY].nodes)
+    data = request.app[DATA_KEY]
+    page = await _read(data.nodes)
+    page.extra["demand"] = await _read(data.demand, page.rows)
     history = request.app[HISTORY_KEY]
     for row in page.rows:
         row["history"] = history.as_json(row["node_id"])

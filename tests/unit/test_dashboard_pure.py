@@ -135,3 +135,13 @@ def test_nodes_page_shows_resources_store_and_plot():
     assert "1/2 CPU" in text and "1.0 MiB / 1.0 GiB" in text and "metrics :9100" in text
     assert "<svg" in text and "head" in text and "3 worker process(es)" in text
     assert "use over the last 3 min" in text
+
+
+def test_nodes_page_shows_work_waiting_for_resources():
+    demand = {"infeasible": [{"resources": {"GPU": 8.0}, "count": 3, "names": ["train"]}],
+              "pending": [{"resources": {"CPU": 1.0}, "count": 40, "names": ["<f>"]}]}
+    text = pages.nodes_page(Page([], 0, extra={"demand": demand}), ResourceHistory())
+    assert "Waiting for resources" in text
+    assert "8 GPU" in text and "infeasible" in text and "train" in text
+    assert "40" in text and "&lt;f&gt;" in text
+    assert "Waiting for resources" not in pages.nodes_page(Page([], 0), ResourceHistory())
