@@ -171,6 +171,23 @@ def test_api_tasks_pages_and_filters(cluster):
     assert status == 404
 
 
+def test_infeasible_work_is_shown_on_the_nodes_page(cluster):
+    @ray.remote(resources={"dash_test_nowhere": 1})
+    def stuck():
+        return 1
+
+    ref = stuck.remote()   # stays pending: no node has the resource (as in Ray)
+    if not _has_state_api():
+        return
+    data = _eventually(lambda: json.loads(_get(cluster, "/api/nodes", _bearer(cluster))[2]),
+                       lambda d: d["demand"]["infeasible"], timeout=30)
+    group = data["demand"]["infeasible"][0]
+    assert group["resources"].get("dash_test_nowhere") == 1 and group["count"] == 1
+    status, _, body = _get(cluster, "/nodes", _bearer(cluster))
+    assert "Waiting for resources" in body and "dash_test_nowhere" in body
+    ray.cancel(ref)
+
+
 def test_timeline_downloads_as_json(cluster):
     status, headers, body = _get(cluster, "/api/timeline?download=1", _bearer(cluster))
     assert status == 200 and "attachment" in headers["Content-Disposition"]
