@@ -150,7 +150,9 @@ def test_dashboard_in_a_browser(browser, workload, tmp_path):
         assert "dashboard-test-boom" in body
     browser.save_screenshot(str(shots / "tasks.png"))
     if state_api:
-        browser.find_element("css selector", "a[href^='/tasks/']").click()   # newest: explode
+        browser.get(url + "/tasks?state=FAILED")
+        _wait_text(browser, "explode")
+        browser.find_element("css selector", "a[href^='/tasks/']").click()   # the failed one
         body = _wait_text(browser, "Traceback")
         assert "Traceback" in body and "ValueError: dashboard-test-boom" in body
         browser.save_screenshot(str(shots / "task_error.png"))
