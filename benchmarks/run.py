@@ -35,7 +35,8 @@ FALLBACK_RAY_PYTHON = "/work/rayvenv/bin/python"
 
 # Workloads in run order; the memory workload yields two rows.
 WORKLOADS = ["cold_start", "tasks_batch", "tasks_sync", "actor_batch", "actor_sync",
-             "put_large", "get_large", "task_large_arg", "small_put_get", "memory"]
+             "put_large", "get_large", "task_large_arg", "small_put_get", "pg_create_remove",
+             "memory"]
 METRICS = {"memory_idle": "memory", "memory_after_work": "memory"}
 
 
@@ -82,6 +83,7 @@ TARGETS = {
     "get_large": Target(">= ray", ratio_min=1.0),
     "task_large_arg": Target(">= ray", ratio_min=1.0),
     "small_put_get": Target(">= ray", ratio_min=1.0),
+    "pg_create_remove": Target(">= 2x ray", ratio_min=2.0),
     "memory_idle": Target("(info)"),
     "memory_after_work": Target("(info)"),
 }
@@ -96,6 +98,7 @@ LABELS = {
     "get_large": "get 100 MiB (zero-copy)",
     "task_large_arg": "tasks on 100 MiB ref, 10 in flight",
     "small_put_get": "get(put(0))",
+    "pg_create_remove": "placement group create+ready+remove",
     "memory_idle": "memory after init (idle)",
     "memory_after_work": "memory after work",
 }

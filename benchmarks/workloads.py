@@ -51,7 +51,12 @@ def import_backend(name: str):
 
 
 def init(ray) -> None:
-    ray.init(num_cpus=NUM_CPUS)
+    if ray.__name__ == "ray":
+        # A fresh local instance even when other Ray clusters run on this machine
+        # (plain ray.init() would join the newest one and refuse num_cpus).
+        ray.init(address="local", num_cpus=NUM_CPUS)
+    else:
+        ray.init(num_cpus=NUM_CPUS)
 
 
 def metric(name: str, samples: list[float], unit: str, better: str) -> dict:
@@ -252,6 +257,24 @@ def w_small_put_get(ray, repeat: int):
     return [metric("small_put_get", samples, "calls/s", "higher")], {}
 
 
+def w_pg_create_remove(ray, repeat: int):
+    """Create a one-bundle {CPU: 1} placement group, wait until it is ready, remove it."""
+    try:
+        pgs = importlib.import_module(ray.__name__ + ".util.placement_group")
+    except ImportError as exc:
+        raise Unsupported(f"no placement groups: {exc!r}") from exc
+
+    def once():
+        pg = pgs.placement_group([{"CPU": 1}])
+        ray.get(pg.ready())
+        pgs.remove_placement_group(pg)
+
+    for _ in range(3):                                          # warm-up
+        once()
+    samples = [timed_rate(once, 1) for _ in range(repeat)]
+    return [metric("pg_create_remove", samples, "groups/s", "higher")], {}
+
+
 # ---------------------------------------------------------------------------------------
 # memory
 
@@ -358,6 +381,7 @@ WORKLOADS = {
     "get_large": w_get_large,
     "task_large_arg": w_task_large_arg,
     "small_put_get": w_small_put_get,
+    "pg_create_remove": w_pg_create_remove,
     "memory": w_memory,
 }
 

@@ -307,7 +307,8 @@ async def _open_watch(worker, on_lost):
     import asyncio
 
     from raylite.protocol import node_pb2
-    call = worker.scheduler_aio.WatchDriver(node_pb2.WorkerInfo(address=worker.address, is_driver=True))
+    call = worker.scheduler_aio.WatchDriver(node_pb2.WorkerInfo(
+        address=worker.address, is_driver=True, job_id=worker.job_id))
 
     async def hold():
         try:

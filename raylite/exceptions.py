@@ -180,10 +180,11 @@ class ObjectStoreFullError(RayliteError):
 
 
 class OutOfMemoryError(RayliteError):
-    """The node ran out of memory running the task.
-
-    Not raised by raylite yet: there is no memory monitor; a worker killed by the
-    kernel's OOM killer surfaces as WorkerCrashedError. Kept for Ray scripts that catch it.
+    """The node ran low on memory and its memory monitor killed the worker running the
+    task (scheduler/memory_monitor.py), and the task had no retries left. The message
+    gives the node's memory figures, the threshold, and the killed worker's pid and
+    RSS. A worker killed by the kernel's own OOM killer still surfaces as
+    WorkerCrashedError; an actor killed for memory as ActorDiedError naming it.
     """
 
 

@@ -102,6 +102,45 @@ def _check_strategy(value) -> None:
         encode(value)  # raises ValueError for strategies raylite does not know
 
 
+def _fold_placement_group(obj) -> None:
+    """The deprecated ``placement_group=`` / ``placement_group_bundle_index=`` /
+    ``placement_group_capture_child_tasks=`` options (Ray 2.60 still takes them, with a
+    DeprecationWarning) become a PlacementGroupSchedulingStrategy."""
+    group = obj.placement_group
+    if group in ("default", None):
+        return
+    if obj.scheduling_strategy is not None:
+        raise ValueError("Placement groups should be specified via the scheduling_strategy "
+                         "option. The placement_group option is deprecated.")
+    import warnings
+
+    from raylite.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+    warnings.warn("placement_group parameter is deprecated. Use scheduling_strategy="
+                  "PlacementGroupSchedulingStrategy(...) instead.", DeprecationWarning,
+                  stacklevel=4)
+    strategy = PlacementGroupSchedulingStrategy(group, obj.placement_group_bundle_index,
+                                                obj.placement_group_capture_child_tasks)
+    object.__setattr__(obj, "scheduling_strategy", strategy)
+    object.__setattr__(obj, "placement_group", "default")
+    object.__setattr__(obj, "placement_group_bundle_index", -1)
+    object.__setattr__(obj, "placement_group_capture_child_tasks", None)
+
+
+def _check_fits_bundle(strategy, request: dict, what: str) -> None:
+    """As Ray: a request no bundle of its placement group can hold is a ValueError."""
+    from raylite.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+    if not isinstance(strategy, PlacementGroupSchedulingStrategy):
+        return
+    specs = strategy.placement_group.bundle_specs
+    index = strategy.placement_group_bundle_index
+    if not specs:
+        return   # unknown here (e.g. the empty group): the node decides
+    from raylite.scheduler.resources import fits
+    candidates = specs if index < 0 else [specs[index]]
+    if not any(fits(request, bundle) for bundle in candidates):
+        raise ValueError(f"Cannot schedule {what} with the placement group because the "
+                         f"resource request {request} cannot fit into any bundles for the "
+                         f"placement group, {candidates}.")
 def _check_runtime_env(options) -> None:
     # Checked (and local paths made absolute) once here; packed on first submission.
     if options.runtime_env is not None:
@@ -186,8 +225,12 @@ class TaskOptions(_Options):
     _metadata: dict | None = None
     max_calls: int | None = None
     _generator_backpressure_num_objects: int | None = None
+    placement_group: Any = "default"                 # deprecated: use scheduling_strategy
+    placement_group_bundle_index: int = -1
+    placement_group_capture_child_tasks: bool | None = None
 
     def __post_init__(self):
+        _fold_placement_group(self)
         _number("num_cpus", self.num_cpus)
         _check_resources(self.num_gpus, self.memory, self.resources)
         _optional_str("name", self.name)
@@ -197,6 +240,8 @@ class TaskOptions(_Options):
         _check_retry_exceptions(self.retry_exceptions)
         _optional_bool("enable_task_events", self.enable_task_events)
         _check_strategy(self.scheduling_strategy)
+        _check_fits_bundle(self.scheduling_strategy, self.resource_request(),
+                           self.name or "the task")
         if self.max_calls is not None:
             _int_at_least("max_calls", self.max_calls, 0)
         if self.max_calls == 0:  # Ray's own spelling of "no limit"
@@ -241,8 +286,12 @@ class ActorOptions(_Options):
     max_pending_calls: int = -1
     concurrency_groups: dict | None = None
     object_store_memory: int | None = None
+    placement_group: Any = "default"                 # deprecated: use scheduling_strategy
+    placement_group_bundle_index: int = -1
+    placement_group_capture_child_tasks: bool | None = None
 
     def __post_init__(self):
+        _fold_placement_group(self)
         _number("num_cpus", self.num_cpus)
         _check_resources(self.num_gpus, self.memory, self.resources)
         _optional_str("name", self.name)

@@ -66,13 +66,15 @@ class ActorManager:
             if bad is not None:
                 worker.io.from_value(bad)
         max_retries = options.max_task_retries or 0
+        strategy = worker.group_strategy(encode_strategy(options.scheduling_strategy))
+        if strategy.startswith("PG:"):
+            spec.placement_group = strategy   # get_current_placement_group() inside it
         owner_info = {"placement": options.placement_request(),
                       "running": options.running_request(), "creation_spec": spec,
                       "class_name": actor_class._name, "name": name or "", "namespace": namespace,
                       "meta": actor_class._meta, "max_restarts": options.max_restarts or 0,
                       "detached": detached, "deps": deps,
-                      "strategy": encode_strategy(options.scheduling_strategy),
-                      "runtime_env": runtime_env}
+                      "strategy": strategy, "runtime_env": runtime_env}
         for meta in actor_class._meta.values():
             if meta.get("max_task_retries") is None:
                 meta["max_task_retries"] = max_retries

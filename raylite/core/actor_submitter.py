@@ -19,6 +19,7 @@ from raylite.core import actor_state as st
 from raylite.core.actor_state import ALIVE, DEAD, PENDING, RESTARTING, ActorCall  # noqa: F401
 from raylite.core.local_channel import open_task_stream
 from raylite.core.object_manager import _quiet, error_value, relabeled
+from raylite.core.submitter import FAILURE_CAUSE_TIMEOUT_S
 from raylite.core.task_stream import TaskStream, describe
 from raylite.exceptions import AuthenticationError
 from raylite.gcs.records import ActorRecord
@@ -136,8 +137,27 @@ class ActorCaller:
     def _on_broken(self, epoch: int, error) -> None:
         if self.worker.shutting_down or epoch != self.sm.stream:
             return
+        if self.owner_info is not None and self.sm.lease is not None:
+            # The owner holds the lease: ask its node whether the memory monitor killed it.
+            self.loop.create_task(self._broken_with_cause(epoch, describe(error), self.sm.lease))
+            return
+        self._broken_because(epoch, describe(error))
+
+    async def _broken_with_cause(self, epoch: int, detail: str, lease) -> None:
+        lease_id, stub = lease
+        try:
+            cause = await stub.GetWorkerFailureCause(
+                node_pb2.WorkerFailureRequest(lease_id=lease_id), timeout=FAILURE_CAUSE_TIMEOUT_S)
+            if cause.oom:
+                detail = f"OutOfMemoryError: {cause.message}"
+        except Exception:   # the node is gone too: its death is the news
+            pass
+        if not self.worker.shutting_down and epoch == self.sm.stream:
+            self._broken_because(epoch, detail)
+
+    def _broken_because(self, epoch: int, detail: str) -> None:
         # Whether the actor ended on purpose (exit_actor, sys.exit, ray.kill) is in the GCS.
-        self._feed(st.StreamBroken(epoch, describe(error),
+        self._feed(st.StreamBroken(epoch, detail,
                                    exit_reason=self.worker.actor_exit_reason(self.actor_id)))
 
     # ---- owner: placement, the actor table -------------------------------------------------
@@ -161,7 +181,8 @@ class ActorCaller:
             resources=info["placement"], running_resources=info["running"], for_actor=True,
             job_id=worker.job_id, actor_id=self.actor_id, strategy=info.get("strategy", ""),
             owner_worker_id="" if info["detached"] else worker.worker_id,
-            runtime_env=info.get("runtime_env", ""))
+            runtime_env=info.get("runtime_env", ""),
+            retriable=info["max_restarts"] != 0)
         try:
             reply, stub = await worker.lease(request)
         except asyncio.CancelledError:
@@ -198,10 +219,9 @@ class ActorCaller:
             address=address.SerializeToString() if alive else b"",
             node_id=address.node_id if alive else "", pid=address.pid if alive else 0,
             death_cause=str(sm.death) if sm.death else "", time=time.time())
-        try:
-            self.worker.gcs.put_actor(record)
-        except Exception:
-            pass
+        # Buffered: a synchronous write here held the event loop for a Redis round trip
+        # per record, the bottleneck when creating many actors. Never raises.
+        self.worker.gcs.put_actor_buffered(record)
 
     def _release_name(self, _instruction) -> None:
         info = self.owner_info

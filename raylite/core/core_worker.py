@@ -86,6 +86,7 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
         self.actor_id = b""
         self.actor_class_name = ""
         self.actor_restarted = False
+        self.actor_placement_group = ""   # encoded group the actor was created in
         self.executor = Executor(self) if mode == WORKER else None
         self.generators = GeneratorTable(self)
 
@@ -148,16 +149,69 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
             ch = self._channels[target] = aio_channel(target)
         return ch
 
-    async def lease(self, request):
-        """Ask the local scheduler for a lease, following spill-over to other nodes;
-        returns (reply, the stub of the scheduler that granted it). Raises RpcError."""
+    async def lease(self, request, prefer_node: str = ""):
+        """Ask the local scheduler (or ``prefer_node``'s, which holds the task's large
+        arguments) for a lease, following spill-over to other nodes; returns (reply,
+        the stub of the scheduler that granted it). A request inside a placement group
+        goes to the node of its bundle. Raises RpcError."""
+        if request.strategy.startswith("PG:"):
+            return await self.placement_groups.lease(request)
         stub = self.scheduler_aio
+        if prefer_node:
+            address = self.node_address(prefer_node)
+            if address:
+                stub = self.scheduler_stub_for(address)
         while True:
             reply = await stub.RequestLease(request)
             if not reply.spill_to:
                 return reply, stub
             stub = self.scheduler_stub_for(reply.spill_to)
             request.spilled = True
+
+    @property
+    def placement_groups(self):
+        """This process's PlacementGroupManager (raylite.core.placement_groups)."""
+        manager = self.__dict__.get("_placement_groups")
+        if manager is None:
+            from raylite.core.placement_groups import PlacementGroupManager
+            manager = self.__dict__["_placement_groups"] = PlacementGroupManager(self)
+        return manager
+
+    def node_address(self, node_id: str) -> str:
+        """Where an alive node's scheduler listens ("" when unknown or dead), from the
+        node table read at most once a second."""
+        import time
+
+        from raylite.gcs.liveness import is_alive
+        now = time.monotonic()
+        node = self._nodes.get(node_id)
+        if node is None or now - self._nodes_read_at > 1.0:
+            try:
+                self._nodes = self.gcs.nodes(retry=False)
+            except Exception:
+                return ""
+            self._nodes_read_at = now
+            node = self._nodes.get(node_id)
+        return node.address if node is not None and is_alive(node, time.time()) else ""
+
+    def group_strategy(self, strategy: str) -> str:
+        """The strategy a task or actor submitted here runs under: its own, or — when
+        it has none and this task or actor runs in a placement group that captures
+        child tasks — any bundle of that group."""
+        if strategy:
+            return strategy
+        group = self.current_placement_group()
+        if group.endswith(":c"):
+            pg_id = group.split(":")[1]
+            return f"PG:{pg_id}:-1:c"
+        return ""
+
+    def current_placement_group(self) -> str:
+        """The encoded placement group the running task or actor is in ("" if none)."""
+        spec = self.current_spec
+        if spec is not None and spec.type == common_pb2.NORMAL_TASK:
+            return spec.placement_group
+        return self.actor_placement_group
 
     def scheduler_stub_for(self, address: str):
         return AuthedStub(node_pb2_grpc.NodeSchedulerStub(self.channel(address)), self.token)
@@ -242,6 +296,8 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
         """
         fid = self.functions.export(fn)
         task_id = random_id()
+        if self.executor is not None and not strategy:
+            strategy = self.group_strategy(strategy)   # captured by its placement group
         generator = _GENERATOR_KINDS.get(num_returns, 0) if type(num_returns) is str else 0
         if generator:
             num_returns = 1    # the return that ends the stream
@@ -249,6 +305,8 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
                                      call_site, task_id)
         ids = return_ids(task_id, num_returns)
         spec.return_ids = b"".join(ids)
+        if strategy and strategy[0] == "P":
+            spec.placement_group = strategy
         for oid in ids:
             self.refs.add_owned(oid)
         out = [ObjectRef(oid, self.address_bytes) for oid in ids]
@@ -345,6 +403,7 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
         self.actor_id = spec.actor_id
         self.actor_class_name = spec.name
         self.actor_restarted = spec.attempt > 0
+        self.actor_placement_group = spec.placement_group
         self.namespace = spec.namespace or self.namespace
         self.job_id = spec.job_id
 
@@ -500,6 +559,9 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
 
     # ---- lifecycle ------------------------------------------------------------------------
     def shutdown(self) -> None:
+        groups = self.__dict__.get("_placement_groups")
+        if groups is not None:
+            groups.shutdown()   # the job's non-detached placement groups end with it
         self.shutting_down = True
         self.objects.close()
 

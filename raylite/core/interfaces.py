@@ -59,8 +59,10 @@ class StoreClient(Protocol):
     def from_value(self, value: Any) -> Any:
         """The Python value; raises ObjectLostError when a stored copy is gone."""
 
-    def write_raw(self, object_id: bytes, data_chunks: Any, size: int) -> str:
-        """Store bytes pulled from another node; returns the local path (transfer.py)."""
+    def fetch(self, object_id: bytes, size: int, node_id: str, transfer_address: str,
+              store_address: str) -> str:
+        """Have the node's store copy an object from another node; returns the local
+        path (object_store/transfer.py). Raises ObjectLostError/ObjectStoreFullError."""
 
 
 class NodeDirectory(Protocol):

@@ -193,13 +193,12 @@ class ObjectManager:
         """Copy an object from the node holding it into this node's store (see
         raylite.object_store.transfer); returns its local path. Raises ObjectLostError
         if it is gone, ObjectStoreFullError if there is no room here."""
-        return pull_object(value, self.store, self.token, self._node_address,
-                           self.peers.sync_channel)
+        return pull_object(value, self.store, self._alive_node)
 
-    def _node_address(self, node_id: str) -> str:
-        """Where node ``node_id``'s scheduler listens; "" when it is not alive."""
+    def _alive_node(self, node_id: str):
+        """Node ``node_id``'s NodeRecord; None when it is not alive."""
         node = self.nodes.nodes().get(node_id)
-        return node.address if node is not None and is_alive(node, time.time()) else ""
+        return node if node is not None and is_alive(node, time.time()) else None
 
     # ---- waiting for values ---------------------------------------------------------------
     def _is_local(self, ref: ObjectRef) -> bool:

@@ -11,6 +11,10 @@ The policy, in short:
 - A lease is a worker the scheduler lent us; tasks are dealt round-robin to the live
   leases of their key, pipelined up to ``depth()`` deep once the key's tasks are known
   to be short, one at a time until then.
+- SPREAD keys run one task per lease: each task's lease request is placed by the
+  scheduler's round-robin over nodes, so every task (not every lease) is spread, as in
+  Ray. A SPREAD lease is returned as soon as its task is done, unless the scheduler
+  said there is no other node to spread to (``LeaseGranted.reusable``).
 - Work stealing: when a lease's running task outlasts ``stuck_after`` the tasks queued
   behind it on the worker are asked back; they return (TASK_RETURNED) to the head of
   the queue in their original order and go to other leases.
@@ -45,6 +49,23 @@ LEASE_RETRY_GIVE_UP_S = 10.0  # consecutive failures for this long fail the queu
 LINGER = "linger"            # target: a Lease; return it if still idle
 STUCK = "stuck"              # target: a Lease; token: its progress when started
 LEASE_RETRY = "lease-retry"  # target: a KeyQueue; ask for leases again
+
+
+LOCALITY_MIN_BYTES = 100 * 1024  # arguments this large (in a node's store) pull the task
+
+
+def preferred_node(deps, here: str, min_bytes: int = LOCALITY_MIN_BYTES) -> str:
+    """Locality-aware leasing (Ray's default): the node whose store holds the most bytes
+    of ``deps`` (resolved ObjectValues), when those reach ``min_bytes`` and it is not
+    ``here``; else "" (lease as usual, from the local scheduler)."""
+    by_node: dict[str, int] = {}
+    for value in deps:
+        if value.in_store and value.node_id:
+            by_node[value.node_id] = by_node.get(value.node_id, 0) + value.size
+    if not by_node:
+        return ""
+    node, size = max(by_node.items(), key=lambda item: item[1])
+    return node if size >= min_bytes and node != here else ""
 
 
 def next_retry_delay(previous: float) -> float:
@@ -83,7 +104,7 @@ class Lease:
     the grant and ``stream`` its stream to the worker; the machine never looks inside."""
 
     __slots__ = ("kq", "grant", "stream", "in_flight", "alive", "progress", "stuck",
-                 "lingering", "watching")
+                 "lingering", "watching", "reusable")
 
     def __init__(self, kq, grant):
         self.kq = kq
@@ -95,13 +116,15 @@ class Lease:
         self.stuck = False         # its running task outlasted the estimate: send no more
         self.lingering = False     # a LINGER timer is set
         self.watching = False      # a STUCK timer is set
+        self.reusable = False      # SPREAD with nowhere else to go: may carry more tasks
 
 
 class KeyQueue:
     """Tasks of one scheduling key waiting for a worker, and that key's leases."""
 
     __slots__ = ("key", "resources", "queue", "leases", "requests", "avg_duration",
-                 "stuck_after", "warned", "retry_pending", "retry_delay", "failed_for")
+                 "stuck_after", "warned", "retry_pending", "retry_delay", "failed_for",
+                 "one_per_lease", "prefer_node")
 
     def __init__(self, key, resources):
         self.key = key
@@ -115,10 +138,16 @@ class KeyQueue:
         self.retry_pending = False  # backing off after a failed lease request
         self.retry_delay = 0.0      # the last backoff
         self.failed_for = 0.0       # backoff waited since the last success
+        # SPREAD: a lease carries one task, so each task is placed on its own.
+        self.one_per_lease = len(key) > 2 and key[2] == "SPREAD"
+        # Locality: the node holding most of these tasks' large arguments (key[4],
+        # after the runtime_env), asked for leases first; "" = the local scheduler.
+        self.prefer_node = key[4] if len(key) > 4 else ""
 
     def depth(self) -> int:
-        """Tasks allowed in flight per lease: 1 until tasks are known to be short."""
-        if self.avg_duration is None:
+        """Tasks allowed in flight per lease: 1 until tasks are known to be short (and
+        always for SPREAD keys)."""
+        if self.avg_duration is None or self.one_per_lease:
             return 1
         return max(1, min(MAX_PIPELINE, int(TARGET_QUEUED_S / max(self.avg_duration, 1e-6))))
 
@@ -140,12 +169,14 @@ class Submitted:
 class DepsResolved:
     entry: TaskEntry
     failed_value: object = None     # the error value of the first failed argument, if any
+    prefer_node: str = ""           # another node holding its large arguments (locality)
 
 
 @dataclass(slots=True)
 class LeaseGranted:
     request_id: int
     grant: object                   # opaque to the machine; kept on the Lease
+    reusable: bool = False          # SPREAD only: the scheduler had no other node for it
 
 
 @dataclass(slots=True)
@@ -215,6 +246,8 @@ class RequestLease:
     request_id: int
     key: tuple
     resources: dict
+    prefer_node: str = ""    # ask this node's scheduler first (locality); "" = local
+    retriable: bool = True   # the tasks waiting may be retried (memory monitor hint)
 
 
 @dataclass(slots=True)
@@ -274,6 +307,17 @@ class FinishWithError:
     entry: TaskEntry
     kind: type[Exception]           # a raylite exception class
     message: str = ""
+
+
+@dataclass(slots=True)
+class FailWorkerDied:
+    """Finish ``entry`` (no retries left) with the death of its worker. Only the node
+    knows why it died, so the shell asks the scheduler that granted ``lease``:
+    OutOfMemoryError when its memory monitor killed the worker, else WorkerCrashedError
+    with ``message``."""
+    entry: TaskEntry
+    lease: Lease
+    message: str
 
 
 @dataclass(slots=True)
@@ -337,6 +381,9 @@ class TaskSubmitState:
             return [PropagateError(entry, ev.failed_value)]
         if entry.cancelled:
             return [self._fail(entry, exc.TaskCancelledError)]
+        if ev.prefer_node and not entry.key[2]:
+            # DEFAULT strategy only: leases for it are asked of the node holding its data.
+            entry.key = (*entry.key[:4], ev.prefer_node)
         kq = self._key_queue(entry)
         kq.queue.append(entry)
         out: list = []
@@ -401,7 +448,11 @@ class TaskSubmitState:
         self.next_request += 1
         self.requests[self.next_request] = kq
         kq.requests += 1
-        out.append(RequestLease(self.next_request, kq.key, kq.resources))
+        # Whether the waiting work may be retried; the node kills such workers first
+        # when memory runs low. The head of the queue speaks for the key.
+        retriable = not kq.queue or kq.queue[0].retries_left != 0
+        out.append(RequestLease(self.next_request, kq.key, kq.resources, kq.prefer_node,
+                                retriable))
 
     # ---- lease replies ------------------------------------------------------------------
     def _take_request(self, request_id: int) -> KeyQueue:
@@ -412,6 +463,7 @@ class TaskSubmitState:
     def _lease_granted(self, ev: LeaseGranted) -> list:
         kq = self._take_request(ev.request_id)
         lease = Lease(kq, ev.grant)
+        lease.reusable = ev.reusable
         if self.closed:
             lease.alive = False
             return [ReturnLease(lease, kill=False)]
@@ -496,6 +548,11 @@ class TaskSubmitState:
                 out.append(Finish(entry, result.returns))
         if returned:  # stolen back: to the head of the queue, in their original order
             kq.queue.extendleft(reversed(returned))
+        if kq.one_per_lease and not in_flight and lease.alive and not lease.reusable:
+            # SPREAD: the next task asks for a lease of its own (placed round-robin).
+            lease.alive = False
+            kq.leases.remove(lease)
+            out.append(ReturnLease(lease, kill=False))
         self._pump(kq, out)
         return out
 
@@ -529,9 +586,10 @@ class TaskSubmitState:
             elif entry.retries_left != 0 and not self.closed:
                 self._retry(entry, kq)
             else:
-                out.append(self._fail(entry, exc.WorkerCrashedError,
-                                      f"The worker running {entry.spec.name} died unexpectedly "
-                                      f"(max_retries exhausted): {ev.reason}"))
+                self._forget(entry)
+                out.append(FailWorkerDied(entry, lease,
+                                          f"The worker running {entry.spec.name} died "
+                                          f"unexpectedly (max_retries exhausted): {ev.reason}"))
         if not self.closed:
             out.append(ReturnLease(lease, kill=True))
             self._pump(kq, out)

@@ -21,6 +21,8 @@ from raylite.core.task_stream import describe
 from raylite.ids import spec_return_ids
 from raylite.protocol import node_pb2
 
+FAILURE_CAUSE_TIMEOUT_S = 1.0   # asking a node why a worker died (a partitioned node: give up)
+
 
 class TaskSubmitter:
     """Submits a CoreWorker's normal tasks. ``submit`` and ``cancel`` may be called from
@@ -43,6 +45,7 @@ class TaskSubmitter:
             ss.RequestLease: self._request_lease,
             ss.OpenStream: self._open_stream,
             ss.FinishWithError: self._finish_with_error,
+            ss.FailWorkerDied: self._fail_worker_died,
             ss.PropagateError: self._propagate_error,
             ss.ResolveDeps: self._resolve_deps,
             ss.RecoverArgument: self._recover_argument,
@@ -150,6 +153,26 @@ class TaskSubmitter:
         self._finish(ss.Finish(entry, [error_value(oid, error)
                                        for oid in spec_return_ids(entry.spec)]))
 
+    def _fail_worker_died(self, ins: ss.FailWorkerDied) -> None:
+        self.loop.create_task(self._finish_worker_died(ins))
+
+    async def _finish_worker_died(self, ins: ss.FailWorkerDied) -> None:
+        """Ask the scheduler that lent the worker why it died (only on this failure
+        path): its memory monitor's kill becomes OutOfMemoryError, as in Ray."""
+        entry = ins.entry
+        reply, stub = ins.lease.grant
+        error: BaseException = exc.WorkerCrashedError(ins.message)
+        try:
+            cause = await stub.GetWorkerFailureCause(
+                node_pb2.WorkerFailureRequest(lease_id=reply.lease_id), timeout=FAILURE_CAUSE_TIMEOUT_S)
+            if cause.oom:
+                error = exc.OutOfMemoryError(
+                    f"Task {entry.spec.name} was killed due to the node running low on memory "
+                    f"(max_retries exhausted). {cause.message}")
+        except Exception:   # the node is gone too: its death is the news
+            pass
+        self._finish(ss.Finish(entry, [error_value(oid, error) for oid in spec_return_ids(entry.spec)]))
+
     def _propagate_error(self, ins: ss.PropagateError) -> None:
         entry = ins.entry
         self._finish(ss.Finish(entry, [relabeled(ins.value, oid)
@@ -172,11 +195,13 @@ class TaskSubmitter:
 
     def _deps_resolved(self, entry: TaskEntry) -> None:
         failed = None
-        for dep in entry.spec.deps:
+        deps = entry.spec.deps
+        for dep in deps:
             if dep.is_error:
                 failed = dep   # the task fails with its argument's error, unrun
                 break
-        self._feed(ss.DepsResolved(entry, failed))
+        prefer = "" if failed is not None else ss.preferred_node(deps, self.worker.node_id)
+        self._feed(ss.DepsResolved(entry, failed, prefer))
 
     def _start_timer(self, ins: ss.StartTimer) -> None:
         self._timers[(ins.kind, ins.target)] = self.loop.call_later(
@@ -196,9 +221,9 @@ class TaskSubmitter:
         worker = self.worker
         request = node_pb2.LeaseRequest(resources=ins.resources, job_id=worker.job_id,
                                         owner_worker_id=worker.worker_id, strategy=ins.key[2],
-                                        runtime_env=ins.key[3])
+                                        runtime_env=ins.key[3], retriable=ins.retriable)
         try:
-            reply, stub = await worker.lease(request)
+            reply, stub = await worker.lease(request, prefer_node=ins.prefer_node)
         except asyncio.CancelledError:
             return
         except grpc.RpcError as err:
@@ -213,7 +238,7 @@ class TaskSubmitter:
         if reply.rejected:
             self._feed(ss.LeaseRejected(ins.request_id, reply.error, reply.runtime_env_failed))
         else:
-            self._feed(ss.LeaseGranted(ins.request_id, (reply, stub)))
+            self._feed(ss.LeaseGranted(ins.request_id, (reply, stub), reply.reusable))
 
     def _open_stream(self, ins: ss.OpenStream) -> None:
         lease = ins.lease

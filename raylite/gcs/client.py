@@ -9,6 +9,7 @@ a background thread.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import sys
 import threading
 import time
@@ -22,10 +23,25 @@ from redis.retry import Retry
 from raylite import exceptions as exc
 from raylite.gcs import keys, liveness
 from raylite.gcs.errors import RETRY_S, gcs_call, is_auth_failure, map_error
-from raylite.gcs.records import DEAD, ActorRecord, JobRecord, LineageRecord, NodeRecord
+from raylite.gcs.records import (
+    DEAD,
+    PG_REMOVED,
+    ActorRecord,
+    JobRecord,
+    LineageRecord,
+    NodeRecord,
+    PlacementGroupRecord,
+)
 from raylite.gcs.signing import TamperedRecordError, key_check, seal, unseal
 from raylite.security import user_tls
 from raylite.security.tokens import REDIS_USER, wrong_token
+
+# No CLIENT SETINFO on connect: for it redis-py looks its own version up through
+# importlib.metadata (a scan of sys.path), which costs every new worker ~10 ms and
+# ~1 MiB of pages it no longer shares with its zygote. (driver_info since redis-py 7.)
+_NO_CLIENT_SETINFO: dict = (
+    {"driver_info": None} if "driver_info" in inspect.signature(redis.Redis).parameters
+    else {"lib_name": None, "lib_version": None})
 
 # Delete the name binding only while it still names the releasing actor.
 _RELEASE_NAME = """
@@ -62,6 +78,9 @@ def parse_address(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
+MAX_REMOVED_GROUPS = 1000     # removed placement groups kept for placement_group_table()
+
+
 class GcsClient:
     """Reads and writes cluster state in Redis.
 
@@ -96,7 +115,7 @@ class GcsClient:
         # retry policy is gcs_call's, in one place.
         options: dict[str, Any] = dict(username=REDIS_USER, password=password,
                                        socket_keepalive=True, retry=Retry(NoBackoff(), 0),
-                                       socket_connect_timeout=5)
+                                       socket_connect_timeout=5, **_NO_CLIENT_SETINFO)
         # Any: redis-py types replies as bytes | str (decode_responses); ours are bytes.
         self._redis: Any
         if unix_socket:
@@ -313,17 +332,21 @@ class GcsClient:
         if record.available is not None:
             pipe.hset(keys.AVAILABLE, record.node_id, msgpack.packb(record.available))
         pipe.publish(keys.NODE_CHANNEL, msgpack.packb({"node_id": record.node_id, "alive": True}))
+        pipe.incr(keys.NODES_VERSION)
         pipe.execute()
 
     @gcs_call(retry=True)
-    def heartbeat(self, node_id: str, available: dict | None = None) -> None:
+    def heartbeat(self, node_id: str, available: dict | None = None) -> int:
         """Say the node is alive now (and what it has free). One round trip, blind
-        writes only, so it cannot undo a concurrent mark_node_dead."""
+        writes only, so it cannot undo a concurrent mark_node_dead. Returns the node
+        table's version (raylite:nodes:version; 0 when never set): a reader re-reads
+        the table when it moved."""
         pipe = self._redis.pipeline(transaction=False)
         pipe.hset(keys.HEARTBEATS, node_id, time.time())
         if available is not None:
             pipe.hset(keys.AVAILABLE, node_id, msgpack.packb(available))
-        pipe.execute()
+        pipe.get(keys.NODES_VERSION)
+        return int(pipe.execute()[-1] or 0)
 
     @gcs_call(retry=True)
     def mark_node_dead(self, node_id: str, reason: str = "stopped") -> None:
@@ -338,6 +361,7 @@ class GcsClient:
             pipe.hset(keys.NODES, node_id, self._node_bytes(record))
             pipe.publish(keys.NODE_CHANNEL, msgpack.packb(
                 {"node_id": node_id, "alive": False, "reason": reason}))
+            pipe.incr(keys.NODES_VERSION)
             pipe.execute()
 
     @gcs_call(retry=True)
@@ -353,6 +377,7 @@ class GcsClient:
             pipe = self._redis.pipeline(transaction=False)
             pipe.hset(keys.NODES, node_id, self._node_bytes(record))
             pipe.publish(keys.NODE_CHANNEL, msgpack.packb({"node_id": node_id, "alive": True}))
+            pipe.incr(keys.NODES_VERSION)
             pipe.execute()
 
     def _checked_node(self, node_id: str, raw: bytes) -> NodeRecord | None:
@@ -407,16 +432,27 @@ class GcsClient:
         pipe.publish(keys.actor_channel(record.actor_id), blob)
         pipe.execute()
 
+    def put_actor_buffered(self, record: ActorRecord) -> None:
+        """put_actor through the background pipeline: no round trip on the caller's
+        event loop (an owner creating many actors writes two records each). Writes keep
+        their order with the other buffered ones; this process's own reads below flush
+        first, so it always reads what it wrote."""
+        blob = self._actor_bytes(record)
+        self.buffer("hset", keys.ACTORS, record.actor_id, blob)
+        self.buffer("publish", keys.actor_channel(record.actor_id), blob)
+
     @gcs_call(retry=True)
     def get_actor(self, actor_id_hex: str) -> ActorRecord | None:
         """The actor's record, or None. Raises TamperedRecordError when its signature
         does not match (the record is never used)."""
+        self.flush()
         raw = self._redis.hget(keys.ACTORS, actor_id_hex)
         return self._actor_record(actor_id_hex, raw) if raw else None
 
     @gcs_call(retry=True)
     def all_actors(self) -> dict[str, ActorRecord]:
         """Every actor record; one that fails its check is left out (and logged)."""
+        self.flush()
         out = {}
         for key, blob in self._redis.hgetall(keys.ACTORS).items():
             try:
@@ -476,6 +512,81 @@ class GcsClient:
         self._release_name(keys=[keys.ACTOR_NAMES],
                            args=[keys.actor_name_key(namespace, name), actor_id_hex])
 
+    # ---- placement groups (raylite.util.placement_group) --------------------------
+    @gcs_call(retry=True)
+    def put_placement_group(self, record: PlacementGroupRecord) -> None:
+        """Write a group's record; keep the index of its owner's live groups, and only
+        the newest MAX_REMOVED_GROUPS removed ones (as Ray's GCS does)."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hset(keys.PLACEMENT_GROUPS, record.pg_id, record.to_bytes())
+        removed = record.state == PG_REMOVED
+        if record.owner:
+            if removed:
+                pipe.srem(keys.pg_owned(record.owner), record.pg_id)
+            else:
+                pipe.sadd(keys.pg_owned(record.owner), record.pg_id)
+        if removed:
+            pipe.zadd(keys.PG_REMOVED, {record.pg_id: time.time()})
+            pipe.zcard(keys.PG_REMOVED)
+        replies = pipe.execute()
+        count = replies[-1] if removed else 0
+        if count > MAX_REMOVED_GROUPS:
+            oldest = [m for m, _ in self._redis.zpopmin(keys.PG_REMOVED,
+                                                        count - MAX_REMOVED_GROUPS)]
+            if oldest:
+                self._redis.hdel(keys.PLACEMENT_GROUPS, *oldest)
+
+    @gcs_call(retry=True)
+    def placement_groups_of(self, owner_worker_id: str) -> list[PlacementGroupRecord]:
+        """The live non-detached groups created by ``owner_worker_id``."""
+        ids = list(self._redis.smembers(keys.pg_owned(owner_worker_id)))
+        raws = self._redis.hmget(keys.PLACEMENT_GROUPS, ids) if ids else []
+        return [PlacementGroupRecord.from_bytes(raw) for raw in raws if raw]
+
+    @gcs_call(retry=True)
+    def get_placement_group(self, pg_id_hex: str) -> PlacementGroupRecord | None:
+        raw = self._redis.hget(keys.PLACEMENT_GROUPS, pg_id_hex)
+        return PlacementGroupRecord.from_bytes(raw) if raw else None
+
+    @gcs_call(retry=True)
+    def all_placement_groups(self) -> dict[str, PlacementGroupRecord]:
+        return {k.decode(): PlacementGroupRecord.from_bytes(v)
+                for k, v in self._redis.hgetall(keys.PLACEMENT_GROUPS).items()}
+
+    @gcs_call(retry=True)
+    def claim_placement_group_name(self, namespace: str, name: str, pg_id_hex: str) -> str:
+        """Bind a name to our group when it is free or bound to a removed (or vanished)
+        group, atomically; returns the id now bound (ours, or the live holder's)."""
+        name_field = keys.actor_name_key(namespace, name)
+        with self._redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(keys.PG_NAMES, keys.PLACEMENT_GROUPS)
+                    bound = pipe.hget(keys.PG_NAMES, name_field)
+                    bound_hex = bound.decode() if bound else None
+                    if bound_hex is not None and bound_hex != pg_id_hex:
+                        raw = pipe.hget(keys.PLACEMENT_GROUPS, bound_hex)
+                        if raw and PlacementGroupRecord.from_bytes(raw).state != PG_REMOVED:
+                            pipe.unwatch()
+                            return bound_hex
+                    pipe.multi()
+                    pipe.hset(keys.PG_NAMES, name_field, pg_id_hex)
+                    pipe.execute()
+                    return pg_id_hex
+                except redis.WatchError:
+                    continue
+
+    @gcs_call(retry=True)
+    def lookup_placement_group_name(self, namespace: str, name: str) -> str | None:
+        raw = self._redis.hget(keys.PG_NAMES, keys.actor_name_key(namespace, name))
+        return raw.decode() if raw else None
+
+    @gcs_call(retry=True)
+    def release_placement_group_name(self, namespace: str, name: str, pg_id_hex: str) -> None:
+        """Free the name if (and only if) it is still bound to this group."""
+        self._release_name(keys=[keys.PG_NAMES],
+                           args=[keys.actor_name_key(namespace, name), pg_id_hex])
+
     # ---- user metrics (raylite.util.metrics) ------------------------------------
     def record_metrics(self, node_id: str, definitions: dict, increments: dict,
                        gauges: dict) -> None:
@@ -512,6 +623,23 @@ class GcsClient:
     @gcs_call(retry=True)
     def register_job(self, record: JobRecord) -> None:
         self._redis.hset(keys.JOBS, record.job_id, record.to_bytes())
+
+    @gcs_call(retry=True)
+    def finish_job(self, job_id_hex: str, keep: int = 1000) -> None:
+        """Record that the job's driver went away, and bump the node-table version so
+        every node's heartbeat looks (scheduler/heartbeat.py) and stops the job's
+        non-detached workers. Only the newest ``keep`` finished jobs are remembered."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.zadd(keys.FINISHED_JOBS, {job_id_hex: time.time()})
+        pipe.zremrangebyrank(keys.FINISHED_JOBS, 0, -keep - 1)
+        pipe.incr(keys.NODES_VERSION)
+        pipe.execute()
+
+    @gcs_call(retry=True)
+    def finished_jobs(self, since: float = 0.0) -> dict[str, float]:
+        """job id hex -> time it finished, for jobs finished at or after ``since``."""
+        rows = self._redis.zrangebyscore(keys.FINISHED_JOBS, since, "+inf", withscores=True)
+        return {job.decode(): score for job, score in rows}
 
     @gcs_call(retry=True)
     def get_job(self, job_id_hex: str) -> JobRecord | None:

@@ -9,12 +9,17 @@ PREFIX = "raylite:"
 NODES = PREFIX + "nodes"                 # hash node_id -> NodeRecord
 HEARTBEATS = PREFIX + "heartbeats"       # hash node_id -> unix time of last beat
 AVAILABLE = PREFIX + "available"         # hash node_id -> free resources at last beat
+NODES_VERSION = PREFIX + "nodes:version"  # integer, bumped whenever a NodeRecord changes
 JOBS = PREFIX + "jobs"                   # hash job_id -> JobRecord
+FINISHED_JOBS = PREFIX + "jobs:finished"  # sorted set job_id -> time its driver went away
 ACTORS = PREFIX + "actors"               # hash actor_id -> ActorRecord
 ACTOR_NAMES = PREFIX + "actor_names"     # hash "namespace/name" -> actor_id
 ACTOR_EXITS = PREFIX + "actor_exits"     # hash actor_id -> why it ended on purpose (no restart)
 NODE_CHANNEL = PREFIX + "channel:nodes"  # pubsub: node joined / died
 MONITOR = PREFIX + "monitor"             # node id of the failure monitor (expiring lease)
+PLACEMENT_GROUPS = PREFIX + "placement_groups"  # hash pg_id -> PlacementGroupRecord
+PG_NAMES = PREFIX + "pg_names"           # hash "namespace/name" -> pg_id (named groups)
+PG_REMOVED = PREFIX + "pg_removed"       # sorted set pg_id by removal time (oldest trimmed)
 METRIC_DEFS = PREFIX + "metrics:defs"   # hash metric name -> msgpack {type, description, ...}
 METRIC_NODES = PREFIX + "metrics:nodes"  # set of node ids that recorded metrics
 SIGNING_CHECK = PREFIX + "signing_check"  # HMAC proving which token signs records (gcs/signing.py)
@@ -59,3 +64,9 @@ def node_metrics(node_id: str) -> str:
     """Hash of one node's metric values: series field (raylite.util.metrics_buffer)
     -> float (counters and histogram parts summed, gauges last set)."""
     return f"{PREFIX}metrics:node:{node_id}"
+
+
+def pg_owned(owner_worker_id: str) -> str:
+    """Set of the live non-detached placement groups a process created, so a dead
+    driver's groups are found without reading the whole table."""
+    return f"{PREFIX}pg_owned:{owner_worker_id}"

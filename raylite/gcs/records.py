@@ -84,6 +84,7 @@ class NodeRecord(_Record):
     store_capacity: int = 0
     session: str = ""
     is_head: bool = False
+    transfer: str = ""                # host:port of its object transfer server ("" = none)
     metrics_export_port: int = 0      # the node's Prometheus /metrics port (0: none)
     available: dict | None = None     # free resources at the last heartbeat (None: unknown)
     last_heartbeat: float = 0.0       # unix time of the last heartbeat (0: never)
@@ -135,6 +136,35 @@ class JobRecord(_Record):
     namespace: str = ""
     sys_path: list = field(default_factory=list)
     cwd: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+# Placement group states, as written in PlacementGroupRecord.state (Ray's names).
+PG_PENDING = "PENDING"
+PG_CREATED = "CREATED"
+PG_RESCHEDULING = "RESCHEDULING"
+PG_REMOVED = "REMOVED"
+
+
+@dataclass
+class PlacementGroupRecord(_Record):
+    """A placement group (raylite:placement_groups), written by the process that
+    places it (its creator): bundles, where each one is reserved, and its state."""
+
+    pg_id: str = ""
+    name: str = ""
+    namespace: str = ""
+    strategy: str = "PACK"
+    bundles: list = field(default_factory=list)        # resource dict per bundle
+    bundle_nodes: list = field(default_factory=list)   # node id per bundle ("" unplaced)
+    state: str = PG_PENDING
+    detached: bool = False
+    job_id: str = ""
+    owner: str = ""                   # worker id of the creator
+    creator_node: str = ""
+    attempts: int = 0                 # scheduling attempts so far
+    created_at: float = 0.0           # unix time of the request
+    placed_at: float = 0.0            # unix time it was last CREATED
     extra: dict = field(default_factory=dict)
 
 

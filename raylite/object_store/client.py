@@ -10,6 +10,8 @@ from __future__ import annotations
 import mmap
 import os
 
+import grpc
+
 from raylite.exceptions import ObjectLostError, ObjectStoreFullError
 from raylite.protocol import common_pb2, objects_pb2
 from raylite.serialization import deserialize, serialize
@@ -67,18 +69,25 @@ class ObjectIO:
                 os.close(fd)
         self.stub.Seal(objects_pb2.SealRequest(id=object_id, size=ser.total_size))
 
-    def write_raw(self, object_id: bytes, data_chunks, size: int) -> str:
-        """Store bytes received from another node (a cached copy, evicted first when
-        room is needed); returns the local path."""
-        reply = self.stub.Create(objects_pb2.CreateRequest(id=object_id, size=size,
-                                                           secondary=True))
-        if reply.error:
+    def fetch(self, object_id: bytes, size: int, node_id: str, transfer_address: str,
+              store_address: str) -> str:
+        """Have this node's store copy an object from node ``node_id`` (once, however
+        many readers ask); returns the local path of the sealed copy.
+
+        Raises ObjectLostError when it cannot be fetched, ObjectStoreFullError when
+        there is no room for it here.
+        """
+        try:
+            reply = self.stub.Fetch(objects_pb2.FetchRequest(
+                id=object_id, size=size, node_id=node_id, transfer_address=transfer_address,
+                store_address=store_address))
+        except grpc.RpcError as err:
+            raise ObjectLostError(object_id.hex(), f"Could not fetch object {object_id.hex()}: "
+                                                   f"this node's store failed ({err.code().name})") from err
+        if reply.store_full:
             raise ObjectStoreFullError(reply.error)
-        with open(reply.path, "r+b" if reply.reused else "wb") as f:
-            f.truncate(0)
-            for chunk in data_chunks:
-                f.write(chunk)
-        self.stub.Seal(objects_pb2.SealRequest(id=object_id, size=size))
+        if reply.error:
+            raise ObjectLostError(object_id.hex(), reply.error)
         return reply.path
 
     def from_value(self, value: common_pb2.ObjectValue):
@@ -90,12 +99,13 @@ class ObjectIO:
     def map(self, value: common_pb2.ObjectValue):
         hex_id = value.id.hex()
         if value.node_id and value.node_id != self.node_id:
-            path = os.path.join(self.store_dir, hex_id)
-            if not os.path.exists(path):
-                if self.pull is None:
-                    raise ObjectLostError(hex_id, f"Object {hex_id} lives on node "
-                                                  f"{value.node_id[:8]}, which cannot be reached.")
-                self.pull(value)
+            # Always through the store, even when the file exists: it may be another
+            # reader's transfer still in progress (the store answers at once for a copy
+            # already here).
+            if self.pull is None:
+                raise ObjectLostError(hex_id, f"Object {hex_id} lives on node "
+                                              f"{value.node_id[:8]}, which cannot be reached.")
+            self.pull(value)
         for _ in range(3):
             path = os.path.join(self.store_dir, hex_id)
             try:

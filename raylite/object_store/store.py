@@ -63,6 +63,9 @@ class SharedMemoryStore:
         self.pool_limit = min(self.capacity // 4, 1 << 30)
         self._pool_counter = 0
         self.used = 0
+        # hex id -> senders reading the object's file right now (transfers to other
+        # nodes): such a file is unlinked when dropped, never recycled under them.
+        self.pins: dict[str, int] = {}
         self.spilled_bytes = 0
         self.num_spilled = 0
         self.num_restored = 0
@@ -147,6 +150,17 @@ class SharedMemoryStore:
         if hex_id in self.objects:
             self._drop(hex_id)
 
+    def pin(self, hex_id: str) -> None:
+        """A reader holds the object's file open (see ``pins``)."""
+        self.pins[hex_id] = self.pins.get(hex_id, 0) + 1
+
+    def unpin(self, hex_id: str) -> None:
+        left = self.pins.get(hex_id, 0) - 1
+        if left > 0:
+            self.pins[hex_id] = left
+        else:
+            self.pins.pop(hex_id, None)
+
     def delete_owned_by(self, owner: str) -> int:
         """Drop every object whose owner process died (nobody can reach them now)."""
         doomed = [h for h, obj in self.objects.items() if owner and obj.owner == owner]
@@ -180,7 +194,8 @@ class SharedMemoryStore:
             _unlink(self._spill_path(hex_id))
         else:
             self.used -= obj.size
-            if not (obj.sealed and self._recycle(self.path(hex_id), obj.size)):
+            recyclable = obj.sealed and hex_id not in self.pins
+            if not (recyclable and self._recycle(self.path(hex_id), obj.size)):
                 _unlink(self.path(hex_id))
 
     def _make_room(self, size: int, protect: str) -> None:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from . import common_pb2 as common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\nnode.proto\x12\x07raylite\x1a\x0c\x63ommon.proto\"\x97\x03\n\x0cLeaseRequest\x12\x37\n\tresources\x18\x01 \x03(\x0b\x32$.raylite.LeaseRequest.ResourcesEntry\x12\x0e\n\x06job_id\x18\x02 \x01(\x0c\x12\x11\n\tfor_actor\x18\x03 \x01(\x08\x12\x46\n\x11running_resources\x18\x04 \x03(\x0b\x32+.raylite.LeaseRequest.RunningResourcesEntry\x12\x0f\n\x07spilled\x18\x05 \x01(\x08\x12\x10\n\x08strategy\x18\x06 \x01(\t\x12\x15\n\rsoft_affinity\x18\x07 \x01(\x08\x12\x10\n\x08\x61\x63tor_id\x18\x08 \x01(\x0c\x12\x17\n\x0fowner_worker_id\x18\t \x01(\t\x12\x13\n\x0bruntime_env\x18\n \x01(\t\x1a\x30\n\x0eResourcesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x37\n\x15RunningResourcesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xa0\x01\n\nLeaseReply\x12\x10\n\x08lease_id\x18\x01 \x01(\x0c\x12 \n\x06worker\x18\x02 \x01(\x0b\x32\x10.raylite.Address\x12\x0f\n\x07gpu_ids\x18\x03 \x03(\x05\x12\x10\n\x08spill_to\x18\x04 \x01(\t\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x10\n\x08rejected\x18\x06 \x01(\x08\x12\x1a\n\x12runtime_env_failed\x18\x07 \x01(\x08\";\n\x12ReturnLeaseRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\x0c\x12\x13\n\x0bkill_worker\x18\x02 \x01(\x08\"R\n\nWorkerInfo\x12!\n\x07\x61\x64\x64ress\x18\x01 \x01(\x0b\x32\x10.raylite.Address\x12\x11\n\tis_driver\x18\x02 \x01(\x08\x12\x0e\n\x06job_id\x18\x03 \x01(\x0c\"K\n\rRegisterReply\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x11\n\tstore_dir\x18\x02 \x01(\t\x12\x16\n\x0estore_capacity\x18\x03 \x01(\x04\"4\n\x0e\x42lockedRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07\x62locked\x18\x02 \x01(\x08\"8\n\x11KillWorkerRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x10\n\x08lease_id\x18\x02 \x01(\x0c\"\xad\x02\n\rNodeInfoReply\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x30\n\x05total\x18\x02 \x03(\x0b\x32!.raylite.NodeInfoReply.TotalEntry\x12\x38\n\tavailable\x18\x03 \x03(\x0b\x32%.raylite.NodeInfoReply.AvailableEntry\x12\x13\n\x0bnum_workers\x18\x04 \x01(\x05\x12\x12\n\nstore_used\x18\x05 \x01(\x04\x12\x16\n\x0estore_capacity\x18\x06 \x01(\x04\x1a,\n\nTotalEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x30\n\x0e\x41vailableEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x11\n\x0fShutdownRequest2\xdd\x03\n\rNodeScheduler\x12=\n\x0eRegisterWorker\x12\x13.raylite.WorkerInfo\x1a\x16.raylite.RegisterReply\x12:\n\x0cRequestLease\x12\x15.raylite.LeaseRequest\x1a\x13.raylite.LeaseReply\x12:\n\x0bReturnLease\x12\x1b.raylite.ReturnLeaseRequest\x1a\x0e.raylite.Empty\x12\x38\n\rNotifyBlocked\x12\x17.raylite.BlockedRequest\x1a\x0e.raylite.Empty\x12\x38\n\nKillWorker\x12\x1a.raylite.KillWorkerRequest\x1a\x0e.raylite.Empty\x12\x34\n\x0bWatchDriver\x12\x13.raylite.WorkerInfo\x1a\x0e.raylite.Empty0\x01\x12\x35\n\x0bGetNodeInfo\x12\x0e.raylite.Empty\x1a\x16.raylite.NodeInfoReply\x12\x34\n\x08Shutdown\x12\x18.raylite.ShutdownRequest\x1a\x0e.raylite.Emptyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\nnode.proto\x12\x07raylite\x1a\x0c\x63ommon.proto\"\xaa\x03\n\x0cLeaseRequest\x12\x37\n\tresources\x18\x01 \x03(\x0b\x32$.raylite.LeaseRequest.ResourcesEntry\x12\x0e\n\x06job_id\x18\x02 \x01(\x0c\x12\x11\n\tfor_actor\x18\x03 \x01(\x08\x12\x46\n\x11running_resources\x18\x04 \x03(\x0b\x32+.raylite.LeaseRequest.RunningResourcesEntry\x12\x0f\n\x07spilled\x18\x05 \x01(\x08\x12\x10\n\x08strategy\x18\x06 \x01(\t\x12\x15\n\rsoft_affinity\x18\x07 \x01(\x08\x12\x10\n\x08\x61\x63tor_id\x18\x08 \x01(\x0c\x12\x17\n\x0fowner_worker_id\x18\t \x01(\t\x12\x13\n\x0bruntime_env\x18\n \x01(\t\x12\x11\n\tretriable\x18\x0b \x01(\x08\x1a\x30\n\x0eResourcesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x37\n\x15RunningResourcesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xb2\x01\n\nLeaseReply\x12\x10\n\x08lease_id\x18\x01 \x01(\x0c\x12 \n\x06worker\x18\x02 \x01(\x0b\x32\x10.raylite.Address\x12\x0f\n\x07gpu_ids\x18\x03 \x03(\x05\x12\x10\n\x08spill_to\x18\x04 \x01(\t\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x10\n\x08rejected\x18\x06 \x01(\x08\x12\x1a\n\x12runtime_env_failed\x18\x07 \x01(\x08\x12\x10\n\x08reusable\x18\x08 \x01(\x08\";\n\x12ReturnLeaseRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\x0c\x12\x13\n\x0bkill_worker\x18\x02 \x01(\x08\"R\n\nWorkerInfo\x12!\n\x07\x61\x64\x64ress\x18\x01 \x01(\x0b\x32\x10.raylite.Address\x12\x11\n\tis_driver\x18\x02 \x01(\x08\x12\x0e\n\x06job_id\x18\x03 \x01(\x0c\"K\n\rRegisterReply\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x11\n\tstore_dir\x18\x02 \x01(\t\x12\x16\n\x0estore_capacity\x18\x03 \x01(\x04\"4\n\x0e\x42lockedRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07\x62locked\x18\x02 \x01(\x08\"8\n\x11KillWorkerRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x10\n\x08lease_id\x18\x02 \x01(\x0c\"\xad\x02\n\rNodeInfoReply\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x30\n\x05total\x18\x02 \x03(\x0b\x32!.raylite.NodeInfoReply.TotalEntry\x12\x38\n\tavailable\x18\x03 \x03(\x0b\x32%.raylite.NodeInfoReply.AvailableEntry\x12\x13\n\x0bnum_workers\x18\x04 \x01(\x05\x12\x12\n\nstore_used\x18\x05 \x01(\x04\x12\x16\n\x0estore_capacity\x18\x06 \x01(\x04\x1a,\n\nTotalEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x30\n\x0e\x41vailableEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x11\n\x0fShutdownRequest\"\x84\x01\n\nBundleSpec\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x35\n\tresources\x18\x02 \x03(\x0b\x32\".raylite.BundleSpec.ResourcesEntry\x1a\x30\n\x0eResourcesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"u\n\x15PrepareBundlesRequest\x12\r\n\x05pg_id\x18\x01 \x01(\t\x12$\n\x07\x62undles\x18\x02 \x03(\x0b\x32\x13.raylite.BundleSpec\x12\x17\n\x0fowner_worker_id\x18\x03 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x04 \x01(\x08\"0\n\x0e\x42undlesRequest\x12\r\n\x05pg_id\x18\x01 \x01(\t\x12\x0f\n\x07indices\x18\x02 \x03(\x05\"\x1a\n\x0c\x42undlesReply\x12\n\n\x02ok\x18\x01 \x01(\x08\"(\n\x14WorkerFailureRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\x0c\"2\n\x12WorkerFailureReply\x12\x0b\n\x03oom\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t2\xfd\x05\n\rNodeScheduler\x12=\n\x0eRegisterWorker\x12\x13.raylite.WorkerInfo\x1a\x16.raylite.RegisterReply\x12:\n\x0cRequestLease\x12\x15.raylite.LeaseRequest\x1a\x13.raylite.LeaseReply\x12:\n\x0bReturnLease\x12\x1b.raylite.ReturnLeaseRequest\x1a\x0e.raylite.Empty\x12\x38\n\rNotifyBlocked\x12\x17.raylite.BlockedRequest\x1a\x0e.raylite.Empty\x12\x38\n\nKillWorker\x12\x1a.raylite.KillWorkerRequest\x1a\x0e.raylite.Empty\x12\x34\n\x0bWatchDriver\x12\x13.raylite.WorkerInfo\x1a\x0e.raylite.Empty0\x01\x12\x35\n\x0bGetNodeInfo\x12\x0e.raylite.Empty\x1a\x16.raylite.NodeInfoReply\x12\x34\n\x08Shutdown\x12\x18.raylite.ShutdownRequest\x1a\x0e.raylite.Empty\x12G\n\x0ePrepareBundles\x12\x1e.raylite.PrepareBundlesRequest\x1a\x15.raylite.BundlesReply\x12?\n\rCommitBundles\x12\x17.raylite.BundlesRequest\x1a\x15.raylite.BundlesReply\x12?\n\rCancelBundles\x12\x17.raylite.BundlesRequest\x1a\x15.raylite.BundlesReply\x12S\n\x15GetWorkerFailureCause\x12\x1d.raylite.WorkerFailureRequest\x1a\x1b.raylite.WorkerFailureReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,32 +40,48 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_NODEINFOREPLY_TOTALENTRY']._serialized_options = b'8\001'
   _globals['_NODEINFOREPLY_AVAILABLEENTRY']._loaded_options = None
   _globals['_NODEINFOREPLY_AVAILABLEENTRY']._serialized_options = b'8\001'
+  _globals['_BUNDLESPEC_RESOURCESENTRY']._loaded_options = None
+  _globals['_BUNDLESPEC_RESOURCESENTRY']._serialized_options = b'8\001'
   _globals['_LEASEREQUEST']._serialized_start=38
-  _globals['_LEASEREQUEST']._serialized_end=445
-  _globals['_LEASEREQUEST_RESOURCESENTRY']._serialized_start=340
-  _globals['_LEASEREQUEST_RESOURCESENTRY']._serialized_end=388
-  _globals['_LEASEREQUEST_RUNNINGRESOURCESENTRY']._serialized_start=390
-  _globals['_LEASEREQUEST_RUNNINGRESOURCESENTRY']._serialized_end=445
-  _globals['_LEASEREPLY']._serialized_start=448
-  _globals['_LEASEREPLY']._serialized_end=608
-  _globals['_RETURNLEASEREQUEST']._serialized_start=610
-  _globals['_RETURNLEASEREQUEST']._serialized_end=669
-  _globals['_WORKERINFO']._serialized_start=671
-  _globals['_WORKERINFO']._serialized_end=753
-  _globals['_REGISTERREPLY']._serialized_start=755
-  _globals['_REGISTERREPLY']._serialized_end=830
-  _globals['_BLOCKEDREQUEST']._serialized_start=832
-  _globals['_BLOCKEDREQUEST']._serialized_end=884
-  _globals['_KILLWORKERREQUEST']._serialized_start=886
-  _globals['_KILLWORKERREQUEST']._serialized_end=942
-  _globals['_NODEINFOREPLY']._serialized_start=945
-  _globals['_NODEINFOREPLY']._serialized_end=1246
-  _globals['_NODEINFOREPLY_TOTALENTRY']._serialized_start=1152
-  _globals['_NODEINFOREPLY_TOTALENTRY']._serialized_end=1196
-  _globals['_NODEINFOREPLY_AVAILABLEENTRY']._serialized_start=1198
-  _globals['_NODEINFOREPLY_AVAILABLEENTRY']._serialized_end=1246
-  _globals['_SHUTDOWNREQUEST']._serialized_start=1248
-  _globals['_SHUTDOWNREQUEST']._serialized_end=1265
-  _globals['_NODESCHEDULER']._serialized_start=1268
-  _globals['_NODESCHEDULER']._serialized_end=1745
+  _globals['_LEASEREQUEST']._serialized_end=464
+  _globals['_LEASEREQUEST_RESOURCESENTRY']._serialized_start=359
+  _globals['_LEASEREQUEST_RESOURCESENTRY']._serialized_end=407
+  _globals['_LEASEREQUEST_RUNNINGRESOURCESENTRY']._serialized_start=409
+  _globals['_LEASEREQUEST_RUNNINGRESOURCESENTRY']._serialized_end=464
+  _globals['_LEASEREPLY']._serialized_start=467
+  _globals['_LEASEREPLY']._serialized_end=645
+  _globals['_RETURNLEASEREQUEST']._serialized_start=647
+  _globals['_RETURNLEASEREQUEST']._serialized_end=706
+  _globals['_WORKERINFO']._serialized_start=708
+  _globals['_WORKERINFO']._serialized_end=790
+  _globals['_REGISTERREPLY']._serialized_start=792
+  _globals['_REGISTERREPLY']._serialized_end=867
+  _globals['_BLOCKEDREQUEST']._serialized_start=869
+  _globals['_BLOCKEDREQUEST']._serialized_end=921
+  _globals['_KILLWORKERREQUEST']._serialized_start=923
+  _globals['_KILLWORKERREQUEST']._serialized_end=979
+  _globals['_NODEINFOREPLY']._serialized_start=982
+  _globals['_NODEINFOREPLY']._serialized_end=1283
+  _globals['_NODEINFOREPLY_TOTALENTRY']._serialized_start=1189
+  _globals['_NODEINFOREPLY_TOTALENTRY']._serialized_end=1233
+  _globals['_NODEINFOREPLY_AVAILABLEENTRY']._serialized_start=1235
+  _globals['_NODEINFOREPLY_AVAILABLEENTRY']._serialized_end=1283
+  _globals['_SHUTDOWNREQUEST']._serialized_start=1285
+  _globals['_SHUTDOWNREQUEST']._serialized_end=1302
+  _globals['_BUNDLESPEC']._serialized_start=1305
+  _globals['_BUNDLESPEC']._serialized_end=1437
+  _globals['_BUNDLESPEC_RESOURCESENTRY']._serialized_start=359
+  _globals['_BUNDLESPEC_RESOURCESENTRY']._serialized_end=407
+  _globals['_PREPAREBUNDLESREQUEST']._serialized_start=1439
+  _globals['_PREPAREBUNDLESREQUEST']._serialized_end=1556
+  _globals['_BUNDLESREQUEST']._serialized_start=1558
+  _globals['_BUNDLESREQUEST']._serialized_end=1606
+  _globals['_BUNDLESREPLY']._serialized_start=1608
+  _globals['_BUNDLESREPLY']._serialized_end=1634
+  _globals['_WORKERFAILUREREQUEST']._serialized_start=1636
+  _globals['_WORKERFAILUREREQUEST']._serialized_end=1676
+  _globals['_WORKERFAILUREREPLY']._serialized_start=1678
+  _globals['_WORKERFAILUREREPLY']._serialized_end=1728
+  _globals['_NODESCHEDULER']._serialized_start=1731
+  _globals['_NODESCHEDULER']._serialized_end=2496
 # @@protoc_insertion_point(module_scope)

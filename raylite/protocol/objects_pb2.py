@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from . import common_pb2 as common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\robjects.proto\x12\x07raylite\x1a\x0c\x63ommon.proto\"K\n\rCreateRequest\x12\n\n\x02id\x18\x01 \x01(\x0c\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\r\n\x05owner\x18\x03 \x01(\t\x12\x11\n\tsecondary\x18\x04 \x01(\x08\":\n\x0b\x43reateReply\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12\x0e\n\x06reused\x18\x03 \x01(\x08\"\'\n\x0bSealRequest\x12\n\n\x02id\x18\x01 \x01(\x0c\x12\x0c\n\x04size\x18\x02 \x01(\x04\"\x18\n\tObjectIds\x12\x0b\n\x03ids\x18\x01 \x03(\x0c\")\n\x0bLocateReply\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\"\x19\n\x0bPullRequest\x12\n\n\x02id\x18\x01 \x01(\x0c\"4\n\x05\x43hunk\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12\r\n\x05total\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x32\x87\x02\n\x0bObjectStore\x12\x36\n\x06\x43reate\x12\x16.raylite.CreateRequest\x1a\x14.raylite.CreateReply\x12,\n\x04Seal\x12\x14.raylite.SealRequest\x1a\x0e.raylite.Empty\x12,\n\x06\x44\x65lete\x12\x12.raylite.ObjectIds\x1a\x0e.raylite.Empty\x12\x34\n\x06Locate\x12\x14.raylite.PullRequest\x1a\x14.raylite.LocateReply\x12.\n\x04Pull\x12\x14.raylite.PullRequest\x1a\x0e.raylite.Chunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\robjects.proto\x12\x07raylite\x1a\x0c\x63ommon.proto\"K\n\rCreateRequest\x12\n\n\x02id\x18\x01 \x01(\x0c\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\r\n\x05owner\x18\x03 \x01(\t\x12\x11\n\tsecondary\x18\x04 \x01(\x08\":\n\x0b\x43reateReply\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12\x0e\n\x06reused\x18\x03 \x01(\x08\"\'\n\x0bSealRequest\x12\n\n\x02id\x18\x01 \x01(\x0c\x12\x0c\n\x04size\x18\x02 \x01(\x04\"-\n\tObjectIds\x12\x0b\n\x03ids\x18\x01 \x03(\x0c\x12\x13\n\x0b\x63opies_only\x18\x02 \x01(\x08\")\n\x0bLocateReply\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\"\x19\n\x0bPullRequest\x12\n\n\x02id\x18\x01 \x01(\x0c\"4\n\x05\x43hunk\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12\r\n\x05total\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"j\n\x0c\x46\x65tchRequest\x12\n\n\x02id\x18\x01 \x01(\x0c\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\x18\n\x10transfer_address\x18\x04 \x01(\t\x12\x15\n\rstore_address\x18\x05 \x01(\t\"K\n\nFetchReply\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x12\n\nstore_full\x18\x04 \x01(\x08\"-\n\rTransferHello\x12\r\n\x05nonce\x18\x01 \x01(\x0c\x12\r\n\x05proof\x18\x02 \x01(\x0c\"M\n\x0cRangeRequest\x12\n\n\x02id\x18\x01 \x01(\x0c\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0e\n\x06length\x18\x03 \x01(\x04\x12\x11\n\trequester\x18\x04 \x01(\t\":\n\nRangeReply\x12\r\n\x05total\x18\x01 \x01(\x04\x12\x0e\n\x06length\x18\x02 \x01(\x04\x12\r\n\x05\x65rror\x18\x03 \x01(\t2\xbc\x02\n\x0bObjectStore\x12\x36\n\x06\x43reate\x12\x16.raylite.CreateRequest\x1a\x14.raylite.CreateReply\x12,\n\x04Seal\x12\x14.raylite.SealRequest\x1a\x0e.raylite.Empty\x12,\n\x06\x44\x65lete\x12\x12.raylite.ObjectIds\x1a\x0e.raylite.Empty\x12\x34\n\x06Locate\x12\x14.raylite.PullRequest\x1a\x14.raylite.LocateReply\x12.\n\x04Pull\x12\x14.raylite.PullRequest\x1a\x0e.raylite.Chunk0\x01\x12\x33\n\x05\x46\x65tch\x12\x15.raylite.FetchRequest\x1a\x13.raylite.FetchReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,13 +39,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SEALREQUEST']._serialized_start=177
   _globals['_SEALREQUEST']._serialized_end=216
   _globals['_OBJECTIDS']._serialized_start=218
-  _globals['_OBJECTIDS']._serialized_end=242
-  _globals['_LOCATEREPLY']._serialized_start=244
-  _globals['_LOCATEREPLY']._serialized_end=285
-  _globals['_PULLREQUEST']._serialized_start=287
-  _globals['_PULLREQUEST']._serialized_end=312
-  _globals['_CHUNK']._serialized_start=314
-  _globals['_CHUNK']._serialized_end=366
-  _globals['_OBJECTSTORE']._serialized_start=369
-  _globals['_OBJECTSTORE']._serialized_end=632
+  _globals['_OBJECTIDS']._serialized_end=263
+  _globals['_LOCATEREPLY']._serialized_start=265
+  _globals['_LOCATEREPLY']._serialized_end=306
+  _globals['_PULLREQUEST']._serialized_start=308
+  _globals['_PULLREQUEST']._serialized_end=333
+  _globals['_CHUNK']._serialized_start=335
+  _globals['_CHUNK']._serialized_end=387
+  _globals['_FETCHREQUEST']._serialized_start=389
+  _globals['_FETCHREQUEST']._serialized_end=495
+  _globals['_FETCHREPLY']._serialized_start=497
+  _globals['_FETCHREPLY']._serialized_end=572
+  _globals['_TRANSFERHELLO']._serialized_start=574
+  _globals['_TRANSFERHELLO']._serialized_end=619
+  _globals['_RANGEREQUEST']._serialized_start=621
+  _globals['_RANGEREQUEST']._serialized_end=698
+  _globals['_RANGEREPLY']._serialized_start=700
+  _globals['_RANGEREPLY']._serialized_end=758
+  _globals['_OBJECTSTORE']._serialized_start=761
+  _globals['_OBJECTSTORE']._serialized_end=1077
 # @@protoc_insertion_point(module_scope)

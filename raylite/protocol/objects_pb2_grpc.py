@@ -60,6 +60,11 @@ class ObjectStoreStub:
                 request_serializer=objects__pb2.PullRequest.SerializeToString,
                 response_deserializer=objects__pb2.Chunk.FromString,
                 _registered_method=True)
+        self.Fetch = channel.unary_unary(
+                '/raylite.ObjectStore/Fetch',
+                request_serializer=objects__pb2.FetchRequest.SerializeToString,
+                response_deserializer=objects__pb2.FetchReply.FromString,
+                _registered_method=True)
 
 
 class ObjectStoreServicer:
@@ -97,6 +102,13 @@ class ObjectStoreServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Fetch(self, request, context):
+        """A local reader wants a copy of a remote object (one transfer per object).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ObjectStoreServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -124,6 +136,11 @@ def add_ObjectStoreServicer_to_server(servicer, server):
                     servicer.Pull,
                     request_deserializer=objects__pb2.PullRequest.FromString,
                     response_serializer=objects__pb2.Chunk.SerializeToString,
+            ),
+            'Fetch': grpc.unary_unary_rpc_method_handler(
+                    servicer.Fetch,
+                    request_deserializer=objects__pb2.FetchRequest.FromString,
+                    response_serializer=objects__pb2.FetchReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -261,6 +278,33 @@ class ObjectStore:
             '/raylite.ObjectStore/Pull',
             objects__pb2.PullRequest.SerializeToString,
             objects__pb2.Chunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Fetch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raylite.ObjectStore/Fetch',
+            objects__pb2.FetchRequest.SerializeToString,
+            objects__pb2.FetchReply.FromString,
             options,
             channel_credentials,
             insecure,

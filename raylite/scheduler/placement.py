@@ -5,7 +5,8 @@ SchedulerState.place. The gRPC shell reads the table from the GCS and decides wh
 nodes are alive; nothing here reads a clock, Redis or a socket.
 
 A request's strategy travels as a string (raylite.util.scheduling_strategies.encode):
-"" (DEFAULT), "SPREAD", or "NODE:<node_id>:hard|soft".
+"" (DEFAULT), "SPREAD", "NODE:<node_id>:hard|soft", or "PG:<group id>:<bundle index>"
+(index -1: any bundle of the group).
 """
 from __future__ import annotations
 
@@ -30,9 +31,25 @@ class Placement:
     (``error``, the request is rejected), or — both empty — this node's queue."""
     spill_to: str = ""
     error: str = ""
+    alone: bool = False     # SPREAD, and no other node could run it: leases may be reused
 
 
 RUN_HERE = Placement()
+
+# Rejections of placement group requests the submitter acts on (it sees only the text).
+NOT_HERE_ERROR = "PG_BUNDLE_NOT_HERE"    # ask where the group's bundles are now, again
+PG_REMOVED_ERROR = "PG_REMOVED"          # the group was removed: fail the request
+
+
+def bundle_of(strategy: str) -> tuple[str, int]:
+    """(group id, bundle index) of a "PG:<id>:<index>" strategy."""
+    parts = strategy.split(":")   # a trailing ":c" (capture child tasks) is the owner's
+    return parts[1], int(parts[2])
+
+
+def group_of(strategy: str) -> tuple | None:
+    """The (group id, index) a lease request must run in, None outside groups."""
+    return bundle_of(strategy) if strategy.startswith("PG:") else None
 
 
 def is_hard_affinity(strategy: str) -> bool:

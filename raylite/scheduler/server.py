@@ -9,6 +9,7 @@ embedded cluster — tears everything down when the driver that started it goes 
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import logging
 import os
@@ -26,8 +27,10 @@ from raylite.processes import pid_alive
 from raylite.protocol import common_pb2, node_pb2, node_pb2_grpc, objects_pb2_grpc
 from raylite.protocol.channels import advertised_host, bind, make_server
 from raylite.scheduler.heartbeat import Heartbeat
+from raylite.scheduler.memory_monitor import MemoryConfig, MemoryMonitor, WorkerRecord
 from raylite.scheduler.metrics_endpoint import MetricsServer, NodeSample, RpcLatency, timed_rpc
-from raylite.scheduler.placement import Peer
+from raylite.scheduler.pg_cleanup import remove_groups_of
+from raylite.scheduler.placement import Peer, group_of
 from raylite.scheduler.runtime_envs import RuntimeEnvs
 from raylite.scheduler.state import (
     Grant,
@@ -48,6 +51,7 @@ log = logging.getLogger("raylite.scheduler")
 
 
 IDLE_WORKER_TIMEOUT_S = 10.0
+FAILURE_CAUSES_KEPT = 1024     # why recently killed workers died, by lease id
 
 
 class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
@@ -74,6 +78,15 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
         self.beat: Heartbeat | None = None   # started once the GCS is connected
         self._nodes_read_at = 0.0
         self.envs = RuntimeEnvs(self)
+        try:
+            memory_config = MemoryConfig.from_env(os.environ)
+        except ValueError as exc:
+            log.error("bad memory monitor setting (%s); using the defaults", exc)
+            memory_config = MemoryConfig()
+        self.memory = MemoryMonitor(memory_config, node=f"{cfg.host}, ID: {cfg.node_id}")
+        # lease id -> why its worker was killed (asked by the lease holder, see
+        # GetWorkerFailureCause); bounded, oldest dropped first.
+        self.failure_causes: collections.OrderedDict[bytes, str] = collections.OrderedDict()
         self.rpc_latency = RpcLatency()
         self.metrics: MetricsServer | None = None   # when the node exports metrics
 
@@ -107,6 +120,18 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
                 fut = self.waiters.pop(action.request_id, None)
                 if fut is not None and not fut.done():
                     fut.set_result(action)
+
+    def _finish_job(self, job_hex: str) -> None:
+        """Tell every node the driver of ``job_hex`` went away (they stop its work)."""
+        try:
+            self.gcs.finish_job(job_hex)
+        except Exception as exc:  # the GCS may be going away with the cluster
+            log.warning("could not record the end of job %s: %s", job_hex[:8], exc)
+
+    def jobs_finished(self, jobs: list[str]) -> None:
+        """Drivers went away somewhere: stop their jobs' non-detached work here."""
+        for job_hex in jobs:
+            self.apply(self.state.job_finished(bytes.fromhex(job_hex)))
 
     def _actor_lost_owner(self, actor_id: bytes) -> None:
         """A non-detached actor's owner died, so the actor dies too (as in Ray): record
@@ -166,7 +191,8 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
                        dict(request.running_resources) if request.for_actor else None,
                        request.for_actor, request.owner_worker_id, request.job_id,
                        request.actor_id, movable=not request.strategy,
-                       queued_at=time.monotonic(), runtime_env=request.runtime_env)
+                       queued_at=time.monotonic(), bundle=group_of(request.strategy),
+                       runtime_env=request.runtime_env, retriable=request.retriable)
         self.apply(self.state.request(ask))
         try:
             outcome = await fut
@@ -187,7 +213,7 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
                 self.apply(self.state.lease_returned(lease_id, now=time.monotonic()))
         context.add_done_callback(reclaim_if_unheard)
         return node_pb2.LeaseReply(lease_id=outcome.lease_id, worker=self.addresses[outcome.worker_id],
-                                   gpu_ids=outcome.gpu_ids)
+                                   gpu_ids=outcome.gpu_ids, reusable=placement.alone)
 
     def _alive_nodes(self) -> dict:
         """The alive nodes (NodeRecords) of the table the heartbeat thread last read:
@@ -221,6 +247,10 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
             self.procs.kill(wid)
         return common_pb2.Empty()
 
+    async def GetWorkerFailureCause(self, request, context):
+        message = self.failure_causes.get(request.lease_id, "")
+        return node_pb2.WorkerFailureReply(oom=bool(message), message=message)
+
     async def WatchDriver(self, request, context):
         driver = request.address.worker_id
         self.drivers[driver] = request.address.pid
@@ -230,7 +260,13 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
             self.drivers.pop(driver, None)
             if not self.stopping.is_set():
                 self.apply(self.state.owner_died(driver))
+                if self.gcs is not None:   # its placement groups on other nodes
+                    asyncio.get_running_loop().create_task(
+                        remove_groups_of(driver, self.gcs, self.node_id, self.cfg.token))
                 self.store.delete_owned_by(driver)
+                if request.job_id:
+                    asyncio.get_running_loop().run_in_executor(
+                        None, self._finish_job, request.job_id.hex())
                 if self.cfg.embedded_driver_pid and request.address.pid == self.cfg.embedded_driver_pid:
                     log.info("embedding driver %s went away; shutting down", driver[:8])
                     self.stopping.set()
@@ -243,6 +279,25 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
             node_id=self.node_id, total=self.state.total, available=self.state.available,
             num_workers=self.procs.count(), store_used=self.store.used,
             store_capacity=self.store.capacity)
+
+    # ---- placement group bundles (two-phase; see raylite.scheduler.bundles) -----------
+    async def PrepareBundles(self, request, context):
+        wanted = [(b.index, dict(b.resources)) for b in request.bundles]
+        ok = self.state.prepare_bundles(request.pg_id, wanted, request.owner_worker_id,
+                                        request.commit)
+        if ok and request.commit:
+            self.apply(self.state.schedule())
+        return node_pb2.BundlesReply(ok=ok)
+
+    async def CommitBundles(self, request, context):
+        ok, actions = self.state.commit_bundles(request.pg_id)
+        self.apply(actions)
+        return node_pb2.BundlesReply(ok=ok)
+
+    async def CancelBundles(self, request, context):
+        self.apply(self.state.cancel_bundles(request.pg_id,
+                                             indices=set(request.indices) or None))
+        return node_pb2.BundlesReply(ok=True)
 
     async def Shutdown(self, request, context):
         asyncio.get_running_loop().call_later(0.01, self.stopping.set)
@@ -300,12 +355,47 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
                 last_reap = now
                 self.apply(self.state.idle_workers_to_reap(now, IDLE_WORKER_TIMEOUT_S))
 
+    async def watch_memory(self) -> None:
+        """Every refresh interval: if the node's memory is above the threshold, kill the
+        worker the memory monitor picks (one at a time) and remember why for its caller."""
+        from raylite.scheduler.memory_reader import NodeMemoryReader, process_rss
+        reader = NodeMemoryReader()
+        interval = self.memory.config.refresh_ms / 1000.0
+        cfg = self.memory.config
+        log.info("memory monitor: threshold %.3f of node memory, every %d ms",
+                 cfg.threshold, cfg.refresh_ms)
+        while not self.stopping.is_set():
+            await asyncio.sleep(interval)
+            try:
+                snap = reader.snapshot()
+            except (OSError, ValueError) as exc:
+                log.warning("memory monitor stopped: cannot read the node's memory (%s)", exc)
+                return
+            if not self.memory.killing and not self.memory.over_threshold(snap):
+                continue
+            leased = [w for w in self.state.workers.values()
+                      if w.lease_id is not None and w.registered and w.pid]
+            workers = [WorkerRecord(w.worker_id, w.pid, w.owner,
+                                    int.from_bytes(w.lease_id or b"", "little"), w.retriable,
+                                    w.actor_id, process_rss(w.pid)) for w in leased]
+            kill = self.memory.check(snap, workers, time.monotonic())
+            if kill is None:
+                continue
+            victim = kill.victim
+            lease_id = next(w.lease_id for w in leased if w.worker_id == victim.worker_id)
+            log.warning("%s", kill.message)
+            self.failure_causes[lease_id or b""] = kill.message
+            while len(self.failure_causes) > FAILURE_CAUSES_KEPT:
+                self.failure_causes.popitem(last=False)
+            self.procs.kill(victim.worker_id)
+
     def teardown(self) -> None:
         if self.beat is not None:
             self.beat.stop()
         if self.metrics is not None:
             self.metrics.stop()
         self.procs.kill_all()
+        self.object_service.close()
         self.store.cleanup()
         if self.gcs is not None:
             try:
@@ -341,6 +431,7 @@ async def serve(cfg, procs: WorkerProcesses | None = None, prestarted: list | No
     scheduler.gcs = GcsClient(cfg.gcs_address, cfg.redis_password, cfg.gcs_socket,
                               signing_key=signing_key(cfg.token))
     scheduler.object_service.gcs = scheduler.gcs
+    transfer = scheduler.object_service.start_transfers(cfg.host, cfg.token, scheduler.tcp_address)
     metrics_socket = bind_metrics(cfg)
     metrics_port = metrics_socket.getsockname()[1] if metrics_socket is not None else 0
     scheduler.gcs.register_node(NodeRecord(
@@ -348,16 +439,19 @@ async def serve(cfg, procs: WorkerProcesses | None = None, prestarted: list | No
         host=advertised_host(cfg.host), resources=dict(cfg.resources), alive=True,
         pid=os.getpid(), store_dir=scheduler.store.directory,
         store_capacity=scheduler.store.capacity, session=cfg.session.root,
-        is_head=bool(cfg.is_head), available=dict(cfg.resources),
+        is_head=bool(cfg.is_head), transfer=transfer, available=dict(cfg.resources),
         metrics_export_port=metrics_port))
-    scheduler.beat = Heartbeat(scheduler.gcs, cfg.node_id, lambda: scheduler.state.available)
+    scheduler.beat = Heartbeat(scheduler.gcs, cfg.node_id, lambda: scheduler.state.available,
+                               on_jobs_finished=lambda jobs: loop.call_soon_threadsafe(
+                                   scheduler.jobs_finished, jobs))
     scheduler.beat.start()
     if metrics_socket is not None:
         # In a thread: importing the HTTP server and prometheus-client must not hold up
         # drivers registering (connections wait in the socket's backlog meanwhile).
-        loop = asyncio.get_running_loop()
         loop.run_in_executor(None, start_metrics, scheduler, loop, metrics_socket)
     tasks = [asyncio.create_task(scheduler.watch_processes())]
+    if scheduler.memory.config.enabled:
+        tasks.append(asyncio.create_task(scheduler.watch_memory()))
     if cfg.ready_file:
         with open(cfg.ready_file + ".tmp", "w") as f:
             f.write(scheduler.tcp_address)

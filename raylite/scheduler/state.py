@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from raylite.scheduler import placement as pl
 from raylite.scheduler import resources as res
+from raylite.scheduler.bundles import Bundle, BundleLedger
 from raylite.scheduler.placement import Peer, Placement
 
 
@@ -32,7 +33,9 @@ class LeaseAsk:
     actor_id: bytes = b""
     movable: bool = False     # may move on to another node (DEFAULT strategy: no pinning)
     queued_at: float = 0.0    # monotonic time it was queued here
+    bundle: tuple | None = None  # (placement group id, bundle index or -1): run inside it
     runtime_env: str = ""     # canonical text of its runtime_env ("" = default)
+    retriable: bool = True    # its work may be retried (the memory monitor kills these first)
 
 
 @dataclass
@@ -50,7 +53,9 @@ class Worker:
     idle_since: float = 0.0
     last_job: bytes = b""        # the job of its last lease: it has that job's code loaded
     actor_id: bytes = b""
+    bundle: Bundle | None = None  # the placement group bundle its lease draws on
     runtime_env: str = ""        # the env it was started with; only leased for that env
+    retriable: bool = True       # of its lease (see LeaseAsk)
 
 
 @dataclass
@@ -116,6 +121,7 @@ class SchedulerState:
         self._warned_cap = False
         self._lease_counter = itertools.count(1)
         self._spread_turn = -1  # SPREAD's position in its round-robin over nodes
+        self.ledger = BundleLedger()  # placement group bundles reserved on this node
 
     # ---- events ------------------------------------------------------------------
     def request(self, ask: LeaseAsk) -> list:
@@ -177,19 +183,36 @@ class SchedulerState:
 
     def owner_died(self, owner: str) -> list:
         """Reclaim the leases (and kill the workers) held by a dead owner."""
+        actions = self._stop_work(lambda held_by, job: held_by == owner, "owner died")
+        for pg_id in self.ledger.owned_by(owner):   # its non-detached placement groups
+            actions += self._drop_group(pg_id, "its creator died")
+        return actions + self.schedule()
+
+    def job_finished(self, job_id: bytes) -> list:
+        """The job's driver went away (on whichever node): stop its non-detached work
+        here, as Ray does -- workers leased to any owner of that job and its queued
+        asks. Detached actors (no owner) outlive their job."""
+        return self._stop_work(lambda held_by, job: bool(held_by) and job == job_id,
+                               "the job's driver exited") + self.schedule()
+
+    def _stop_work(self, doomed, reason: str) -> list:
+        """Kill leased workers and reject queued asks for which doomed(owner, job);
+        the caller schedules what the freed resources allow."""
         actions: list = []
         for worker in list(self.workers.values()):
-            if worker.lease_id is not None and worker.owner == owner:
+            if worker.lease_id is not None and doomed(worker.owner, worker.last_job):
                 actor_id = worker.actor_id
                 self._release(worker)
                 self.workers.pop(worker.worker_id, None)
                 actions.append(KillWorker(worker.worker_id, orphaned_actor=actor_id))
-        survivors = deque(a for a in self.pending if a.owner != owner)
+        kept: deque = deque()
         for ask in self.pending:
-            if ask.owner == owner:
-                actions.append(Reject(ask.request_id, "owner died"))
-        self.pending = survivors
-        return actions + self.schedule()
+            if doomed(ask.owner, ask.job_id):
+                actions.append(Reject(ask.request_id, reason))
+            else:
+                kept.append(ask)
+        self.pending = kept
+        return actions
 
     def cancel_request(self, request_id: int) -> None:
         self.pending = deque(a for a in self.pending if a.request_id != request_id)
@@ -201,11 +224,71 @@ class SchedulerState:
             return []
         worker.blocked = blocked
         cpus = {"CPU": worker.held.get("CPU", 0.0)}
+        pool = self._pool(worker)
+        if pool is None:
+            return []
         if blocked:
-            res.add(self.available, cpus)
+            res.add(pool, cpus)
         else:
-            res.subtract(self.available, cpus)  # may go negative until it finishes
+            res.subtract(pool, cpus)  # may go negative until it finishes
         return self.schedule()
+
+    # ---- placement group bundles (two-phase reservation, see bundles.py) -----------
+    def prepare_bundles(self, pg_id: str, wanted: list, owner: str = "",
+                        commit: bool = False) -> bool:
+        """Phase one: set aside every (index, resources) of ``wanted`` from this node's
+        free resources, all or none. With ``commit`` (every bundle of the group is
+        here) phase two follows at once."""
+        ok = self.ledger.prepare(pg_id, wanted, self.available, owner)
+        if ok and commit:
+            self.ledger.commit(pg_id)
+        return ok
+
+    def commit_bundles(self, pg_id: str) -> tuple[bool, list]:
+        """Phase two: the group's bundles here become usable. False when they are
+        not held (cancelled meanwhile)."""
+        if not self.ledger.commit(pg_id):
+            return False, []
+        return True, self.schedule()
+
+    def cancel_bundles(self, pg_id: str, why: str = "its placement group was removed",
+                       indices=None) -> list:
+        """Roll back a prepare, or remove the group (only the bundles of ``indices``
+        when given): their resources return to this node, the workers leased in them
+        are killed and requests waiting for the group rejected (when it is gone)."""
+        return self._drop_group(pg_id, why, indices) + self.schedule()
+
+    def _drop_group(self, pg_id: str, why: str, indices=None) -> list:
+        actions: list = []
+        for worker in list(self.workers.values()):
+            bundle = worker.bundle
+            if bundle is not None and bundle.pg_id == pg_id and worker.lease_id is not None \
+                    and (indices is None or bundle.index in indices):
+                self.gpus.release(worker.gpu_ids, worker.gpu_amount)
+                worker.lease_id = None   # its resources go back with the bundle's
+                self.workers.pop(worker.worker_id, None)
+                actions.append(KillWorker(worker.worker_id))
+        self.ledger.cancel(pg_id, self.available, indices)
+        keep: deque[LeaseAsk] = deque()
+        for ask in self.pending:
+            if ask.bundle is not None and ask.bundle[0] == pg_id and \
+                    self.ledger.could_ever(pg_id, ask.bundle[1], ask.resources) is None:
+                # Gone for good, or (some bundles cancelled) to look for elsewhere.
+                error = pl.PG_REMOVED_ERROR if indices is None else pl.NOT_HERE_ERROR
+                actions.append(Reject(ask.request_id, f"{error}: {why}"))
+            else:
+                keep.append(ask)
+        self.pending = keep
+        return actions
+
+    def _pool(self, worker: Worker) -> dict | None:
+        """The resources a worker's lease draws on: its bundle's, or the node's. None
+        when its bundle is gone (its resources already went back with the bundle)."""
+        bundle = worker.bundle
+        if bundle is None:
+            return self.available
+        held = self.ledger.bundles.get((bundle.pg_id, bundle.index))
+        return held.available if held is bundle and held is not None else None
 
     # ---- decisions ----------------------------------------------------------------
     def place(self, resources: dict, strategy: str, spilled: bool,
@@ -220,6 +303,8 @@ class SchedulerState:
         alive nodes (this one marked is_self); it is called only when the decision
         needs the table, so a request that fits here with no strategy reads nothing.
         """
+        if strategy.startswith("PG:"):
+            return self._place_in_group(resources, strategy)
         table: list[Peer] | None = None
         if strategy and not spilled:
             table = peers()
@@ -243,12 +328,27 @@ class SchedulerState:
         target = pl.spill_target(resources, table if table is not None else peers(), free_now)
         return Placement(spill_to=target) if target else pl.RUN_HERE
 
+    def _place_in_group(self, resources: dict, strategy: str) -> Placement:
+        """A request inside a placement group runs here when a bundle of the group
+        here could hold it; the submitter sends it to the node of its bundle."""
+        pg_id, index = pl.bundle_of(strategy)
+        could = self.ledger.could_ever(pg_id, index, resources)
+        if could is None:
+            return Placement(error=f"{pl.NOT_HERE_ERROR}: no bundle of placement group "
+                                   f"{pg_id} (index {index}) on node {self.node_id}")
+        if not could:
+            return Placement(error=f"the request {resources} is more than bundle {index} "
+                                   f"of placement group {pg_id} holds")
+        return pl.RUN_HERE
+
     def _spread(self, resources: dict, table: list[Peer]) -> Placement | None:
         """SPREAD: round-robin over the nodes that could run it, this one included.
         None when the turn falls on this node (or no node fits): placed as DEFAULT."""
         candidates = pl.spread_candidates(resources, table)
         if not candidates:
             return None
+        if len(candidates) == 1 and candidates[0].is_self:
+            return Placement(alone=True)   # nothing to spread over: queued here
         self._spread_turn = (self._spread_turn + 1) % len(candidates)
         chosen = candidates[self._spread_turn]
         return None if chosen.is_self else Placement(spill_to=chosen.address)
@@ -263,6 +363,18 @@ class SchedulerState:
         # could run at once are worth starting workers for.
         unclaimed = dict(self.available)
         for ask in self.pending:
+            if ask.bundle is not None:   # draws on its bundle, not on the node
+                bundle = self.ledger.pick(ask.bundle[0], ask.bundle[1], ask.resources)
+                if bundle is None or not self.gpus.can(ask.resources):
+                    still.append(ask)
+                    continue
+                worker = _warmest(idle, ask.job_id, ask.runtime_env) if idle else None
+                if worker is None:
+                    needed[ask.runtime_env] = needed.get(ask.runtime_env, 0) + 1
+                    still.append(ask)
+                else:
+                    actions.append(self._grant(ask, worker, bundle))
+                continue
             if not res.fits(ask.resources, unclaimed) or not self.gpus.can(ask.resources):
                 still.append(ask)
                 continue
@@ -310,12 +422,13 @@ class SchedulerState:
                     f"{live - self.starting} task workers run here, the most allowed "
                     f"(RAYLITE_MAX_WORKERS={self.max_workers}); they start as workers free up"))
 
-    def _grant(self, ask: LeaseAsk, worker: Worker) -> Grant:
+    def _grant(self, ask: LeaseAsk, worker: Worker, bundle: Bundle | None = None) -> Grant:
         held = dict(ask.running_resources if ask.for_actor and ask.running_resources is not None
                     else ask.resources)
         gpu_amount = ask.resources.get("GPU", 0.0)
         gpu_ids = self.gpus.assign(gpu_amount) if gpu_amount else []
-        res.subtract(self.available, held)
+        res.subtract(self.available if bundle is None else bundle.available, held)
+        worker.bundle = bundle
         worker.lease_id = next(self._lease_counter).to_bytes(8, "little")
         worker.held = held
         worker.gpu_ids = gpu_ids or []
@@ -324,6 +437,7 @@ class SchedulerState:
         worker.owner = ask.owner
         worker.last_job = ask.job_id
         worker.actor_id = ask.actor_id
+        worker.retriable = ask.retriable
         worker.blocked = False
         return Grant(ask.request_id, worker.worker_id, worker.lease_id, worker.gpu_ids)
 
@@ -331,7 +445,10 @@ class SchedulerState:
         held = dict(worker.held)
         if worker.blocked:
             held["CPU"] = 0.0  # already lent back
-        res.add(self.available, held)
+        pool = self._pool(worker)
+        if pool is not None:
+            res.add(pool, held)
+        worker.bundle = None
         self.gpus.release(worker.gpu_ids, worker.gpu_amount)
         worker.lease_id = None
         worker.held = {}
@@ -395,7 +512,8 @@ class SchedulerState:
         from starting a worker): it fits what no running or queued ask claims."""
         unclaimed = dict(self.available)
         for ask in self.pending:
-            res.subtract(unclaimed, ask.resources)
+            if ask.bundle is None:   # asks in a placement group draw on their bundle
+                res.subtract(unclaimed, ask.resources)
         return res.fits(resources, unclaimed) and self.gpus.can(resources)
 
     def infeasible(self, resources: dict) -> dict:

@@ -2,6 +2,13 @@
 helpers Ray users reach for under ``ray.util``."""
 from raylite.util import metrics, queue
 from raylite.util.actor_pool import ActorPool
+from raylite.util.placement_group import (
+    get_current_placement_group,
+    get_placement_group,
+    placement_group,
+    placement_group_table,
+    remove_placement_group,
+)
 
 
 def get_node_ip_address() -> str:
@@ -14,4 +21,6 @@ def get_node_ip_address() -> str:
     return advertised_host("127.0.0.1")
 
 
-__all__ = ["ActorPool", "metrics", "queue", "get_node_ip_address"]
+__all__ = ["ActorPool", "metrics", "queue", "get_node_ip_address", "placement_group",
+           "remove_placement_group", "get_placement_group", "placement_group_table",
+           "get_current_placement_group"]

@@ -14,8 +14,7 @@ import time
 import uuid
 
 import pytest
-
-yaml = pytest.importorskip("yaml")
+import yaml  # in the `test` extra: a missing pyyaml fails loudly instead of skipping
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HEAD_IP, WORKER_IP = "10.77.0.1", "10.77.0.2"

@@ -73,3 +73,21 @@ def test_actor_dropped_before_placement_is_never_created(tmp_path):
     probe = Marked.remote(str(tmp_path / "probe"))
     assert ray.get(probe.ok.remote(), timeout=120) is True
     assert sorted(os.listdir(tmp_path)) == ["probe", "release", "started"]
+
+
+def test_owner_reads_back_the_actor_records_it_buffered():
+    # Actor records go through the GCS client's background pipeline (no Redis round
+    # trip on the owner's event loop); the owner's own reads flush first.
+    @ray.remote(num_cpus=0)
+    class Echo:
+        def ping(self):
+            return os.getpid()
+
+    actors = [Echo.remote() for _ in range(20)]
+    pids = ray.get([a.ping.remote() for a in actors], timeout=120)
+    gcs = global_state.get_worker().gcs
+    records = [gcs.get_actor(a._actor_id_hex()) for a in actors]
+    assert [r.state for r in records] == ["ALIVE"] * 20
+    assert [r.pid for r in records] == pids
+    table = gcs.all_actors()
+    assert all(table[a._actor_id_hex()].state == "ALIVE" for a in actors)

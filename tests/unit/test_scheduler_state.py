@@ -224,6 +224,25 @@ def test_owner_death_reclaims_its_leases_and_pending_asks():
     assert [g.request_id for g in grants(state.request(ask(4, owner="B", CPU=1)))] == [4]
 
 
+def test_job_finished_stops_its_owned_work_but_not_detached_or_other_jobs():
+    state = with_workers({"CPU": 3}, 3)
+    job, other = b"J1", b"J2"
+    in_job = LeaseAsk(1, {"CPU": 1.0}, owner="worker-of-J1", job_id=job)
+    detached = LeaseAsk(2, {"CPU": 1.0}, owner="", job_id=job)
+    elsewhere = LeaseAsk(3, {"CPU": 1.0}, owner="driver-J2", job_id=other)
+    queued = LeaseAsk(4, {"CPU": 1.0}, owner="driver-J1", job_id=job)
+    by_rid = {}
+    for a in (in_job, detached, elsewhere):
+        by_rid.update({g.request_id: g for g in grants(state.request(a))})
+    assert grants(state.request(queued)) == []
+    actions = state.job_finished(job)
+    assert KillWorker(by_rid[1].worker_id) in actions
+    assert by_rid[2].worker_id in state.workers and by_rid[3].worker_id in state.workers
+    assert [x.request_id for x in actions if isinstance(x, Reject)] == [4]
+    assert state.available["CPU"] == 1
+    assert state.job_finished(job) == []          # nothing left of it: a repeat is harmless
+
+
 def test_worker_death_releases_its_lease():
     state = with_workers({"CPU": 1}, 2)
     first = grants(state.request(ask(1, CPU=1)))[0]

@@ -52,7 +52,11 @@ def finished(out):
 
 
 def errors(out):
-    return {i.entry.task_id: i.kind for i in of(out, ss.FinishWithError)}
+    """{task id: error class} of the failures in ``out``; a task whose worker died with
+    no retries left maps to FailWorkerDied (the shell asks the node why)."""
+    failed = {i.entry.task_id: i.kind for i in of(out, ss.FinishWithError)}
+    failed.update({i.entry.task_id: ss.FailWorkerDied for i in of(out, ss.FailWorkerDied)})
+    return failed
 
 
 def grant(state, out, name="grant"):
@@ -174,12 +178,20 @@ def broken_stream_until_exhausted(max_retries, breaks):
     return e, out, breaks
 
 
-def test_broken_stream_retries_up_to_max_retries_then_worker_crashed():
+def test_broken_stream_retries_up_to_max_retries_then_fails_with_the_workers_death():
     e, out, attempt = broken_stream_until_exhausted(max_retries=2, breaks=10)
     assert attempt == 2 and e.spec.attempt == 2
-    failure = one(out, ss.FinishWithError)
-    assert failure.kind is exc.WorkerCrashedError
+    failure = one(out, ss.FailWorkerDied)
+    assert failure.entry is e and failure.lease.grant == "grant" and not failure.lease.alive
     assert "task0" in failure.message and "worker died" in failure.message
+    assert e.done   # forgotten: nothing else finishes it while the shell asks the node
+
+
+@pytest.mark.parametrize("max_retries, retriable", [(3, True), (-1, True), (0, False)])
+def test_lease_requests_say_whether_the_waiting_tasks_can_be_retried(max_retries, retriable):
+    # The node's memory monitor kills workers of retriable work first.
+    out = ss.TaskSubmitState().handle(ss.Submitted([entry(0, max_retries=max_retries)]))
+    assert one(out, ss.RequestLease).retriable is retriable
 
 
 def test_max_retries_minus_one_retries_for_ever():
@@ -189,7 +201,7 @@ def test_max_retries_minus_one_retries_for_ever():
 
 def test_max_retries_zero_fails_at_once():
     e, out, attempt = broken_stream_until_exhausted(max_retries=0, breaks=5)
-    assert attempt == 0 and errors(out) == {e.task_id: exc.WorkerCrashedError}
+    assert attempt == 0 and errors(out) == {e.task_id: ss.FailWorkerDied}
 
 
 @pytest.mark.parametrize("retry_exceptions, retryable, retried", [
