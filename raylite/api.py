@@ -10,9 +10,10 @@ import inspect
 import logging
 import os
 import threading
+import time
 
 from raylite import exceptions as exc
-from raylite.core import global_state
+from raylite.core import global_state, task_events
 from raylite.core.generators import DynamicObjectRefGenerator, ObjectRefGenerator  # noqa: F401
 from raylite.core.object_ref import ObjectRef
 from raylite.runtime_context import get_runtime_context  # noqa: F401 (re-exported)
@@ -205,7 +206,11 @@ def put(value, *, _owner=None) -> ObjectRef:
     Raises TypeError when the value cannot be serialized (or is an ObjectRef) and
     ObjectStoreFullError when the store cannot make room.
     """
-    return _worker().objects.put(value)
+    ref = _worker().objects.put(value)
+    if task_events.RECORD_SITES:
+        from raylite.core.core_worker import caller_site
+        task_events.record_site(ref.binary(), caller_site())
+    return ref
 
 
 def get(object_refs, *, timeout: float | None = None):
@@ -316,11 +321,20 @@ def get_gpu_ids() -> list:
 
 
 def timeline(filename: str | None = None):
-    """Not recorded by raylite yet: returns an empty trace."""
+    """Task and actor-method executions as Chrome tracing events (open the file in
+    Perfetto or chrome://tracing): written to ``filename`` when given (returns None,
+    as Ray), else returned as a list. Recorded by the task events (up to a second
+    behind). Raises RaySystemError when raylite is not initialized."""
+    cluster = _cluster_or_raise()
+    from raylite.observability.timeline import chrome_events
+    from raylite.util.state import task_rows
+    events = chrome_events(task_rows(cluster.gcs), time.time() * 1000)
     if filename:
+        import json
         with open(filename, "w") as f:
-            f.write("[]")
-    return []
+            json.dump(events, f)
+        return None
+    return events
 
 
 def _cluster_or_raise():

@@ -292,7 +292,7 @@ def _attach_driver(*, session, node_id, token, gcs, host, namespace, log_to_driv
                                         start=time.time(), namespace=worker.namespace,
                                         sys_path=[os.path.abspath(p) for p in sys.path if p],
                                         cwd=os.getcwd()), signing_key(token)))
-    printer = DriverLogPrinter(gcs, job_id.hex()) if log_to_driver else None
+    printer = DriverLogPrinter(gcs, job_id.hex(), node_id) if log_to_driver else None
     handle = ClusterHandle(worker=worker, gcs=gcs, session=session, embedded=embedded,
                            procs=procs, log_printer=printer, watch_task=watch,
                            gcs_address=gcs_address)

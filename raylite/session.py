@@ -95,7 +95,10 @@ def new_session() -> SessionPaths:
     """A fresh session directory under the checked per-user root (raises as session_root)."""
     name = f"{os.getpid()}{secrets.token_hex(3)}"
     root = session_root()
-    return SessionPaths(name, os.path.join(root, f"s-{name}")).make()
+    paths = SessionPaths(name, os.path.join(root, f"s-{name}")).make()
+    from raylite.observability.sessions import prune_in_background
+    prune_in_background()   # dead sessions beyond RAYLITE_SESSION_RETENTION go
+    return paths
 
 
 def session_from_root(root: str) -> SessionPaths:

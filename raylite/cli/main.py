@@ -1,4 +1,5 @@
-"""`raylite start --head | --address`, `raylite stop`, `raylite status`, `raylite list actors`.
+"""`raylite start --head | --address`, `raylite stop`; status, list, get, summary, timeline,
+memory and logs are registered from their own modules (status_cmd, state_cmds, ...).
 
 `start` launches long-lived processes in their own session (they outlive the shell);
 the head records its address and secrets in a 0600 file so local drivers can
@@ -229,70 +230,6 @@ def cmd_stop(args) -> int:
     return 0
 
 
-def _gcs(args):
-    """The GCS of the cluster started here (or at --address, with RAYLITE_TOKEN).
-
-    Raises ConnectionError when there is none and AuthenticationError on a wrong token.
-    """
-    from raylite.cluster import read_current_cluster
-    try:
-        info = read_current_cluster()
-    except ConnectionError:
-        if not args.address:
-            raise
-        info = {}
-    address = args.address or info["gcs_address"]
-    token = os.environ.get("RAYLITE_TOKEN") or info.get("token", "")
-    password = os.environ.get("RAYLITE_GCS_PASSWORD") or (redis_password(token) if token else "")
-    if not password:
-        raise ConnectionError(f"no cluster token for {address}: set RAYLITE_TOKEN")
-    return connect_gcs(address, password)
-
-
-def cmd_status(args) -> int:
-    try:
-        gcs = _gcs(args)
-    except (ConnectionError, AuthenticationError) as err:
-        print(err, file=sys.stderr)
-        return 1
-    from raylite.gcs.liveness import is_alive
-    now = time.time()
-    total: dict = {}
-    avail: dict = {}
-    print("======== raylite cluster status ========")
-    for node_id, info in gcs.nodes().items():
-        alive = is_alive(info, now)
-        print(f"node {node_id[:8]}  {'ALIVE' if alive else 'DEAD '}  {info.address}"
-              f"{'  (head)' if info.is_head else ''}")
-        if alive:
-            for k, v in info.resources.items():
-                total[k] = total.get(k, 0) + v
-            for k, v in info.free_resources().items():
-                avail[k] = avail.get(k, 0) + v
-    print("Resources (used / total):")
-    for k, v in sorted(total.items()):
-        print(f"  {v - avail.get(k, 0):g}/{v:g} {k}")
-    gcs.close()
-    return 0
-
-
-def cmd_list(args) -> int:
-    try:
-        gcs = _gcs(args)
-    except (ConnectionError, AuthenticationError) as err:
-        print(err, file=sys.stderr)
-        return 1
-    if args.what == "actors":
-        for actor_id, record in gcs.all_actors().items():
-            print(f"{actor_id}  {record.state:<16} {record.class_name:<20} "
-                  f"name={record.name or '-'} restarts={record.num_restarts}")
-    elif args.what == "nodes":
-        for node_id, info in gcs.nodes().items():
-            print(f"{node_id}  {info.address}  {info.resources}")
-    gcs.close()
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="raylite", description="raylite cluster control")
     sub = p.add_subparsers(dest="command", required=True)
@@ -320,13 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--force", action="store_true",
                    help="SIGKILL every raylite process on this machine, embedded clusters too")
     s.set_defaults(fn=cmd_stop)
-    s = sub.add_parser("status", help="nodes and resource usage")
-    s.add_argument("--address", default="")
-    s.set_defaults(fn=cmd_status)
-    s = sub.add_parser("list", help="list actors or nodes")
-    s.add_argument("what", choices=["actors", "nodes"])
-    s.add_argument("--address", default="")
-    s.set_defaults(fn=cmd_list)
+    from raylite.cli import logs_cmd, memory_cmd, state_cmds, status_cmd
+    for module in (status_cmd, state_cmds, memory_cmd, logs_cmd):
+        module.register(sub)
     args = p.parse_args(argv)
     from raylite.security.files import InsecurePathError
     try:

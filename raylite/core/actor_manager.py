@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 
+from raylite.core import task_events
 from raylite.core.actor_submitter import DEAD, ActorCall, ActorCaller
 from raylite.core.actor_submitter import PENDING as PENDING_STATE
 from raylite.core.object_ref import ObjectRef
@@ -95,6 +96,7 @@ class ActorManager:
             self.callers[actor_id] = caller
             if name or detached:
                 self.keep_alive.add(actor_id)
+        task_events.actor_submitted(spec, owner_info["placement"])
         worker.loop.call_soon_threadsafe(caller.start)
         return ActorHandle(actor_id, actor_class._meta, actor_class._name)
 
@@ -126,6 +128,8 @@ class ActorManager:
             refs = worker.start_generator(spec, kind, backpressure, refs)
         caller = self._caller(handle._actor_id)
         call = ActorCall(spec, deps, max_task_retries or 0)
+        if task_events.RECORD_SITES:
+            task_events.record_site(task_id, call_site)
         worker.loop.call_soon_threadsafe(caller.submit, call)
         return refs
 

@@ -17,6 +17,7 @@ from types import FrameType
 
 import grpc
 
+from raylite.core import task_events
 from raylite.core.actor_manager import ActorManager
 from raylite.core.executor import ArgPlaceholder, Executor
 from raylite.core.function_manager import FunctionManager
@@ -91,6 +92,8 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
         self.generators = GeneratorTable(self)
 
         self.loop = asyncio.new_event_loop()
+        from raylite.observability.errors import install_loop_handler
+        install_loop_handler(self.loop, session.logs)   # one line, not a dump
         self._loop_thread = threading.Thread(target=self._run_loop, daemon=True, name="raylite-io")
         self._loop_thread.start()
         use_cluster_token(token)   # TCP channels below are mutual TLS for this cluster
@@ -116,6 +119,7 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
             make_ref=lambda oid, owner: ObjectRef(oid, owner))
         self.objects.reconstruction = self.reconstruction
         self.actors = ActorManager(self)
+        task_events.install(self)   # no-op when RAYLITE_TASK_EVENTS=0
 
     # ---- event loop -----------------------------------------------------------------
     def _run_loop(self) -> None:
@@ -563,6 +567,7 @@ class CoreWorker(worker_pb2_grpc.CoreWorkerServicer):
         if groups is not None:
             groups.shutdown()   # the job's non-detached placement groups end with it
         self.shutting_down = True
+        task_events.uninstall()
         self.objects.close()
 
         async def stop():

@@ -14,6 +14,7 @@ import time
 import traceback
 from collections.abc import Callable
 
+from raylite.core import task_events
 from raylite.core.actor_runtime import TERMINATE, ActorExit, ActorRuntime
 from raylite.core.generator_runner import GeneratorFlow
 from raylite.core.object_manager import error_value
@@ -170,6 +171,7 @@ class Executor:
         # Let the reply reach the caller, then leave without running atexit hooks.
         time.sleep(0.1)
         _flush_stdio()
+        task_events.flush_now()
         os._exit(self.exit_code)
 
     def _call(self, spec, args, kwargs):
@@ -210,6 +212,7 @@ class Executor:
     async def execute_async(self, spec) -> common_pb2.TaskResult:
         """Run an async actor's method on the actor's event loop."""
         started = time.perf_counter()
+        task_events.started(spec)
         try:
             args, kwargs = self.load_args(spec)
             if spec.method == TERMINATE:
@@ -234,6 +237,7 @@ class Executor:
             if spec.generator:
                 self.flows.pop(spec.task_id, None)
         result.duration = time.perf_counter() - started
+        task_events.ended(spec, result)
         return result
 
     def execute(self, spec) -> common_pb2.TaskResult:
@@ -250,6 +254,7 @@ class Executor:
                 self.flows.pop(task_id, None)
             return common_pb2.TaskResult(task_id=task_id, status=common_pb2.TASK_ACTOR_DEAD,
                                          message=self.actor.failed)
+        task_events.started(spec)
         worker.set_task_context(spec)
         try:
             try:
@@ -258,7 +263,9 @@ class Executor:
                 if spec.type != common_pb2.NORMAL_TASK:
                     raise
                 # Not the task's fault: its owner rebuilds the argument and retries.
-                return self._argument_lost(spec, lost, started)
+                lost_result = self._argument_lost(spec, lost, started)
+                task_events.ended(spec, lost_result)
+                return lost_result
             value = self._call(spec, args, kwargs)
             if spec.generator:
                 self.flows[task_id].run(self, spec, value)
@@ -303,6 +310,7 @@ class Executor:
             worker.clear_task_context()
             _flush_stdio()
         result.duration = time.perf_counter() - started
+        task_events.ended(spec, result)
         return result
 
     @staticmethod
@@ -355,6 +363,7 @@ class Executor:
 
     def error_result(self, spec, err: BaseException) -> common_pb2.TaskResult:
         wrapped = self.wrap_error(spec, err)
+        task_events.note_traceback(spec.task_id, wrapped.traceback_str)
         cause = wrapped.cause
         returns = [error_value(oid, wrapped) for oid in spec_return_ids(spec)]
         if not returns:

@@ -53,8 +53,10 @@ class LineForwarder(io.TextIOBase):
 class LogSink:
     """Batches lines and publishes them every few milliseconds."""
 
-    def __init__(self, gcs):
+    def __init__(self, gcs, node_id: str = ""):
         self.gcs = gcs
+        # The driver drops its own node from the prefix (DriverLogPrinter).
+        self.node_tag = f", node={node_id[:8]}" if node_id else ""
         self.job_hex = ""
         self.prefix = ""
         self._lines: list = []
@@ -68,7 +70,7 @@ class LogSink:
         if self._lines:
             self.flush_now()
         self.job_hex = job_hex
-        self.prefix = f"({name} pid={os.getpid()})"
+        self.prefix = f"({name} pid={os.getpid()}{self.node_tag})"
 
     def add(self, stream: str, line: str) -> None:
         with self._lock:
@@ -92,6 +94,7 @@ class LogSink:
         by_job: dict = {}
         for job, stream, text in lines:
             by_job.setdefault(job, []).append((stream, text))
+        _to_log_file(lines)
         for job, items in by_job.items():
             if not job:
                 continue
@@ -103,6 +106,19 @@ class LogSink:
                         sys.__stderr__.write(text + "\n")
 
 
+def _to_log_file(lines) -> None:
+    """Keep the lines in the worker's own log file too (`raylite logs` reads it)."""
+    for stream_name in ("stdout", "stderr"):
+        stream = sys.__stdout__ if stream_name == "stdout" else sys.__stderr__
+        text = "".join(t + "\n" for _, s, t in lines if s == stream_name)
+        if text and stream is not None:
+            try:
+                stream.write(text)
+                stream.flush()
+            except Exception:
+                pass
+
+
 def install(sink: LogSink) -> None:
     sys.stdout = LineForwarder(sink, "stdout", sys.__stdout__)
     sys.stderr = LineForwarder(sink, "stderr", sys.__stderr__)
@@ -111,8 +127,9 @@ def install(sink: LogSink) -> None:
 class DriverLogPrinter:
     """Subscribes to the job's log channel and prints worker lines on the driver."""
 
-    def __init__(self, gcs, job_hex: str):
+    def __init__(self, gcs, job_hex: str, node_id: str = ""):
         self._subscription = gcs.subscribe_logs(job_hex)
+        self._own_node = f", node={node_id[:8]})" if node_id else None
         self._stop = False
         self._thread = threading.Thread(target=self._run, daemon=True, name="raylite-log-printer")
         self._thread.start()
@@ -130,6 +147,9 @@ class DriverLogPrinter:
                 if MAGIC in text and render(text):
                     continue   # a remote progress bar's state, drawn here instead
                 out = sys.stderr if stream == "stderr" else sys.stdout
+                if self._own_node is not None:
+                    # As Ray: a worker on the driver's own node is shown as (name pid=N).
+                    text = text.replace(self._own_node, ")", 1)
                 try:
                     out.write(text + "\n")
                     out.flush()

@@ -14,6 +14,7 @@ import grpc
 
 from raylite import exceptions as exc
 from raylite.core import submit_state as ss
+from raylite.core import task_events
 from raylite.core.local_channel import open_task_stream
 from raylite.core.object_manager import error_value, relabeled
 from raylite.core.submit_state import TaskEntry  # noqa: F401  (CoreWorker builds these)
@@ -59,6 +60,7 @@ class TaskSubmitter:
 
     # ---- called from any thread ---------------------------------------------------
     def submit(self, entry: TaskEntry) -> None:
+        task_events.submitted(entry.spec, entry.resources)
         self.incoming.append(entry)
         if not self._wakeup:
             self._wakeup = True
@@ -134,6 +136,7 @@ class TaskSubmitter:
 
     def _finish(self, ins: ss.Finish) -> None:
         entry = ins.entry
+        task_events.finished(entry.task_id)
         # Results in a node's store may be lost with it: keep how to rebuild them.
         kept = self.worker.reconstruction.record(entry.spec, ins.returns, entry.deps,
                                                  entry.resources, entry.key[2],
@@ -150,6 +153,7 @@ class TaskSubmitter:
             error = ins.kind(message=ins.message)
         else:
             error = ins.kind(ins.message)
+        task_events.failed_unrun(entry.spec, ins.kind.__name__, ins.message)
         self._finish(ss.Finish(entry, [error_value(oid, error)
                                        for oid in spec_return_ids(entry.spec)]))
 
@@ -175,6 +179,7 @@ class TaskSubmitter:
 
     def _propagate_error(self, ins: ss.PropagateError) -> None:
         entry = ins.entry
+        task_events.failed_unrun(entry.spec, "DEPENDENCY_FAILED", "an argument of the task failed")
         self._finish(ss.Finish(entry, [relabeled(ins.value, oid)
                                        for oid in spec_return_ids(entry.spec)]))
 

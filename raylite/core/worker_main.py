@@ -33,7 +33,7 @@ def main() -> int:
     global_state.set_connection(ClusterHandle(worker=worker, gcs=gcs, session=session,
                                               embedded=False, in_worker=True,
                                               gcs_address=env["RAYLITE_GCS"]))
-    worker.log_sink = LogSink(gcs)
+    worker.log_sink = LogSink(gcs, env["RAYLITE_NODE_ID"])
     install(worker.log_sink)
     assert worker.executor is not None  # a worker-mode CoreWorker always has one
     worker.executor.install_signal_handler()

@@ -70,3 +70,27 @@ def pg_owned(owner_worker_id: str) -> str:
     """Set of the live non-detached placement groups a process created, so a dead
     driver's groups are found without reading the whole table."""
     return f"{PREFIX}pg_owned:{owner_worker_id}"
+
+
+# ---- observability (raylite.core.task_events, raylite.util.state) ----------------------
+TASK_EVENT_JOBS = PREFIX + "task_events:jobs"        # set of job ids that recorded task events
+TASK_EVENTS_DROPPED = PREFIX + "task_events:dropped"  # hash job_id -> events dropped under load
+WORKERS = PREFIX + "workers"                  # hash worker_id -> msgpack process entry (1 s refresh)
+OBJECT_REPORTS_WANTED = PREFIX + "objects:wanted"   # string, expiring: someone lists objects
+STORE_STATS = PREFIX + "store_stats"          # hash node_id -> msgpack store summary
+
+
+def task_events(job_id_hex: str) -> str:
+    """List of msgpack task-event entries of one job, trimmed to a maximum length."""
+    return f"{PREFIX}task_events:{job_id_hex}"
+
+
+def task_event_counts(job_id_hex: str) -> str:
+    """List of the event count of each batch in task_events(job) (same order); the
+    running total lives in ``<this key>:total``."""
+    return f"{PREFIX}task_events:{job_id_hex}:counts"
+
+
+def object_report(worker_id: str) -> str:
+    """msgpack list of the objects one process owns or references (expiring)."""
+    return f"{PREFIX}objects:report:{worker_id}"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from raylite.gcs.liveness import HEARTBEAT_INTERVAL_S, NODE_TIMEOUT_S, STALE_FACTOR
@@ -89,6 +90,7 @@ class Heartbeat:
         self.schedule = TableSchedule(interval_s)
         self._sent: dict | None = None       # free resources the last beat wrote
         self.leading = False
+        self.extra: Callable[[], None] | None = None   # called each beat (store summary)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="raylite-heartbeat")
 
@@ -121,6 +123,8 @@ class Heartbeat:
         gcs = self.gcs
         schedule = self.schedule
         version = gcs.heartbeat(self.node_id, self._snapshot(), retry=False)
+        if self.extra is not None:
+            self.extra()
         now = time.monotonic()
         if schedule.should_read(version, now, self.leading):
             nodes = gcs.nodes(retry=False)

@@ -444,6 +444,8 @@ async def serve(cfg, procs: WorkerProcesses | None = None, prestarted: list | No
     scheduler.beat = Heartbeat(scheduler.gcs, cfg.node_id, lambda: scheduler.state.available,
                                on_jobs_finished=lambda jobs: loop.call_soon_threadsafe(
                                    scheduler.jobs_finished, jobs))
+    from raylite.observability.store_summary import StoreStatsWriter
+    scheduler.beat.extra = StoreStatsWriter(scheduler.gcs, cfg.node_id, scheduler.store)
     scheduler.beat.start()
     if metrics_socket is not None:
         # In a thread: importing the HTTP server and prometheus-client must not hold up
