@@ -4,7 +4,7 @@ a missing part of the cluster: a page shows what it could read and says what not
 
 Nodes and actors come from the GCS records (raylite.gcs); live node figures
 (object store use) from each node scheduler's GetNodeInfo; tasks, objects and the
-timeline from the task-event state API (raylite.util.state) when this build has it;
+timeline from the task-event state API (raylite.util.state);
 logs from the node session directories on this machine.
 """
 from __future__ import annotations
@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from raylite.gcs.liveness import is_alive
+from raylite.observability.task_table import pending_demand
+from raylite.observability.timeline import chrome_events
+from raylite.scheduler.resources import missing
+from raylite.util import state
 
 log = logging.getLogger("raylite.dashboard")
 
@@ -47,17 +51,6 @@ def clamp(limit, offset) -> tuple[int, int]:
     return max(1, min(MAX_LIMIT, limit)), max(0, offset)
 
 
-def _state_api():
-    """The task-event state API module, or None while this build has none."""
-    try:
-        from raylite.util import state  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return state
-
-
-NO_STATE_API = ("Task and object details need the task-event state API "
-                "(raylite.util.state), which this build does not have.")
 TASKS_TTL_S = 3.0
 OBJECTS_TTL_S = 5.0
 TIMELINE_PAGE_EVENTS = 2000
@@ -129,19 +122,17 @@ class DashboardData:
         self.gcs = gcs
         self.token = token
         self._stubs: dict[str, object] = {}
-        api = _state_api()
-        self._tasks = Cached(lambda: _task_table(api.task_rows(gcs)), TASKS_TTL_S) if api else None
-        self._objects = Cached(lambda: api.object_rows(gcs), OBJECTS_TTL_S) if api else None
+        self._tasks = Cached(lambda: _task_table(state.task_rows(gcs)), TASKS_TTL_S)
+        self._objects = Cached(lambda: state.object_rows(gcs), OBJECTS_TTL_S)
 
     def warm(self) -> None:
         """Read the expensive tables once (at start), so even the first page view is
         served from the cache; never raises."""
         for cached in (self._tasks, self._objects):
-            if cached is not None:
-                try:
-                    cached.get()
-                except Exception as exc:
-                    log.warning("dashboard: reading the cluster state failed: %s", exc)
+            try:
+                cached.get()
+            except Exception as exc:
+                log.warning("dashboard: reading the cluster state failed: %s", exc)
 
     # ---- nodes ------------------------------------------------------------------------
     def nodes(self) -> Page:
@@ -172,18 +163,8 @@ class DashboardData:
         """Tasks and actors waiting for resources, grouped by what they ask for (from the
         task events): {"pending": [...], "infeasible": [...]}, a group being
         {"resources", "count", "names"}; infeasible when no alive node in ``nodes``
-        (rows of ``nodes()``) has that much of everything asked. Empty without the
-        state API."""
+        (rows of ``nodes()``) has that much of everything asked."""
         out: dict = {"pending": [], "infeasible": []}
-        if self._tasks is None:
-            return out
-        try:
-            from raylite.observability.task_table import (  # type: ignore[import-not-found]
-                pending_demand,
-            )
-        except ImportError:
-            return out
-        from raylite.scheduler.resources import missing
         totals = [{k: v["total"] for k, v in n["resources"].items()} for n in nodes if n["alive"]]
         for group in pending_demand(self._tasks.get().rows):
             fits = any(not missing(group["resources"], total) for total in totals)
@@ -237,8 +218,6 @@ class DashboardData:
     def tasks(self, limit=100, offset=0, state: str = "") -> Page:
         """Task attempts, newest first; ``state`` filters (RUNNING, FINISHED, FAILED, ...)."""
         limit, offset = clamp(limit, offset)
-        if self._tasks is None:
-            return Page([], 0, NO_STATE_API)
         table = self._tasks.get()
         rows = [r for r in table.rows if r.get("state") == state] if state else table.rows
         return Page([_task_summary(r) for r in rows[offset:offset + limit]], len(rows),
@@ -247,7 +226,7 @@ class DashboardData:
     def task(self, task_id: str) -> dict | None:
         """The latest attempt of one task (by id or id prefix) with its error and
         traceback, and ``attempts``; None when unknown."""
-        if self._tasks is None or not task_id:
+        if not task_id:
             return None
         found = [r for r in self._tasks.get().rows if str(r.get("task_id", "")).startswith(task_id)]
         if not found:
@@ -260,17 +239,12 @@ class DashboardData:
     def objects(self, limit=100, offset=0) -> Page:
         """Objects in the cluster, largest first."""
         limit, offset = clamp(limit, offset)
-        if self._objects is None:
-            return Page([], 0, NO_STATE_API)
         rows = self._objects.get()
         return Page(rows[offset:offset + limit], len(rows))
 
     def timeline(self, last: int | None = None) -> list:
         """Chrome-tracing events of task executions ([] when none are recorded); with
         ``last``, only the ``last`` executions that started most recently."""
-        if self._tasks is None:
-            return []
-        from raylite.observability.timeline import chrome_events  # type: ignore[import-not-found]
         rows = [r for r in self._tasks.get().rows if r.get("start_time_ms")]
         if last is not None:
             rows = sorted(rows, key=lambda r: r["start_time_ms"])[-last:]

@@ -3,8 +3,8 @@
 Each node scheduler serves its own metrics (as each Ray node exports on its
 ``--metrics-export-port``): leases, workers, resources, object store and spilling,
 actors on this node, the handling time of the scheduler's RPCs, the user metrics of
-``raylite.util.metrics`` recorded on this node, and tasks by state when the task-event
-state API is present. The port is recorded in the node's GCS record
+``raylite.util.metrics`` recorded on this node, and (on the head) the cluster's tasks by
+state from the task events. The port is recorded in the node's GCS record
 (``NodeRecord.metrics_export_port``) so tools can find it.
 
 The port is bound at start (a plain socket: the node registers with it), and the HTTP
@@ -253,14 +253,11 @@ class NodeCollector:
         yield from metric_families(sample, actors, user, tasks)
 
 
-def task_counts_reader(gcs, ttl_s: float = 10.0) -> Callable[[], dict] | None:
+def task_counts_reader(gcs, ttl_s: float = 10.0) -> Callable[[], dict]:
     """A reader of the cluster's tasks by (name, state, node id), from the task events of
     the state API (raylite.util.state), cached ``ttl_s`` seconds since merging every
-    recorded event is not free; None when this build has no state API."""
-    try:
-        from raylite.util.state import task_rows  # type: ignore[attr-defined]
-    except ImportError:
-        return None
+    recorded event is not free."""
+    from raylite.util.state import task_rows
     cache: dict = {"at": float("-inf"), "counts": {}}
 
     def read() -> dict:

@@ -86,11 +86,6 @@ def workload(ray_start):
            "held": held, "make_greeter": make_greeter}
 
 
-def _has_state_api() -> bool:
-    from raylite.dashboard.data import _state_api
-    return _state_api() is not None
-
-
 def _wait_text(browser, text: str, timeout: float = 20.0) -> str:
     deadline = time.monotonic() + timeout
     while True:
@@ -142,32 +137,27 @@ def test_dashboard_in_a_browser(browser, workload, tmp_path):
     browser.save_screenshot(str(shots / "actors.png"))
     ray.kill(late)
 
-    state_api = _has_state_api()
     browser.get(url + "/tasks")
-    body = _wait_text(browser, "explode" if state_api else "Tasks")
-    if state_api:   # the task events: states, names, the failure
-        assert "FAILED" in body and "square" in body and "Greeter.hello" in body
-        assert "dashboard-test-boom" in body
+    body = _wait_text(browser, "explode")   # from the task events: states, names, failures
+    assert "FAILED" in body and "square" in body and "Greeter.hello" in body
+    assert "dashboard-test-boom" in body
     browser.save_screenshot(str(shots / "tasks.png"))
-    if state_api:
-        browser.get(url + "/tasks?state=FAILED")
-        _wait_text(browser, "explode")
-        browser.find_element("css selector", "a[href^='/tasks/']").click()   # the failed one
-        body = _wait_text(browser, "Traceback")
-        assert "Traceback" in body and "ValueError: dashboard-test-boom" in body
-        browser.save_screenshot(str(shots / "task_error.png"))
+    browser.get(url + "/tasks?state=FAILED")
+    _wait_text(browser, "explode")
+    browser.find_element("css selector", "a[href^='/tasks/']").click()   # the failed one
+    body = _wait_text(browser, "Traceback")
+    assert "Traceback" in body and "ValueError: dashboard-test-boom" in body
+    browser.save_screenshot(str(shots / "task_error.png"))
 
     browser.get(url + "/objects")
-    body = _wait_text(browser, "2.0 MiB" if state_api else "Objects", timeout=30)
-    if state_api:
-        assert workload["held"].hex()[:16] in body and "2.0 MiB" in body
+    body = _wait_text(browser, "2.0 MiB", timeout=30)
+    assert workload["held"].hex()[:16] in body and "2.0 MiB" in body
     browser.save_screenshot(str(shots / "objects.png"))
 
     browser.get(url + "/timeline")
     body = _wait_text(browser, "Download")
-    if state_api:
-        assert browser.find_elements("css selector", "svg.timeline rect")
-        assert "worker" in body
+    assert browser.find_elements("css selector", "svg.timeline rect")
+    assert "worker" in body
     browser.save_screenshot(str(shots / "timeline.png"))
 
     browser.get(url + "/logs")
@@ -188,6 +178,7 @@ def test_dashboard_in_a_browser(browser, workload, tmp_path):
     browser.get(url + "/actors")
     assert "/login" in browser.current_url
     assert "greeter-0" not in browser.page_source
-    for name in ("login", "nodes", "actors", "tasks", "objects", "timeline", "logs", "log_view"):
+    for name in ("login", "nodes", "actors", "tasks", "task_error", "objects", "timeline", "logs",
+                 "log_view"):
         assert (shots / f"{name}.png").stat().st_size > 1000
     print(f"dashboard screenshots in {shots}")

@@ -133,11 +133,6 @@ def test_logs_are_listed_and_tailed_only_inside_the_log_directory(cluster):
         assert status == 404
 
 
-def _has_state_api() -> bool:
-    from raylite.dashboard.data import _state_api
-    return _state_api() is not None
-
-
 def _eventually(read, check, timeout: float = 30.0):
     """``read()`` until ``check(value)`` holds (task events arrive within a second or so)."""
     deadline = time.monotonic() + timeout
@@ -149,11 +144,6 @@ def _eventually(read, check, timeout: float = 30.0):
 
 
 def test_api_tasks_pages_and_filters(cluster):
-    if not _has_state_api():
-        status, _, body = _get(cluster, "/api/tasks", _bearer(cluster))
-        assert status == 200 and "state API" in json.loads(body)["note"]
-        return
-
     def read(path):
         return json.loads(_get(cluster, path, _bearer(cluster))[2])
     data = _eventually(lambda: read("/api/tasks?state=FINISHED&limit=5"),
@@ -177,8 +167,6 @@ def test_infeasible_work_is_shown_on_the_nodes_page(cluster):
         return 1
 
     ref = stuck.remote()   # stays pending: no node has the resource (as in Ray)
-    if not _has_state_api():
-        return
     data = _eventually(lambda: json.loads(_get(cluster, "/api/nodes", _bearer(cluster))[2]),
                        lambda d: d["demand"]["infeasible"], timeout=30)
     group = data["demand"]["infeasible"][0]
@@ -225,14 +213,14 @@ def test_metrics_endpoint_of_the_node(cluster):
     lease_count = next(line for line in text.splitlines() if line.startswith(
         f'raylite_grpc_server_req_process_time_ms_count{{Method="RequestLease",NodeId="{nid}"}}'))
     assert float(lease_count.split()[-1]) >= 3   # the tasks' lease(s) and two actors
-    if _has_state_api():   # tasks by state, from the task events (cached 10 s)
-        def finished(text):
-            return sum(float(line.split()[-1]) for line in text.splitlines()
-                       if line.startswith("raylite_tasks{") and 'State="FINISHED"' in line
-                       and "square" in line)
-        text = _eventually(lambda: _scrape(node.metrics_export_port)[1],
-                           lambda t: finished(t) >= 20, timeout=40)
-        assert finished(text) == 20
+    # Tasks by state, from the task events (the embedded node counts the cluster's).
+    def finished(text):
+        return sum(float(line.split()[-1]) for line in text.splitlines()
+                   if line.startswith("raylite_tasks{") and 'State="FINISHED"' in line
+                   and "square" in line)
+    text = _eventually(lambda: _scrape(node.metrics_export_port)[1],
+                       lambda t: finished(t) >= 20, timeout=40)
+    assert finished(text) == 20
 
 
 def test_metrics_beyond_loopback_require_the_token():
