@@ -47,7 +47,11 @@ async def serve(args, token: str, password: str) -> int:
     from raylite.processes import pid_alive
     from raylite.protocol.channels import use_cluster_token
     use_cluster_token(token)
-    gcs = GcsClient(args.gcs, password, args.gcs_socket or None)
+    from raylite.gcs.signing import signing_key
+    # With the signing key, node and actor records that fail their check are left out:
+    # the dashboard dials nodes from their records.
+    gcs = GcsClient(args.gcs, password, args.gcs_socket or None,
+                    signing_key=signing_key(token))
     runner = web.AppRunner(make_app(DashboardData(gcs, token), token), access_log=None)
     await runner.setup()
     port = args.port
