@@ -46,7 +46,8 @@ def init(address: str | None = None, *, num_cpus: int | None = None, num_gpus: i
          ignore_reinit_error: bool = False, include_dashboard=None, dashboard_host=None,
          dashboard_port=None, logging_level=None, log_to_driver: bool = True,
          configure_logging: bool = True, _system_config: dict | None = None,
-         _temp_dir: str | None = None, _token: str | None = None, _node_ip_address: str | None = None):
+         _temp_dir: str | None = None, _token: str | None = None, _node_ip_address: str | None = None,
+         _metrics_export_port: int | None = None):
     """Start a local cluster (no address) or connect to a running one.
 
     ``address`` is None/"local" (start an embedded Redis GCS, node scheduler and
@@ -54,11 +55,14 @@ def init(address: str | None = None, *, num_cpus: int | None = None, num_gpus: i
     "host:port" of a cluster's GCS. Raises RuntimeError when already initialized
     (unless ignore_reinit_error), ValueError for resources given while connecting,
     UnsupportedOptionError (a ValueError) for an argument raylite does not implement
-    given a non-default value (include_dashboard=True, dashboard_host/port,
-    _system_config, _temp_dir, runtime_env keys such as pip or conda), checked before
+    given a non-default value (_system_config, _temp_dir, runtime_env keys such as pip
+    or conda; the dashboard and metrics arguments when connecting), checked before
     anything starts (runtime_env's local paths are packed then too: ValueError when
     one is missing or over the size limit), and ConnectionError when the cluster
-    cannot be reached.
+    cannot be reached. ``include_dashboard=True`` starts the web dashboard
+    (``dashboard_host``, default loopback; ``dashboard_port``, default 8265, 0 for any
+    free port; the URL is ``init(...).dashboard_url``); ``_metrics_export_port`` is the
+    node's Prometheus port (default: any free port, -1: none).
     """
     from raylite.cluster import connect_cluster, start_embedded_cluster
     from raylite.options import check_init_args
@@ -68,7 +72,7 @@ def init(address: str | None = None, *, num_cpus: int | None = None, num_gpus: i
                     dashboard_host=dashboard_host, dashboard_port=dashboard_port,
                     logging_level=logging_level, configure_logging=configure_logging,
                     _system_config=_system_config, _temp_dir=_temp_dir,
-                    _node_ip_address=_node_ip_address)
+                    _node_ip_address=_node_ip_address, _metrics_export_port=_metrics_export_port)
     with _lock:
         current = global_state.connection(required=False)
         if current is not None:
@@ -84,7 +88,11 @@ def init(address: str | None = None, *, num_cpus: int | None = None, num_gpus: i
             cluster = start_embedded_cluster(
                 num_cpus=num_cpus, num_gpus=num_gpus, resources=resources,
                 object_store_memory=object_store_memory, namespace=namespace,
-                log_to_driver=log_to_driver, host=_node_ip_address or "127.0.0.1")
+                log_to_driver=log_to_driver, host=_node_ip_address or "127.0.0.1",
+                metrics_export_port=0 if _metrics_export_port is None else _metrics_export_port,
+                dashboard=(dashboard_host or "127.0.0.1",
+                           8265 if dashboard_port is None else dashboard_port)
+                if include_dashboard else None)
             logger.info("Started a local Ray instance.")
         else:
             if num_cpus is not None or num_gpus is not None or resources or object_store_memory:

@@ -48,6 +48,7 @@ class ClusterHandle:
     def __init__(self, *, worker, gcs, session, embedded: bool, procs=(), log_printer=None,
                  watch_task=None, gcs_address: str = "", in_worker: bool = False):
         self.in_worker = in_worker
+        self.dashboard_url = ""
         self.worker = worker
         self.gcs = gcs
         self.session = session
@@ -135,8 +136,9 @@ class RayContext(dict):
 
     def __init__(self, cluster: ClusterHandle):
         super().__init__(address=cluster.gcs_address, node_id=cluster.worker.node_id,
-                         session_dir=cluster.session.root)
+                         session_dir=cluster.session.root, webui_url=cluster.dashboard_url)
         self.address_info = dict(self)
+        self.dashboard_url = cluster.dashboard_url
 
     def __enter__(self):
         return self
@@ -176,8 +178,10 @@ def _log_tail(session, name: str) -> str:
 
 
 def start_embedded_cluster(*, num_cpus, num_gpus, resources, object_store_memory, namespace,
-                           log_to_driver: bool, host: str) -> ClusterHandle:
-    """Start redis + one node scheduler + workers on this machine and connect to them.
+                           log_to_driver: bool, host: str, metrics_export_port: int = -1,
+                           dashboard: tuple | None = None) -> ClusterHandle:
+    """Start redis + one node scheduler + workers on this machine and connect to them;
+    ``dashboard`` (host, port) also starts the web dashboard.
 
     Raises RuntimeError (with the log tail) when a component fails to start.
     """
@@ -203,7 +207,8 @@ def start_embedded_cluster(*, num_cpus, num_gpus, resources, object_store_memory
     sched = start_scheduler(session=session, node_id=node_id, token=token, gcs_address=gcs_address,
                             redis_password=password, gcs_socket=redis_sock, host=host,
                             resources=total, object_store_memory=int(object_store_memory or 0),
-                            embedded_driver_pid=os.getpid(), redis_pid=redis_proc.pid)
+                            embedded_driver_pid=os.getpid(), redis_pid=redis_proc.pid,
+                            metrics_export_port=metrics_export_port)
     import raylite.core.core_worker  # noqa: F401  (the slow import, overlapped with the boot)
     from raylite.gcs.client import GcsClient
     try:
@@ -224,7 +229,27 @@ def start_embedded_cluster(*, num_cpus, num_gpus, resources, object_store_memory
         _stop(redis_proc)
         gcs.close()
         raise
+    if dashboard is not None:
+        _start_dashboard(handle, token, password, redis_sock, *dashboard)
     return handle
+
+
+def _start_dashboard(handle: ClusterHandle, token: str, password: str, gcs_socket: str,
+                     host: str, port: int) -> None:
+    """Start the embedded cluster's dashboard (it dies with this driver). Raises
+    RuntimeError (after shutting the cluster down) when it does not start."""
+    from raylite.dashboard.launch import start_dashboard, wait_dashboard
+    proc, ready = start_dashboard(session=handle.session, token=token,
+                                  gcs_address=handle.gcs_address, redis_password=password,
+                                  gcs_socket=gcs_socket, host=host, port=port,
+                                  embedded_driver_pid=os.getpid())
+    handle.procs.insert(0, proc)
+    try:
+        # host:port, as Ray's RayContext.dashboard_url (no scheme).
+        handle.dashboard_url = wait_dashboard(proc, ready).split("://", 1)[-1]
+    except RuntimeError as err:
+        handle.shutdown()
+        raise RuntimeError(f"{err}\n{_log_tail(handle.session, 'dashboard.log')}") from None
 
 
 def _attach_driver(*, session, node_id, token, gcs, host, namespace, log_to_driver, embedded,

@@ -378,28 +378,38 @@ def _request(num_cpus, default_cpus, num_gpus, memory, resources) -> dict:
 
 # ---- init ----------------------------------------------------------------------------------
 
-# Ray's own defaults for the dashboard address, accepted since they ask for nothing.
-_DASHBOARD_HOST_DEFAULTS = (None, "127.0.0.1", "localhost")
-
-
 def check_init_args(*, connecting: bool, resources, runtime_env, include_dashboard,
                     dashboard_host, dashboard_port, logging_level, configure_logging,
-                    _system_config, _temp_dir, _node_ip_address) -> None:
+                    _system_config, _temp_dir, _node_ip_address,
+                    _metrics_export_port=None) -> None:
     """Validate ``init``'s arguments before anything starts.
 
     Raises UnsupportedOptionError for arguments raylite does not implement given a
-    value other than Ray's default (runtime_env keys included), TypeError/ValueError
-    for bad resources or a bad runtime_env.
+    value other than Ray's default (runtime_env keys included; the dashboard and
+    metrics arguments when connecting: they apply to a cluster started by init),
+    TypeError/ValueError for bad resources, a bad runtime_env, ports or dashboard
+    arguments.
     """
     if resources is not None:
         _check_resources(None, None, resources)
-    if include_dashboard:
-        raise UnsupportedOptionError("include_dashboard", include_dashboard,
-                                     "raylite has no dashboard")
-    if dashboard_host not in _DASHBOARD_HOST_DEFAULTS:
-        raise UnsupportedOptionError("dashboard_host", dashboard_host, "raylite has no dashboard")
-    if dashboard_port is not None:
-        raise UnsupportedOptionError("dashboard_port", dashboard_port, "raylite has no dashboard")
+    _optional_bool("include_dashboard", include_dashboard)
+    if dashboard_host is not None and not isinstance(dashboard_host, str):
+        raise TypeError("dashboard_host must be a str")
+    for name, port in (("dashboard_port", dashboard_port),
+                       ("_metrics_export_port", _metrics_export_port)):
+        if port is None:
+            continue
+        if isinstance(port, bool) or not isinstance(port, int):
+            raise TypeError(f"{name} must be an int")
+        if not -1 <= port <= 65535:
+            raise ValueError(f"{name} must be a port number (0: any free port), got {port}")
+    if connecting:
+        for name, value in (("include_dashboard", include_dashboard or None),
+                            ("dashboard_port", dashboard_port),
+                            ("_metrics_export_port", _metrics_export_port)):
+            if value is not None:
+                raise UnsupportedOptionError(name, value,
+                                             "it only applies to a cluster started by init")
     if runtime_env is not None:
         from raylite.runtime_env.spec import normalize
         normalize(runtime_env)

@@ -96,7 +96,8 @@ def cmd_start(args) -> int:
     sched = start_scheduler(session=session, node_id=node_id, token=token, gcs_address=gcs_address,
                             redis_password=redis_password(token), gcs_socket=gcs_socket, host=args.host,
                             resources=total, object_store_memory=args.object_store_memory or 0,
-                            head=args.head, detached=True, ready_file=ready)
+                            head=args.head, detached=True, ready_file=ready,
+                            metrics_export_port=args.metrics_export_port)
     deadline = time.monotonic() + 30
     while not os.path.exists(ready):
         if sched.poll() is not None or time.monotonic() > deadline:
@@ -106,6 +107,10 @@ def cmd_start(args) -> int:
     with open(ready) as f:
         address = f.read().strip()
     _remember_session(session.root, redis_proc.pid if redis_proc else 0)
+    from raylite.cli.observe_flags import start_head_dashboard
+    dashboard_url = start_head_dashboard(args, session=session, token=token, gcs_socket=gcs_socket,
+                                         redis_password=redis_password(token),
+                                         gcs_address=gcs_address, scheduler_pid=sched.pid)
     if args.head:
         assert redis_proc is not None  # the head started Redis above
         session_root()
@@ -114,11 +119,13 @@ def cmd_start(args) -> int:
         write_secret(CURRENT_CLUSTER_FILE, json.dumps(
             {"gcs_address": gcs_address, "password": redis_password(token), "token": token,
              "token_file": token_file, "session": session.root, "redis_pid": redis_proc.pid,
-             **recorded(tls)}))
+             "dashboard_url": dashboard_url, **recorded(tls)}))
         print(f"raylite head started: GCS at {gcs_address}, node scheduler at {address}")
         print("  connect a driver here:   ray.init(address=\"auto\")")
         # Never the token itself: terminals and CI logs are not secret.
         print(f"  cluster token (mode 0600): {token_file}")
+        if dashboard_url:
+            print(f"  dashboard:               {dashboard_url}  (log in with the token)")
         print(f"  join another node:       raylite start --token-file={token_file} "
               f"--address={gcs_address}")
         if join_hint(tls):
@@ -180,7 +187,8 @@ def _our_processes(everything: bool) -> list[tuple[int, str]]:
         if "redis-server" in cmd and int(entry) in redis_pids:
             found.append((int(entry), cmd))
             continue
-        ours = "raylite.scheduler" in cmd or "raylite.core.worker_main" in cmd
+        ours = ("raylite.scheduler" in cmd or "raylite.core.worker_main" in cmd
+                or "raylite.dashboard" in cmd)
         if ours and (everything or any(root + " " in cmd + " " for root in sessions)):
             found.append((int(entry), cmd))
     return found
@@ -242,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--block", action="store_true", help="stay in the foreground")
     from raylite.cli.tls_flags import add_tls_arguments
     add_tls_arguments(s)
+    from raylite.cli.observe_flags import add_start_flags
+    add_start_flags(s)
     s.set_defaults(fn=cmd_start)
     s = sub.add_parser("stop", help="stop the raylite nodes `raylite start` launched here")
     s.add_argument("--force", action="store_true",

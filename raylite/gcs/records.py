@@ -85,6 +85,7 @@ class NodeRecord(_Record):
     session: str = ""
     is_head: bool = False
     transfer: str = ""                # host:port of its object transfer server ("" = none)
+    metrics_export_port: int = 0      # the node's Prometheus /metrics port (0: none)
     available: dict | None = None     # free resources at the last heartbeat (None: unknown)
     last_heartbeat: float = 0.0       # unix time of the last heartbeat (0: never)
     extra: dict = field(default_factory=dict)

@@ -31,6 +31,7 @@ class SchedulerConfig:
     redis_pid: int
     ready_file: str
     is_head: bool
+    metrics_export_port: int = -1     # -1: no metrics endpoint, 0: any free port
 
 
 def parse(argv: list[str]) -> SchedulerConfig:
@@ -47,6 +48,7 @@ def parse(argv: list[str]) -> SchedulerConfig:
     p.add_argument("--redis-pid", type=int, default=0)
     p.add_argument("--ready-file", default="")
     p.add_argument("--head", action="store_true")
+    p.add_argument("--metrics-export-port", type=int, default=-1)
     a = p.parse_args(argv)
     from raylite.session import session_from_root
     resources = json.loads(a.resources)
@@ -58,7 +60,7 @@ def parse(argv: list[str]) -> SchedulerConfig:
         gcs_address=a.gcs, gcs_socket=a.gcs_socket, host=a.host, resources=resources,
         object_store_memory=a.object_store_memory, prestart=prestart,
         embedded_driver_pid=a.embedded_driver_pid, redis_pid=a.redis_pid,
-        ready_file=a.ready_file, is_head=a.head)
+        ready_file=a.ready_file, is_head=a.head, metrics_export_port=a.metrics_export_port)
 
 
 def main(argv: list[str] | None = None) -> int:

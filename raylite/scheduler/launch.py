@@ -11,11 +11,12 @@ def start_scheduler(*, session, node_id: str, token: str, gcs_address: str, redi
                     gcs_socket: str = "", host: str = "127.0.0.1", resources: dict,
                     object_store_memory: int = 0, embedded_driver_pid: int = 0, redis_pid: int = 0,
                     head: bool = False, detached: bool = False, ready_file: str = "",
-                    prestart: int = -1) -> subprocess.Popen:
+                    prestart: int = -1, metrics_export_port: int = -1) -> subprocess.Popen:
     """Spawn ``python -m raylite.scheduler``; secrets travel in its environment.
 
     An embedded scheduler dies with the driver (parent-death signal) and cleans up;
-    a detached one (``raylite start``) runs in its own session. Raises OSError when
+    a detached one (``raylite start``) runs in its own session. ``metrics_export_port``:
+    -1 serves no /metrics, 0 any free port. Raises OSError when
     the process cannot start.
     """
     env = dict(os.environ)
@@ -35,6 +36,8 @@ def start_scheduler(*, session, node_id: str, token: str, gcs_address: str, redi
         args += ["--redis-pid", str(redis_pid)]
     if head:
         args.append("--head")
+    if metrics_export_port >= 0:
+        args += ["--metrics-export-port", str(metrics_export_port)]
     if ready_file:
         args += ["--ready-file", ready_file]
     log = os.open(os.path.join(session.logs, f"scheduler-{node_id[:8]}.log"),

@@ -28,6 +28,7 @@ from raylite.protocol import common_pb2, node_pb2, node_pb2_grpc, objects_pb2_gr
 from raylite.protocol.channels import advertised_host, bind, make_server
 from raylite.scheduler.heartbeat import Heartbeat
 from raylite.scheduler.memory_monitor import MemoryConfig, MemoryMonitor, WorkerRecord
+from raylite.scheduler.metrics_endpoint import MetricsServer, NodeSample, RpcLatency, timed_rpc
 from raylite.scheduler.pg_cleanup import remove_groups_of
 from raylite.scheduler.placement import Peer, group_of
 from raylite.scheduler.runtime_envs import RuntimeEnvs
@@ -86,6 +87,8 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
         # lease id -> why its worker was killed (asked by the lease holder, see
         # GetWorkerFailureCause); bounded, oldest dropped first.
         self.failure_causes: collections.OrderedDict[bytes, str] = collections.OrderedDict()
+        self.rpc_latency = RpcLatency()
+        self.metrics: MetricsServer | None = None   # when the node exports metrics
 
     # ---- actions -------------------------------------------------------------------
     def apply(self, actions: list) -> None:
@@ -160,6 +163,7 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
             self.apply(self.state.worker_start_failed(runtime_env))
 
     # ---- NodeScheduler service ----------------------------------------------------------
+    @timed_rpc("RegisterWorker")
     async def RegisterWorker(self, request, context):
         reply = node_pb2.RegisterReply(node_id=self.node_id, store_dir=self.store.directory,
                                        store_capacity=self.store.capacity)
@@ -172,6 +176,7 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
                                                 self.envs.registered(wid)))
         return reply
 
+    @timed_rpc("RequestLease")
     async def RequestLease(self, request, context):
         resources = dict(request.resources)
         placement = self.state.place(resources, request.strategy, request.spilled, self._peers)
@@ -222,14 +227,17 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
         return [peer_from_node(node_id, info, self.node_id)
                 for node_id, info in self._alive_nodes().items()]
 
+    @timed_rpc("ReturnLease")
     async def ReturnLease(self, request, context):
         self.apply(self.state.lease_returned(request.lease_id, request.kill_worker, time.monotonic()))
         return common_pb2.Empty()
 
+    @timed_rpc("NotifyBlocked")
     async def NotifyBlocked(self, request, context):
         self.apply(self.state.set_blocked(request.worker_id, request.blocked))
         return common_pb2.Empty()
 
+    @timed_rpc("KillWorker")
     async def KillWorker(self, request, context):
         wid = request.worker_id
         if not wid and request.lease_id:
@@ -265,6 +273,7 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
         if False:  # pragma: no cover - makes this an async generator
             yield common_pb2.Empty()
 
+    @timed_rpc("GetNodeInfo")
     async def GetNodeInfo(self, request, context):
         return node_pb2.NodeInfoReply(
             node_id=self.node_id, total=self.state.total, available=self.state.available,
@@ -293,6 +302,29 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
     async def Shutdown(self, request, context):
         asyncio.get_running_loop().call_later(0.01, self.stopping.set)
         return common_pb2.Empty()
+
+    def metrics_sample(self) -> NodeSample:
+        """The node's counters for a metrics scrape (call on the event loop)."""
+        workers = {"idle": 0, "leased": 0, "actor": 0}
+        for worker in self.state.workers.values():
+            if worker.for_actor and worker.lease_id:
+                workers["actor"] += 1
+            elif worker.lease_id:
+                workers["leased"] += 1
+            else:
+                workers["idle"] += 1
+        workers["starting"] = len(self.unregistered)
+        workers["driver"] = len(self.drivers)
+        granted = sum(1 for w in self.state.workers.values() if w.lease_id)
+        store = self.store
+        return NodeSample(
+            node_id=self.node_id, total=dict(self.state.total),
+            available=dict(self.state.available), workers=workers,
+            leases={"PENDING": len(self.state.pending), "GRANTED": granted},
+            store_used=store.used, store_capacity=store.capacity,
+            spilled_bytes=store.spilled_bytes, num_objects=len(store.objects),
+            num_spilled=sum(1 for o in store.objects.values() if o.spilled),
+            rpc=self.rpc_latency.snapshot())
 
     # ---- background loops -------------------------------------------------------------
     async def watch_processes(self) -> None:
@@ -360,6 +392,8 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
     def teardown(self) -> None:
         if self.beat is not None:
             self.beat.stop()
+        if self.metrics is not None:
+            self.metrics.stop()
         self.procs.kill_all()
         self.object_service.close()
         self.store.cleanup()
@@ -398,19 +432,25 @@ async def serve(cfg, procs: WorkerProcesses | None = None, prestarted: list | No
                               signing_key=signing_key(cfg.token))
     scheduler.object_service.gcs = scheduler.gcs
     transfer = scheduler.object_service.start_transfers(cfg.host, cfg.token, scheduler.tcp_address)
+    metrics_socket = bind_metrics(cfg)
+    metrics_port = metrics_socket.getsockname()[1] if metrics_socket is not None else 0
     scheduler.gcs.register_node(NodeRecord(
         node_id=cfg.node_id, address=scheduler.tcp_address, uds=uds,
         host=advertised_host(cfg.host), resources=dict(cfg.resources), alive=True,
         pid=os.getpid(), store_dir=scheduler.store.directory,
         store_capacity=scheduler.store.capacity, session=cfg.session.root,
-        is_head=bool(cfg.is_head), transfer=transfer, available=dict(cfg.resources)))
-    loop = asyncio.get_running_loop()
+        is_head=bool(cfg.is_head), transfer=transfer, available=dict(cfg.resources),
+        metrics_export_port=metrics_port))
     scheduler.beat = Heartbeat(scheduler.gcs, cfg.node_id, lambda: scheduler.state.available,
                                on_jobs_finished=lambda jobs: loop.call_soon_threadsafe(
                                    scheduler.jobs_finished, jobs))
     from raylite.observability.store_summary import StoreStatsWriter
     scheduler.beat.extra = StoreStatsWriter(scheduler.gcs, cfg.node_id, scheduler.store)
     scheduler.beat.start()
+    if metrics_socket is not None:
+        # In a thread: importing the HTTP server and prometheus-client must not hold up
+        # drivers registering (connections wait in the socket's backlog meanwhile).
+        loop.run_in_executor(None, start_metrics, scheduler, loop, metrics_socket)
     tasks = [asyncio.create_task(scheduler.watch_processes())]
     if scheduler.memory.config.enabled:
         tasks.append(asyncio.create_task(scheduler.watch_memory()))
@@ -427,3 +467,44 @@ async def serve(cfg, procs: WorkerProcesses | None = None, prestarted: list | No
         await server.stop(0.2)
         if os.path.exists(uds_path):
             os.unlink(uds_path)
+
+
+def bind_metrics(cfg):
+    """The bound socket of the node's /metrics, None when off or when the port cannot be
+    bound (one line on stderr; the node runs on without metrics)."""
+    if cfg.metrics_export_port < 0:
+        return None
+    from raylite.scheduler.metrics_endpoint import bind_metrics_socket
+    try:
+        return bind_metrics_socket(cfg.host, cfg.metrics_export_port)
+    except OSError as exc:
+        log.warning("the metrics endpoint could not bind %s:%s: %s", cfg.host,
+                    cfg.metrics_export_port, exc)
+        sys.stderr.write(f"raylite: no metrics endpoint: cannot bind {cfg.host}:"
+                         f"{cfg.metrics_export_port} ({exc})\n")
+        return None
+
+
+def start_metrics(scheduler: NodeScheduler, loop: asyncio.AbstractEventLoop, sock) -> None:
+    """Serve the node's /metrics (raylite.scheduler.metrics_endpoint) on ``sock``."""
+    from raylite.scheduler.metrics_endpoint import (
+        NodeCollector,
+        sample_on_loop,
+        task_counts_reader,
+    )
+    cfg = scheduler.cfg
+    # Tasks are counted once for the cluster, by the head (or the embedded node): every
+    # node reading every task event would multiply the cost.
+    cluster_wide = bool(cfg.is_head or cfg.embedded_driver_pid)
+    collector = NodeCollector(sample_on_loop(loop, scheduler.metrics_sample), scheduler.gcs,
+                              scheduler.node_id, cluster_wide,
+                              task_counts_reader(scheduler.gcs) if cluster_wide else None)
+    try:
+        server = MetricsServer(collector, sock, cfg.token)
+    except Exception as exc:   # e.g. prometheus-client missing: the node runs on without
+        log.warning("the metrics endpoint did not start: %s", exc)
+        sys.stderr.write(f"raylite: no metrics endpoint: {exc}\n")
+        sock.close()
+        return
+    scheduler.metrics = server
+    log.info("metrics at http://%s:%d/metrics", cfg.host, server.port)

@@ -166,8 +166,7 @@ def test_implemented_values_of_partly_implemented_options_pass():
 # ---- init -------------------------------------------------------------------------------
 
 INIT_REFUSED = [
-    ("runtime_env['pip']", {"pip": ["requests"]}), ("include_dashboard", True),
-    ("dashboard_host", "0.0.0.0"), ("dashboard_port", 8265), ("_system_config", {"x": 1}),
+    ("runtime_env['pip']", {"pip": ["requests"]}), ("_system_config", {"x": 1}),
     ("_temp_dir", "/tmp/elsewhere"),
 ]
 
@@ -190,6 +189,23 @@ def test_init_refuses_unimplemented_argument_before_starting(nothing_starts, opt
     _refused(option, lambda: ray.init(**{argument: value}))
     _refused(option, lambda: ray.init("127.0.0.1:1", **{argument: value}))
     assert not ray.is_initialized()
+
+
+@pytest.mark.parametrize("option,value", [("include_dashboard", True), ("dashboard_port", 8265),
+                                          ("_metrics_export_port", 0)])
+def test_init_refuses_dashboard_and_metrics_arguments_when_connecting(nothing_starts, option, value):
+    _refused(option, lambda: ray.init("127.0.0.1:1", **{option: value}))
+    assert not ray.is_initialized()
+
+
+def test_init_checks_dashboard_and_metrics_arguments():
+    for changes, error in [({"include_dashboard": "yes"}, TypeError),
+                           ({"dashboard_port": "8265"}, TypeError),
+                           ({"dashboard_port": 70000}, ValueError),
+                           ({"_metrics_export_port": True}, TypeError),
+                           ({"dashboard_host": 1}, TypeError)]:
+        with pytest.raises(error):
+            check_init_args(**{**INIT_DEFAULTS, **changes})
 
 
 def test_init_refuses_node_ip_when_connecting(nothing_starts):
@@ -215,6 +231,8 @@ INIT_DEFAULTS = dict(connecting=False, resources=None, runtime_env=None, include
     {"_system_config": {}}, {"logging_level": logging.INFO}, {"logging_level": "WARNING"},
     {"logging_level": logging.ERROR}, {"logging_level": "debug"}, {"configure_logging": False},
     {"_node_ip_address": "127.0.0.1"}, {"resources": {"custom": 1}},
+    {"include_dashboard": True}, {"dashboard_host": "0.0.0.0"}, {"dashboard_port": 0},
+    {"dashboard_port": 8265}, {"_metrics_export_port": 0}, {"_metrics_export_port": -1},
 ])
 def test_init_accepts_rays_defaults_and_what_raylite_honours(changes):
     check_init_args(**{**INIT_DEFAULTS, **changes})
