@@ -140,6 +140,16 @@ def test_compose_commands_form_a_two_host_cluster(two_hosts):
     # 2-CPU tasks on two 2-CPU nodes: the second one spills to the worker host, and
     # its large result is pulled back across the veth link.
     assert second == "2 [0.0, 1.0, 2.0, 3.0]"
+    # The flagship job as the compose file's header says (`python -m examples.es
+    # --address head:6379`), shortened: four 1-CPU workers fill both 2-CPU hosts.
+    es = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-m", "examples.es",
+                         "--address", "head:6379", "--workers", "4", "--iterations", "2",
+                         "--population", "8", "--noise-size", "1000000", "--eval-every", "1",
+                         "--eval-episodes", "2", "--no-progress",
+                         "--output-dir", str(two_hosts["head"][1]["RAYLITE_TMPDIR"] + "-es")],
+                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert es.returncode == 0, es.stdout[-3000:] + es.stderr[-3000:]
+    assert "workers on 2 nodes" in es.stdout and "after 2 iterations" in es.stdout, es.stdout
     for proc in (head, worker):
         proc.terminate()
         proc.wait(10)
