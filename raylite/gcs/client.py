@@ -23,14 +23,14 @@ from redis.retry import Retry
 from raylite import exceptions as exc
 from raylite.gcs import keys, liveness
 from raylite.gcs.errors import RETRY_S, gcs_call, is_auth_failure, map_error
+from raylite.gcs.observability_table import ObservabilityTable
+from raylite.gcs.placement_group_table import PlacementGroupTable
 from raylite.gcs.records import (
     DEAD,
-    PG_REMOVED,
     ActorRecord,
     JobRecord,
     LineageRecord,
     NodeRecord,
-    PlacementGroupRecord,
 )
 from raylite.gcs.signing import TamperedRecordError, key_check, seal, unseal
 from raylite.security import user_tls
@@ -66,22 +66,6 @@ return 0
 """
 
 
-# Append a batch of task events and its count; drop the oldest batches past the bound.
-_PUSH_EVENTS = """
-redis.call('RPUSH', KEYS[1], ARGV[1])
-redis.call('RPUSH', KEYS[2], ARGV[2])
-redis.call('SADD', KEYS[3], ARGV[4])
-local total = redis.call('INCRBY', KEYS[2] .. ':total', ARGV[2])
-local limit = tonumber(ARGV[3])
-while total > limit do
-  local n = redis.call('LPOP', KEYS[2])
-  if not n then break end
-  redis.call('LPOP', KEYS[1])
-  total = redis.call('DECRBY', KEYS[2] .. ':total', n)
-end
-return total
-"""
-
 # Buffered writes kept while the GCS is unreachable, before the oldest are dropped.
 MAX_BUFFERED = 200_000
 
@@ -94,10 +78,9 @@ def parse_address(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
-MAX_REMOVED_GROUPS = 1000     # removed placement groups kept for placement_group_table()
 
 
-class GcsClient:
+class GcsClient(PlacementGroupTable, ObservabilityTable):
     """Reads and writes cluster state in Redis.
 
     Node and actor records are signed with ``signing_key`` (raylite.gcs.signing, a key
@@ -498,22 +481,30 @@ class GcsClient:
         """Bind a name to our actor when it is free, or bound to an actor that is dead
         or has no record (its creator crashed mid-way), atomically (WATCH/MULTI).
         Returns the id now bound: ours, or that of the live actor holding the name."""
-        field = keys.actor_name_key(namespace, name)
+        return self._claim_name(keys.ACTOR_NAMES, keys.ACTORS, keys.actor_name_key(namespace, name),
+                                actor_id_hex,
+                                lambda hex_id, raw: self._actor_record(hex_id, raw).state != DEAD)
+
+    def _claim_name(self, names: str, records: str, field: str, our_id: str, holds) -> str:
+        """Bind ``field`` in the ``names`` hash to ``our_id`` unless it is bound to
+        another id whose record (in ``records``) still ``holds(id, raw)`` the name; one
+        WATCH/MULTI transaction, retried when either hash changes under us. Returns the
+        id now bound."""
         with self._redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
-                    pipe.watch(keys.ACTOR_NAMES, keys.ACTORS)
-                    bound = pipe.hget(keys.ACTOR_NAMES, field)
+                    pipe.watch(names, records)
+                    bound = pipe.hget(names, field)
                     bound_hex = bound.decode() if bound else None
-                    if bound_hex is not None and bound_hex != actor_id_hex:
-                        raw = pipe.hget(keys.ACTORS, bound_hex)
-                        if raw and self._actor_record(bound_hex, raw).state != DEAD:
+                    if bound_hex is not None and bound_hex != our_id:
+                        raw = pipe.hget(records, bound_hex)
+                        if raw and holds(bound_hex, raw):
                             pipe.unwatch()
                             return bound_hex
                     pipe.multi()
-                    pipe.hset(keys.ACTOR_NAMES, field, actor_id_hex)
+                    pipe.hset(names, field, our_id)
                     pipe.execute()
-                    return actor_id_hex
+                    return our_id
                 except redis.WatchError:
                     continue  # the table changed under us: decide again
 
@@ -527,220 +518,6 @@ class GcsClient:
         """Free the name if (and only if) it is still bound to this actor."""
         self._release_name(keys=[keys.ACTOR_NAMES],
                            args=[keys.actor_name_key(namespace, name), actor_id_hex])
-
-    # ---- placement groups (raylite.util.placement_group) --------------------------
-    @gcs_call(retry=True)
-    def put_placement_group(self, record: PlacementGroupRecord) -> None:
-        """Write a group's record; keep the index of its owner's live groups, and only
-        the newest MAX_REMOVED_GROUPS removed ones (as Ray's GCS does)."""
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.hset(keys.PLACEMENT_GROUPS, record.pg_id, record.to_bytes())
-        removed = record.state == PG_REMOVED
-        if record.owner:
-            if removed:
-                pipe.srem(keys.pg_owned(record.owner), record.pg_id)
-            else:
-                pipe.sadd(keys.pg_owned(record.owner), record.pg_id)
-        if removed:
-            pipe.zadd(keys.PG_REMOVED, {record.pg_id: time.time()})
-            pipe.zcard(keys.PG_REMOVED)
-        replies = pipe.execute()
-        count = replies[-1] if removed else 0
-        if count > MAX_REMOVED_GROUPS:
-            oldest = [m for m, _ in self._redis.zpopmin(keys.PG_REMOVED,
-                                                        count - MAX_REMOVED_GROUPS)]
-            if oldest:
-                self._redis.hdel(keys.PLACEMENT_GROUPS, *oldest)
-
-    @gcs_call(retry=True)
-    def placement_groups_of(self, owner_worker_id: str) -> list[PlacementGroupRecord]:
-        """The live non-detached groups created by ``owner_worker_id``."""
-        ids = list(self._redis.smembers(keys.pg_owned(owner_worker_id)))
-        raws = self._redis.hmget(keys.PLACEMENT_GROUPS, ids) if ids else []
-        return [PlacementGroupRecord.from_bytes(raw) for raw in raws if raw]
-
-    @gcs_call(retry=True)
-    def get_placement_group(self, pg_id_hex: str) -> PlacementGroupRecord | None:
-        raw = self._redis.hget(keys.PLACEMENT_GROUPS, pg_id_hex)
-        return PlacementGroupRecord.from_bytes(raw) if raw else None
-
-    @gcs_call(retry=True)
-    def all_placement_groups(self) -> dict[str, PlacementGroupRecord]:
-        return {k.decode(): PlacementGroupRecord.from_bytes(v)
-                for k, v in self._redis.hgetall(keys.PLACEMENT_GROUPS).items()}
-
-    @gcs_call(retry=True)
-    def claim_placement_group_name(self, namespace: str, name: str, pg_id_hex: str) -> str:
-        """Bind a name to our group when it is free or bound to a removed (or vanished)
-        group, atomically; returns the id now bound (ours, or the live holder's)."""
-        name_field = keys.actor_name_key(namespace, name)
-        with self._redis.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    pipe.watch(keys.PG_NAMES, keys.PLACEMENT_GROUPS)
-                    bound = pipe.hget(keys.PG_NAMES, name_field)
-                    bound_hex = bound.decode() if bound else None
-                    if bound_hex is not None and bound_hex != pg_id_hex:
-                        raw = pipe.hget(keys.PLACEMENT_GROUPS, bound_hex)
-                        if raw and PlacementGroupRecord.from_bytes(raw).state != PG_REMOVED:
-                            pipe.unwatch()
-                            return bound_hex
-                    pipe.multi()
-                    pipe.hset(keys.PG_NAMES, name_field, pg_id_hex)
-                    pipe.execute()
-                    return pg_id_hex
-                except redis.WatchError:
-                    continue
-
-    @gcs_call(retry=True)
-    def lookup_placement_group_name(self, namespace: str, name: str) -> str | None:
-        raw = self._redis.hget(keys.PG_NAMES, keys.actor_name_key(namespace, name))
-        return raw.decode() if raw else None
-
-    @gcs_call(retry=True)
-    def release_placement_group_name(self, namespace: str, name: str, pg_id_hex: str) -> None:
-        """Free the name if (and only if) it is still bound to this group."""
-        self._release_name(keys=[keys.PG_NAMES],
-                           args=[keys.actor_name_key(namespace, name), pg_id_hex])
-
-    # ---- user metrics (raylite.util.metrics) ------------------------------------
-    def record_metrics(self, node_id: str, definitions: dict, increments: dict,
-                       gauges: dict) -> None:
-        """Add one process's metric updates (buffered, pipelined) to its node's totals:
-        ``definitions`` name -> dict (written once per process), ``increments`` series
-        field -> delta (summed per node), ``gauges`` series field -> value (the last
-        one set on the node wins)."""
-        for name, definition in definitions.items():
-            self.buffer("hset", keys.METRIC_DEFS, name, msgpack.packb(definition))
-        key = keys.node_metrics(node_id)
-        if increments or gauges:
-            self.buffer("sadd", keys.METRIC_NODES, node_id)
-        for field, delta in increments.items():
-            self.buffer("hincrbyfloat", key, field, delta)
-        for field, value in gauges.items():
-            self.buffer("hset", key, field, value)
-
-    @gcs_call(retry=True)
-    def read_metrics(self) -> tuple[dict, dict]:
-        """(name -> definition, node id -> {series field -> value}) of every metric
-        recorded in the cluster; this process's buffered writes are sent first."""
-        self.flush()
-        definitions = {k.decode(): msgpack.unpackb(v)
-                       for k, v in self._redis.hgetall(keys.METRIC_DEFS).items()}
-        nodes = sorted(n.decode() for n in self._redis.smembers(keys.METRIC_NODES))
-        pipe = self._redis.pipeline(transaction=False)
-        for node_id in nodes:
-            pipe.hgetall(keys.node_metrics(node_id))
-        values = {node_id: {k.decode(): float(v) for k, v in raw.items()}
-                  for node_id, raw in zip(nodes, pipe.execute())}
-        return definitions, values
-
-    # ---- observability: task events, workers, object reports, store stats --------
-    def push_task_events(self, job_id_hex: str, blob: bytes, count: int, max_per_job: int) -> None:
-        """Append one batch of ``count`` task events (msgpack bytes) to the job's list;
-        the oldest batches go once the job holds more than ``max_per_job`` events
-        (buffered, pipelined; trimmed inside Redis by a small script)."""
-        self.buffer("eval", _PUSH_EVENTS, 3, keys.task_events(job_id_hex),
-                    keys.task_event_counts(job_id_hex), keys.TASK_EVENT_JOBS,
-                    blob, count, max_per_job, job_id_hex)
-
-    def count_dropped_task_events(self, job_id_hex: str, count: int) -> None:
-        """Add to the job's count of task events dropped under load (buffered)."""
-        self.buffer("hincrby", keys.TASK_EVENTS_DROPPED, job_id_hex, count)
-
-    @gcs_call(retry=True)
-    def task_events(self, job_id_hex: str | None = None) -> list[tuple[str, bytes]]:
-        """(job hex, msgpack batch) of the task events of one job, or of every job,
-        oldest first (this process's buffered writes are sent first)."""
-        self.flush()
-        jobs = [job_id_hex] if job_id_hex else sorted(
-            j.decode() for j in self._redis.smembers(keys.TASK_EVENT_JOBS))
-        pipe = self._redis.pipeline(transaction=False)
-        for job in jobs:
-            pipe.lrange(keys.task_events(job), 0, -1)
-        return [(job, blob) for job, chunk in zip(jobs, pipe.execute()) for blob in chunk]
-
-    @gcs_call(retry=True)
-    def drop_task_events(self, job_ids: list) -> None:
-        """Forget every task event of these jobs."""
-        if not job_ids:
-            return
-        pipe = self._redis.pipeline(transaction=False)
-        for job in job_ids:
-            counts = keys.task_event_counts(job)
-            pipe.delete(keys.task_events(job), counts, counts + ":total")
-            pipe.srem(keys.TASK_EVENT_JOBS, job)
-        pipe.hdel(keys.TASK_EVENTS_DROPPED, *job_ids)
-        pipe.execute()
-
-    @gcs_call(retry=True)
-    def task_event_jobs(self) -> list[str]:
-        return sorted(j.decode() for j in self._redis.smembers(keys.TASK_EVENT_JOBS))
-
-    @gcs_call(retry=True)
-    def dropped_task_events(self) -> dict[str, int]:
-        return {k.decode(): int(v) for k, v in self._redis.hgetall(keys.TASK_EVENTS_DROPPED).items()}
-
-    def put_worker_info(self, worker_id: str, blob: bytes) -> None:
-        """Refresh this process's entry in the worker table (buffered)."""
-        self.buffer("hset", keys.WORKERS, worker_id, blob)
-
-    @gcs_call(retry=True)
-    def worker_infos(self) -> list[dict]:
-        """Every process entry in the worker table (msgpack maps)."""
-        out = []
-        for blob in self._redis.hgetall(keys.WORKERS).values():
-            try:
-                out.append(msgpack.unpackb(blob, raw=False))
-            except Exception:
-                continue
-        return out
-
-    @gcs_call(retry=True)
-    def forget_workers(self, worker_ids: list) -> None:
-        if worker_ids:
-            self._redis.hdel(keys.WORKERS, *worker_ids)
-
-    @gcs_call(retry=False)
-    def object_reports_wanted(self) -> bool:
-        """True while someone lists objects (processes then report theirs each round)."""
-        return bool(self._redis.exists(keys.OBJECT_REPORTS_WANTED))
-
-    @gcs_call(retry=True)
-    def want_object_reports(self, seconds: float) -> bool:
-        """Ask every process to report its objects for ``seconds``; True when they
-        were already reporting (the reports are fresh)."""
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.exists(keys.OBJECT_REPORTS_WANTED)
-        pipe.set(keys.OBJECT_REPORTS_WANTED, b"1", px=int(seconds * 1000))
-        return bool(pipe.execute()[0])
-
-    def put_object_report(self, worker_id: str, blob: bytes, ttl_s: float = 5.0) -> None:
-        """This process's object report, expiring unless refreshed (buffered)."""
-        self.buffer("psetex", keys.object_report(worker_id), int(ttl_s * 1000), blob)
-
-    @gcs_call(retry=True)
-    def object_reports(self) -> list[bytes]:
-        """Every fresh object report (msgpack bytes)."""
-        found = list(self._redis.scan_iter(keys.object_report("*"), count=1000))
-        if not found:
-            return []
-        return [blob for blob in self._redis.mget(found) if blob]
-
-    def put_store_stats(self, node_id: str, blob: bytes) -> None:
-        """A node's object-store summary (buffered)."""
-        self.buffer("hset", keys.STORE_STATS, node_id, blob)
-
-    @gcs_call(retry=True)
-    def store_stats(self) -> dict[str, dict]:
-        """node id -> the store summary it last wrote."""
-        out = {}
-        for node_id, blob in self._redis.hgetall(keys.STORE_STATS).items():
-            try:
-                out[node_id.decode()] = msgpack.unpackb(blob, raw=False)
-            except Exception:
-                continue
-        return out
 
     @gcs_call(retry=True)
     def all_jobs(self) -> dict[str, JobRecord]:

@@ -16,6 +16,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from raylite.processes import pid_alive
+
 log = logging.getLogger("raylite.session")
 
 RECENT_S = 60.0
@@ -41,22 +43,15 @@ def to_remove(sessions: list[SessionDir], keep: int) -> list[str]:
     return [s.path for s in dead[keep:]]
 
 
+def _creator_alive(name: str) -> bool:
+    pid = _creator_pid(name)
+    return pid > 0 and pid_alive(pid)   # (kill(0, 0) would probe our own process group)
+
+
 def _creator_pid(name: str) -> int:
     # new_session() names a session f"{pid}{6 hex digits}".
     digits = name[2:-6]
     return int(digits) if digits.isdigit() else 0
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _command_lines() -> list[str]:
@@ -87,7 +82,7 @@ def scan(root: str, now: float) -> list[SessionDir]:
             continue
         if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid:
             continue
-        live = (now - st.st_mtime < RECENT_S or _pid_alive(_creator_pid(name))
+        live = (now - st.st_mtime < RECENT_S or _creator_alive(name)
                 or any(path + " " in cmd for cmd in commands))
         found.append(SessionDir(path, st.st_mtime, live))
     return found

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from raylite.gcs import client as gcs_client
+from raylite.gcs import placement_group_table as pg_table
 from raylite.gcs.client import GcsClient
 from raylite.gcs.records import PG_CREATED, PG_PENDING, PG_REMOVED, PlacementGroupRecord
 from raylite.gcs.redis_server import start_redis
@@ -55,7 +55,7 @@ def test_names_are_claimed_once_and_free_again_when_removed(gcs):
 
 
 def test_only_the_newest_removed_groups_are_kept(gcs, monkeypatch):
-    monkeypatch.setattr(gcs_client, "MAX_REMOVED_GROUPS", 3)
+    monkeypatch.setattr(pg_table, "MAX_REMOVED_GROUPS", 3)
     gcs.put_placement_group(group("live", state=PG_CREATED))
     for i in range(6):
         gcs.put_placement_group(group(f"r{i}", state=PG_REMOVED))
