@@ -5,12 +5,12 @@ a missing part of the cluster: a page shows what it could read and says what not
 Nodes and actors come from the GCS records (raylite.gcs); live node figures
 (object store use) from each node scheduler's GetNodeInfo; tasks, objects and the
 timeline from the task-event state API (raylite.util.state);
-logs from the node session directories on this machine.
+logs from the node session directories on this machine, or from each node's scheduler
+(ListLogs/ReadLog) for nodes on other machines.
 """
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,6 +19,8 @@ from typing import Any
 from raylite.gcs.liveness import is_alive
 from raylite.observability.task_table import pending_demand
 from raylite.observability.timeline import chrome_events
+from raylite.protocol import common_pb2, node_pb2
+from raylite.scheduler import log_files
 from raylite.scheduler.resources import missing
 from raylite.util import state
 
@@ -173,7 +175,6 @@ class DashboardData:
 
     def node_info(self, node_id: str, record) -> dict | None:
         """The node scheduler's live figures (GetNodeInfo), None when it does not answer."""
-        from raylite.protocol import common_pb2
         try:
             stub = self._stubs.get(node_id)
             if stub is None:
@@ -188,12 +189,7 @@ class DashboardData:
                 "total": dict(reply.total)}
 
     def _stub_for(self, record):
-        from raylite.protocol import node_pb2_grpc
-        from raylite.protocol.channels import AuthedStub, sync_channel
-        target = record.address
-        if record.uds and os.path.exists(record.uds[len("unix:"):]):
-            target = record.uds
-        return AuthedStub(node_pb2_grpc.NodeSchedulerStub(sync_channel(target)), self.token)
+        return log_files.node_stub(record, self.token)
 
     # ---- actors ----------------------------------------------------------------
     def actors(self, limit=100, offset=0, state: str = "") -> Page:
@@ -252,48 +248,47 @@ class DashboardData:
 
     # ---- logs ----------------------------------------------------------------------------
     def log_files(self) -> Page:
-        """The log files of every node whose session directory is on this machine."""
+        """The log files of every node: read here when its session directory is on this
+        machine, else asked of its scheduler (ListLogs)."""
         rows = []
-        skipped = 0
+        unreachable = 0
         for node_id, record in self.gcs.nodes().items():
             directory = self._log_dir(record)
-            if directory is None:
-                skipped += 1
-                continue
-            try:
-                names = sorted(os.listdir(directory))
-            except OSError:
-                continue
-            for name in names:
-                path = os.path.join(directory, name)
+            if directory is not None:
+                files = [(f.name, f.size, f.mtime) for f in log_files.list_logs(directory)]
+            elif record.alive:
                 try:
-                    st = os.stat(path)
-                except OSError:
+                    reply = self._stub_for(record).ListLogs(common_pb2.Empty(), timeout=2)
+                except Exception as exc:
+                    log.debug("ListLogs of %s failed: %s", node_id[:8], exc)
+                    unreachable += 1
                     continue
-                rows.append({"node_id": node_id, "name": name, "size": st.st_size,
-                             "mtime": st.st_mtime})
+                files = [(f.name, f.size, f.mtime) for f in reply.files]
+            else:
+                continue
+            rows += [{"node_id": node_id, "name": name, "size": size, "mtime": mtime}
+                     for name, size, mtime in files]
         rows.sort(key=lambda r: -r["mtime"])
-        note = f"{skipped} node(s) keep their logs on another machine." if skipped else ""
+        note = f"{unreachable} node(s) did not answer." if unreachable else ""
         return Page(rows, len(rows), note)
 
     def log_tail(self, node_id: str, name: str, max_bytes: int = LOG_TAIL_BYTES) -> str | None:
         """The last ``max_bytes`` of one log file; None when there is no such file (the
         name must be a plain file name in that node's log directory)."""
-        if not name or "/" in name or name.startswith("."):
-            return None
         record = self.gcs.nodes().get(node_id)
-        directory = self._log_dir(record) if record is not None else None
-        if directory is None or name not in os.listdir(directory):
+        if record is None or not log_files.safe_name(name):
             return None
-        path = os.path.join(directory, name)
+        directory = self._log_dir(record)
+        if directory is not None:
+            found = log_files.read_tail(directory, name, max_bytes)
+            return None if found is None else found[0].decode(errors="replace")
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        except OSError:
+            reply = self._stub_for(record).ReadLog(
+                node_pb2.ReadLogRequest(name=name, max_bytes=max_bytes), timeout=5)
+        except Exception as exc:
+            log.debug("ReadLog of %s failed: %s", node_id[:8], exc)
             return None
-        with os.fdopen(fd, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            f.seek(max(0, size - max_bytes))
-            return f.read().decode(errors="replace")
+        return reply.data.decode(errors="replace") if reply.found else None
 
     @staticmethod
     def _log_dir(record) -> str | None:

@@ -95,6 +95,16 @@ class NodeSchedulerStub:
                 request_serializer=node__pb2.WorkerFailureRequest.SerializeToString,
                 response_deserializer=node__pb2.WorkerFailureReply.FromString,
                 _registered_method=True)
+        self.ListLogs = channel.unary_unary(
+                '/raylite.NodeScheduler/ListLogs',
+                request_serializer=common__pb2.Empty.SerializeToString,
+                response_deserializer=node__pb2.LogList.FromString,
+                _registered_method=True)
+        self.ReadLog = channel.unary_unary(
+                '/raylite.NodeScheduler/ReadLog',
+                request_serializer=node__pb2.ReadLogRequest.SerializeToString,
+                response_deserializer=node__pb2.ReadLogReply.FromString,
+                _registered_method=True)
 
 
 class NodeSchedulerServicer:
@@ -173,6 +183,18 @@ class NodeSchedulerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListLogs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReadLog(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeSchedulerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -235,6 +257,16 @@ def add_NodeSchedulerServicer_to_server(servicer, server):
                     servicer.GetWorkerFailureCause,
                     request_deserializer=node__pb2.WorkerFailureRequest.FromString,
                     response_serializer=node__pb2.WorkerFailureReply.SerializeToString,
+            ),
+            'ListLogs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLogs,
+                    request_deserializer=common__pb2.Empty.FromString,
+                    response_serializer=node__pb2.LogList.SerializeToString,
+            ),
+            'ReadLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReadLog,
+                    request_deserializer=node__pb2.ReadLogRequest.FromString,
+                    response_serializer=node__pb2.ReadLogReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -561,6 +593,60 @@ class NodeScheduler:
             '/raylite.NodeScheduler/GetWorkerFailureCause',
             node__pb2.WorkerFailureRequest.SerializeToString,
             node__pb2.WorkerFailureReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raylite.NodeScheduler/ListLogs',
+            common__pb2.Empty.SerializeToString,
+            node__pb2.LogList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raylite.NodeScheduler/ReadLog',
+            node__pb2.ReadLogRequest.SerializeToString,
+            node__pb2.ReadLogReply.FromString,
             options,
             channel_credentials,
             insecure,

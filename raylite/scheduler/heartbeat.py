@@ -17,6 +17,7 @@ reads every round: it judges beats.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -71,12 +72,28 @@ class TableSchedule:
         self.next_monitor_try = 0.0
 
 
+def gcs_reconnect_timeout_s() -> float:
+    """How long a node waits for an unreachable GCS before it shuts down: Ray's
+    ``gcs_rpc_server_reconnect_timeout_s`` (60 s); RAYLITE_GCS_RECONNECT_TIMEOUT_S sets it."""
+    try:
+        return float(os.environ.get("RAYLITE_GCS_RECONNECT_TIMEOUT_S", "60"))
+    except ValueError:
+        log.warning("RAYLITE_GCS_RECONNECT_TIMEOUT_S is not a number; using 60 s")
+        return 60.0
+
+
 class Heartbeat:
     """Beats for ``node_id`` until ``stop()``; ``nodes`` is the last node table read."""
 
     def __init__(self, gcs, node_id: str, available, interval_s: float = HEARTBEAT_INTERVAL_S,
-                 timeout_s: float = NODE_TIMEOUT_S, on_jobs_finished=None):
+                 timeout_s: float = NODE_TIMEOUT_S, on_jobs_finished=None,
+                 on_gcs_lost=None, gcs_lost_after_s: float | None = None):
         self.gcs = gcs
+        # () -> None, called once when the GCS has not answered for gcs_lost_after_s:
+        # the node leaves (as Ray's raylet does) rather than live on as an orphan.
+        self._on_gcs_lost = on_gcs_lost
+        self.gcs_lost_after_s = (gcs_reconnect_timeout_s() if gcs_lost_after_s is None
+                                 else gcs_lost_after_s)
         # (job id hexes) -> None, called from this thread when drivers went away
         # (GcsClient.finish_job bumps the table version, so they are seen within a read).
         self._on_jobs_finished = on_jobs_finished
@@ -101,20 +118,26 @@ class Heartbeat:
         self._stop.set()
 
     def _run(self) -> None:
-        failing = False
+        failing_since = None
         while not self._stop.is_set():
             started = time.monotonic()
             try:
                 self.round()
-                if failing:
+                if failing_since is not None:
                     log.warning("heartbeat: the GCS is back")
-                failing = False
+                failing_since = None
             except Exception as err:  # the GCS may be restarting: keep beating
-                if not failing:
+                if failing_since is None:
                     log.warning("heartbeat failed: %s", err)
-                failing = True
+                    failing_since = started
                 self._lose_lead()
                 self.schedule.forget()
+                if (self._on_gcs_lost is not None
+                        and started - failing_since >= self.gcs_lost_after_s):
+                    log.error("the GCS has not answered for %.0f s (%s): this node leaves",
+                              started - failing_since, err)
+                    self._on_gcs_lost()
+                    return
             self._stop.wait(max(0.0, self.interval_s - (time.monotonic() - started)))
 
     def round(self) -> None:

@@ -26,6 +26,7 @@ from raylite.object_store.store import SharedMemoryStore
 from raylite.processes import pid_alive
 from raylite.protocol import common_pb2, node_pb2, node_pb2_grpc, objects_pb2_grpc
 from raylite.protocol.channels import advertised_host, bind, make_server
+from raylite.scheduler import log_files
 from raylite.scheduler.heartbeat import Heartbeat
 from raylite.scheduler.memory_monitor import MemoryConfig, MemoryMonitor, WorkerRecord
 from raylite.scheduler.metrics_endpoint import MetricsServer, NodeSample, RpcLatency, timed_rpc
@@ -251,6 +252,18 @@ class NodeScheduler(node_pb2_grpc.NodeSchedulerServicer):
         message = self.failure_causes.get(request.lease_id, "")
         return node_pb2.WorkerFailureReply(oom=bool(message), message=message)
 
+    async def ListLogs(self, request, context):
+        files = await asyncio.to_thread(log_files.list_logs, self.cfg.session.logs)
+        return node_pb2.LogList(files=[node_pb2.LogFile(name=f.name, size=f.size, mtime=f.mtime)
+                                       for f in files])
+
+    async def ReadLog(self, request, context):
+        found = await asyncio.to_thread(log_files.read_tail, self.cfg.session.logs,
+                                        request.name, request.max_bytes)
+        if found is None:
+            return node_pb2.ReadLogReply(found=False)
+        return node_pb2.ReadLogReply(found=True, data=found[0], size=found[1])
+
     async def WatchDriver(self, request, context):
         driver = request.address.worker_id
         self.drivers[driver] = request.address.pid
@@ -443,7 +456,9 @@ async def serve(cfg, procs: WorkerProcesses | None = None, prestarted: list | No
         metrics_export_port=metrics_port))
     scheduler.beat = Heartbeat(scheduler.gcs, cfg.node_id, lambda: scheduler.state.available,
                                on_jobs_finished=lambda jobs: loop.call_soon_threadsafe(
-                                   scheduler.jobs_finished, jobs))
+                                   scheduler.jobs_finished, jobs),
+                               on_gcs_lost=lambda: loop.call_soon_threadsafe(
+                                   scheduler.stopping.set))
     from raylite.observability.store_summary import StoreStatsWriter
     scheduler.beat.extra = StoreStatsWriter(scheduler.gcs, cfg.node_id, scheduler.store)
     scheduler.beat.start()
