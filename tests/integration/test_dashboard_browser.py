@@ -87,12 +87,35 @@ def workload(ray_start):
 
 
 def _wait_text(browser, text: str, timeout: float = 20.0) -> str:
+    """The page's text once it shows ``text`` (or at the deadline). While a click or a
+    redirect loads the next page there may be no <body> yet, or a stale one: retried."""
+    from selenium.common.exceptions import WebDriverException
     deadline = time.monotonic() + timeout
+    body = ""
     while True:
-        body = browser.find_element("tag name", "body").text
+        try:
+            body = browser.find_element("tag name", "body").text
+        except WebDriverException:
+            body = ""
         if text in body or time.monotonic() > deadline:
             return body
         time.sleep(0.2)
+
+
+def _click(browser, by: str, value: str, timeout: float = 20.0) -> None:
+    """Click an element; live pages re-render themselves every few seconds, so an
+    element found a moment ago may be stale: found again and retried until the
+    deadline."""
+    from selenium.common.exceptions import WebDriverException
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            browser.find_element(by, value).click()
+            return
+        except WebDriverException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def test_dashboard_in_a_browser(browser, workload, tmp_path):
@@ -106,11 +129,11 @@ def test_dashboard_in_a_browser(browser, workload, tmp_path):
     assert workload["node_id"][:12] not in browser.page_source
     browser.save_screenshot(str(shots / "login.png"))
     browser.find_element("id", "token").send_keys("not-the-token")
-    browser.find_element("id", "login").click()
+    _click(browser, "id", "login")
     assert "not the cluster token" in _wait_text(browser, "not the cluster token")
 
     browser.find_element("id", "token").send_keys(workload["token"])
-    browser.find_element("id", "login").click()
+    _click(browser, "id", "login")
     body = _wait_text(browser, "alive node")
     assert browser.current_url.endswith("/nodes")
     assert workload["node_id"][:12] in body and "CPU" in body and "object store" in body
@@ -144,7 +167,7 @@ def test_dashboard_in_a_browser(browser, workload, tmp_path):
     browser.save_screenshot(str(shots / "tasks.png"))
     browser.get(url + "/tasks?state=FAILED")
     _wait_text(browser, "explode")
-    browser.find_element("css selector", "a[href^='/tasks/']").click()   # the failed one
+    _click(browser, "css selector", "a[href^='/tasks/']")   # the failed one
     body = _wait_text(browser, "Traceback")
     assert "Traceback" in body and "ValueError: dashboard-test-boom" in body
     browser.save_screenshot(str(shots / "task_error.png"))
@@ -164,13 +187,13 @@ def test_dashboard_in_a_browser(browser, workload, tmp_path):
     body = _wait_text(browser, "scheduler-")
     assert "scheduler-" in body
     browser.save_screenshot(str(shots / "logs.png"))
-    browser.find_element("partial link text", "scheduler-").click()
+    _click(browser, "partial link text", "scheduler-")
     body = _wait_text(browser, "metrics at http://")
     assert "metrics at http://" in body
     browser.save_screenshot(str(shots / "log_view.png"))
 
     # Logging out drops the cookie: the pages are closed again.
-    browser.find_element("css selector", "header form button").click()
+    _click(browser, "css selector", "header form button")
     deadline = time.monotonic() + 20
     while "/login" not in browser.current_url:   # the logout's redirect has landed
         assert time.monotonic() < deadline, "logging out did not lead to the login page"
