@@ -137,7 +137,8 @@ ray.init(address={address!r})
 def where():
     return ray.get_runtime_context().get_node_id()
 
-# Fractions: an actor of an earlier driver may still hold a share of n1 for a while.
+# A fraction of n1: the actor of an earlier driver of this test holds its share until its
+# node stops the finished job's work (within a heartbeat table read).
 @ray.remote(resources={{"n1": 0.1}})
 def on_n1(x):
     return (ray.get_runtime_context().get_node_id(), x + 1)
